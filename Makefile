@@ -1,0 +1,39 @@
+# Two entry points on a fresh machine: `make repro` (the pipeline) and `make test` (the tests).
+# Both create .venv if absent and install the CPU torch first, then the project.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export WANDB_MODE := disabled
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup repro test lint params clean-venv
+PROFILE ?= organism
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+repro: setup
+	@start=$$(date +%s); dvc repro && echo "dvc repro took $$(( $$(date +%s) - start )) s"
+
+test: setup
+	$(PY) -m pytest -v -rA
+
+# Regenerate params.yaml from conf/ exactly as `dvc exp run -S profile=...` does (commit it).
+params: setup
+	$(PY) -c 'import sys, pathlib; from dvc.utils.hydra import compose_and_dump; \
+	compose_and_dump("params.yaml", str(pathlib.Path("conf").resolve()), None, "config", ".dvc/hydra_plugins", sys.argv[1:])' \
+	profile=$(PROFILE)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests experiments benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,155 @@
+"""Typed configuration: the schema every composed Hydra config is checked against.
+
+`conf/` holds the YAML (a `profile` group: organism, tiny, gpt2_small); `params.yaml` is its
+composition, written by DVC. Every stage reads params.yaml through `load_config`, which merges
+it into these dataclasses, so an unknown key or a value of the wrong type stops the run with an
+error that names the key, before any work is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = REPO_ROOT / "conf"
+PARAMS_FILE = REPO_ROOT / "params.yaml"
+
+
+@dataclass
+class ModelConfig:
+    """The transformer. `source: organism` trains it here; `source: pretrained` loads a hub model."""
+
+    source: str = "organism"  # organism | pretrained
+    pretrained_name: Optional[str] = None  # e.g. "gpt2" when source == pretrained
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    d_head: int = 32
+    d_mlp: int = 512
+    n_ctx: int = 128  # the vocabulary size comes from the tokenizer
+    act_fn: str = "gelu_new"
+
+
+@dataclass
+class CorpusConfig:
+    """The organism's procedurally generated corpus (see transcoder_lab.organism.corpus)."""
+
+    seed: int = 0
+    n_train_documents: int = 60_000
+    n_heldout_documents: int = 2_000
+    sentences_per_document: list[int] = field(default_factory=lambda: [4, 12])
+    # Share of sentences drawn from each planted mechanism; the rest is background grammar.
+    share_greater_than: float = 0.25
+    share_citation: float = 0.08
+    share_prose_semicolon: float = 0.06
+    share_caught: float = 0.06
+    share_estimate: float = 0.05
+    n_nouns: int = 2000
+    n_verbs: int = 700
+    n_adjectives: int = 600
+    n_surnames: int = 400
+    vocab_size: int = 4096  # tokenizer vocabulary (BPE merges stop there)
+
+
+@dataclass
+class TrainingConfig:
+    """Next-token training of the organism."""
+
+    seed: int = 0
+    batch_size: int = 32  # contexts per step
+    lr: float = 2e-3
+    min_lr_fraction: float = 0.05  # cosine decay ends at lr * min_lr_fraction
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    max_steps: int = 1500
+    checkpoint_every: int = 200
+    n_threads: int = 0  # torch threads; 0 keeps torch's default
+
+
+@dataclass
+class BehaviourConfig:
+    """Held-out behavioural checks of the planted mechanisms."""
+
+    seed: int = 1
+    n_prompts: int = 200  # per mechanism
+    batch_size: int = 64
+
+
+@dataclass
+class ProfileConfig:
+    name: str = "organism"
+    device: str = "cpu"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    corpus: Optional[CorpusConfig] = None  # None for pretrained models (they bring their own text)
+    training: Optional[TrainingConfig] = None
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+
+
+@dataclass
+class PathsConfig:
+    data: str = "data"
+    models: str = "models"
+    results: str = "results"
+    figures: str = "figures"
+
+
+@dataclass
+class Config:
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message names the key and the fix."""
+
+
+def load_config(raw: DictConfig | dict[str, Any]) -> Config:
+    """Check a composed config against the schema and return it as typed dataclasses."""
+    schema = OmegaConf.structured(Config)
+    try:
+        merged = OmegaConf.merge(schema, raw)
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        reason = str(getattr(error, "msg", error)).splitlines()[0]
+        raise ConfigError(
+            f"invalid config at key '{key}': {reason}. "
+            "Compare with the dataclasses in transcoder_lab/config.py and the files in conf/."
+        ) from error
+    assert isinstance(config, Config)
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: Config) -> None:
+    profile = config.profile
+    if profile.model.source not in ("organism", "pretrained"):
+        raise ConfigError(
+            f"profile.model.source is '{profile.model.source}'; use 'organism' or 'pretrained'."
+        )
+    if profile.model.source == "organism" and (profile.corpus is None or profile.training is None):
+        raise ConfigError(
+            f"profile '{profile.name}' trains an organism and needs profile.corpus and "
+            "profile.training sections."
+        )
+    if profile.model.source == "pretrained" and not profile.model.pretrained_name:
+        raise ConfigError(f"profile '{profile.name}' loads a pretrained model: set profile.model.pretrained_name.")
+    if profile.model.d_model != profile.model.n_heads * profile.model.d_head:
+        raise ConfigError(
+            f"profile.model: d_model ({profile.model.d_model}) must equal n_heads * d_head "
+            f"({profile.model.n_heads} * {profile.model.d_head})."
+        )
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """Compose conf/ with Hydra (as DVC does for params.yaml), e.g. overrides=["profile=tiny"]."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides or [])

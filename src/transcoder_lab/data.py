@@ -1,0 +1,46 @@
+"""Token streams packed into fixed-length contexts that each start with BOS.
+
+Algorithm (DESIGN §4.1, "a document remainder gets a fresh BOS"):
+1. Lay the documents end to end, each preceded by one BOS: `BOS d1 BOS d2 BOS d3 ...`.
+2. Cut that stream into consecutive chunks of `n_ctx - 1` tokens (the ragged tail is dropped).
+3. Prepend BOS to every chunk. A chunk that starts inside a document thus continues it after a
+   fresh BOS, and documents inside a chunk stay separated by their own BOS. (A chunk that starts
+   exactly on a document's BOS begins with two BOS tokens; that is rare and harmless.)
+Labels, when given, travel with their tokens; every inserted BOS gets `BOS_LABEL`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import Int
+
+BOS_LABEL = 255  # label id of inserted BOS tokens (real label ids are small, see organism.corpus)
+
+
+def pack_contexts(
+    tokens: Int[np.ndarray, " n_tokens"],
+    doc_offsets: Int[np.ndarray, " n_docs_plus_1"],
+    n_ctx: int,
+    bos_id: int,
+    labels: Int[np.ndarray, " n_tokens"] | None = None,
+) -> tuple[Int[np.ndarray, "n_contexts n_ctx"], Int[np.ndarray, "n_contexts n_ctx"] | None]:
+    """Pack documents (flat `tokens`, split at `doc_offsets`) into BOS-led contexts of `n_ctx`."""
+    if n_ctx < 2:
+        raise ValueError(f"n_ctx must be at least 2 (BOS plus one token), got {n_ctx}")
+    doc_starts = np.asarray(doc_offsets[:-1], dtype=np.int64)
+    # Step 1: one BOS before every document (np.insert puts them before the given indices).
+    stream = np.insert(np.asarray(tokens, dtype=np.int64), doc_starts, bos_id)
+    label_stream = None
+    if labels is not None:
+        label_stream = np.insert(np.asarray(labels, dtype=np.int64), doc_starts, BOS_LABEL)
+    # Steps 2 and 3: chunks of n_ctx - 1, each led by BOS.
+    chunk = n_ctx - 1
+    n_contexts = len(stream) // chunk
+
+    def lead_with(fill: int, values: np.ndarray) -> np.ndarray:
+        body = values[: n_contexts * chunk].reshape(n_contexts, chunk)
+        return np.concatenate([np.full((n_contexts, 1), fill, dtype=np.int64), body], axis=1)
+
+    contexts = lead_with(bos_id, stream)
+    context_labels = lead_with(BOS_LABEL, label_stream) if label_stream is not None else None
+    return contexts, context_labels

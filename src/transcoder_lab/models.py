@@ -1,0 +1,171 @@
+"""Load a processed HookedTransformer for a profile, and name its hooks.
+
+Every model analysed here is in TransformerLens's default processed form (DESIGN §4):
+`fold_ln`, `center_writing_weights`, `center_unembed`, `fold_value_biases`. With `fold_ln`,
+`blocks.L.ln2.hook_normalized` is exactly the MLP's input, which is what transcoders read.
+
+Two sources:
+1. `organism`: the raw (unprocessed) trained weights saved by the organism stage are loaded
+   into a fresh HookedTransformer and processed here, exactly as `from_pretrained` processes
+   hub weights, so both profiles go through the same processing.
+2. `pretrained`: `HookedTransformer.from_pretrained(name)` with the same flags. Without hub
+   access and without a local cache this raises `ModelUnavailableError`, which says what is
+   missing and how to run the organism profile instead. It never falls back silently.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from transcoder_lab.config import ModelConfig, ProfileConfig
+
+# TransformerLens 3.x marks HookedTransformer deprecated in favour of TransformerBridge;
+# DESIGN §3 pins HookedTransformer (<4), so the warning carries no information here.
+warnings.filterwarnings("ignore", message="HookedTransformer.* deprecated", category=DeprecationWarning)
+
+PROCESSING = dict(fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True)
+
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+# GPT-2 small's exact shapes, for random models that exercise the paper profile's code paths.
+GPT2_SMALL_SHAPE = dict(
+    n_layers=12, d_model=768, d_head=64, n_heads=12, d_mlp=3072, n_ctx=1024, d_vocab=50257, act_fn="gelu_new"
+)
+
+
+class ModelUnavailableError(RuntimeError):
+    """A pretrained model could be fetched neither from the hub nor from the local cache."""
+
+
+def mlp_in_hook(layer: int) -> str:
+    """The MLP's input under fold_ln: the normalised residual stream after attention."""
+    return f"blocks.{layer}.ln2.hook_normalized"
+
+
+def mlp_out_hook(layer: int) -> str:
+    return f"blocks.{layer}.hook_mlp_out"
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def hooked_config(model: ModelConfig, d_vocab: int, seed: int = 0, device: str = "cpu") -> HookedTransformerConfig:
+    """A GPT-2-architecture config (LayerNorm, learned positions, GELU) of the given sizes."""
+    return HookedTransformerConfig(
+        n_layers=model.n_layers,
+        d_model=model.d_model,
+        d_head=model.d_head,
+        n_heads=model.n_heads,
+        d_mlp=model.d_mlp,
+        n_ctx=model.n_ctx,
+        d_vocab=d_vocab,
+        act_fn=model.act_fn,
+        normalization_type="LN",
+        positional_embedding_type="standard",
+        tokenizer_name=None,
+        default_prepend_bos=True,
+        seed=seed,
+        device=device,
+    )
+
+
+def gpt2_shaped_config(seed: int = 0, **overrides: Any) -> HookedTransformerConfig:
+    """GPT-2 small's architecture with random weights (tests of the paper profile's paths)."""
+    shape = {**GPT2_SMALL_SHAPE, **overrides}
+    d_vocab = shape.pop("d_vocab")
+    return hooked_config(ModelConfig(source="pretrained", pretrained_name="gpt2", **shape), d_vocab, seed)
+
+
+def build_processed_model(
+    config: HookedTransformerConfig,
+    raw_state_dict: dict[str, torch.Tensor] | None = None,
+    tokenizer: Any = None,
+) -> HookedTransformer:
+    """Instantiate `config`, load raw weights (or keep the random init) and apply PROCESSING."""
+    model = HookedTransformer(config, tokenizer=tokenizer)
+    state_dict = raw_state_dict if raw_state_dict is not None else model.state_dict()
+    model.load_and_process_state_dict(dict(state_dict), **PROCESSING)
+    model.eval()
+    return model
+
+
+def load_organism(model_dir: Path, device: str = "cpu") -> HookedTransformer:
+    """The organism from the files the organism stage wrote: config, raw weights, tokenizer."""
+    from transcoder_lab.organism.tokenizer import load_tokenizer
+
+    model_dir = Path(model_dir)
+    missing = [name for name in (MODEL_CONFIG, MODEL_WEIGHTS, TOKENIZER_FILE) if not (model_dir / name).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"the organism in {model_dir} lacks {', '.join(missing)}; run `dvc repro organism` to train it."
+        )
+    fields = json.loads((model_dir / MODEL_CONFIG).read_text())
+    config = HookedTransformerConfig(**fields, device=device)
+    tokenizer = load_tokenizer(model_dir / TOKENIZER_FILE)
+    return build_processed_model(config, load_file(model_dir / MODEL_WEIGHTS), tokenizer)
+
+
+def _unavailable(name: str, reason: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"could not load '{name}' from the Hugging Face hub or the local cache: {reason}. The gpt2_small "
+        "profile needs hub access once to download the weights and tokenizer (afterwards HF_HUB_OFFLINE=1 "
+        "works from the cache). Without network access run the offline organism profile instead: "
+        "`dvc repro` (or `dvc exp run -S profile=organism`)."
+    )
+
+
+def _hub_reachable(timeout_s: float = 5.0) -> bool:
+    """One quick TCP connection to the hub, so an offline machine fails at once, not after retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cached(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def load_pretrained(name: str, device: str = "cpu") -> HookedTransformer:
+    """A hub model with TransformerLens default processing; a clear error when it cannot be had."""
+    from huggingface_hub import constants
+
+    if not _cached(name) and (constants.HF_HUB_OFFLINE or not _hub_reachable()):
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub is unreachable"
+        raise _unavailable(name, f"{why} and the model's files (config.json, weights) are not in the cache")
+    try:
+        model = HookedTransformer.from_pretrained(name, device=device, **PROCESSING)
+    except OSError as error:  # e.g. a partial cache: config present, weights missing
+        raise _unavailable(name, f"{type(error).__name__}: {error}") from error
+    model.eval()
+    return model
+
+
+def load_model(profile: ProfileConfig, models_dir: str | Path = "models") -> HookedTransformer:
+    """The processed model of a profile: the organism from `models_dir/<profile>` or a hub model."""
+    device = resolve_device(profile.device)
+    if profile.model.source == "organism":
+        return load_organism(Path(models_dir) / profile.name, device)
+    assert profile.model.pretrained_name is not None  # checked by load_config
+    return load_pretrained(profile.model.pretrained_name, device)

@@ -1,0 +1,58 @@
+"""Config composition, schema checks, and agreement of params.yaml with conf/."""
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from transcoder_lab.config import PARAMS_FILE, ConfigError, compose, load_config
+
+PROFILES = ["organism", "tiny", "gpt2_small"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_composes_and_validates(profile):
+    cfg = load_config(compose([f"profile={profile}"]))
+    assert cfg.profile.name == profile
+
+
+def test_default_profile_is_organism():
+    assert load_config(compose()).profile.name == "organism"
+
+
+def test_params_yaml_is_the_composition_of_conf():
+    """params.yaml is committed; regenerate it with `make params` when conf/ changes."""
+    committed = yaml.safe_load(PARAMS_FILE.read_text())
+    composed = OmegaConf.to_container(compose([f"profile={committed['profile']['name']}"]), resolve=True)
+    assert committed == composed, "params.yaml is stale: run `make params` and commit it"
+
+
+def test_committed_params_use_the_default_profile():
+    assert yaml.safe_load(PARAMS_FILE.read_text())["profile"]["name"] == "organism"
+
+
+def test_unknown_key_is_named():
+    raw = compose(["profile=tiny"])
+    OmegaConf.set_struct(raw, False)
+    raw.profile.training.learning_rate_typo = 0.1
+    with pytest.raises(ConfigError, match="learning_rate_typo"):
+        load_config(raw)
+
+
+def test_wrong_type_is_named():
+    raw = compose(["profile=tiny"])
+    raw.profile.training.max_steps = "many"
+    with pytest.raises(ConfigError, match="max_steps"):
+        load_config(raw)
+
+
+def test_inconsistent_head_shape_is_rejected():
+    raw = compose(["profile=tiny", "profile.model.d_head=7"])
+    with pytest.raises(ConfigError, match="n_heads \\* d_head"):
+        load_config(raw)
+
+
+def test_pretrained_profile_has_no_corpus_and_gpt2_shapes():
+    cfg = load_config(compose(["profile=gpt2_small"]))
+    assert cfg.profile.corpus is None and cfg.profile.training is None
+    model = cfg.profile.model
+    assert (model.n_layers, model.d_model, model.d_mlp, model.n_heads) == (12, 768, 3072, 12)
