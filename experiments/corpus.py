@@ -15,7 +15,11 @@ def corpus_dir(cfg: Config) -> Path:
 def run(cfg: Config) -> dict:
     out_dir = corpus_dir(cfg)
     if cfg.profile.corpus is None:  # a pretrained profile streams its own text (OpenWebText)
-        manifest = {"profile": cfg.profile.name, "generated": False, "reason": "pretrained models bring their own text"}
+        manifest = {
+            "profile": cfg.profile.name,
+            "generated": False,
+            "reason": "pretrained models bring their own text",
+        }
         io.write_json(out_dir / "manifest.json", manifest)
         return manifest
     manifest = build_corpus(cfg.profile.corpus, out_dir)

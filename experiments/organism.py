@@ -18,7 +18,11 @@ def run(cfg: Config) -> dict:
     if profile.model.source == "pretrained":  # fetch once (fails at once, clearly, when offline)
         assert profile.model.pretrained_name is not None
         model = load_pretrained(profile.model.pretrained_name)
-        summary = {"source": "pretrained", "name": profile.model.pretrained_name, "n_params": model.cfg.n_params}
+        summary = {
+            "source": "pretrained",
+            "name": profile.model.pretrained_name,
+            "n_params": model.cfg.n_params,
+        }
         io.write_json(model_dir(cfg) / "model.json", summary)
         return summary
     assert profile.training is not None
@@ -26,7 +30,8 @@ def run(cfg: Config) -> dict:
     checkpoints = Path("checkpoints") / profile.name / "organism"
     result = train_organism(profile.model, profile.training, corpus, model_dir(cfg), checkpoints)
     print(
-        f"organism: {result.steps} steps, {result.tokens_seen:,} tokens, held-out loss {result.heldout_loss:.3f}, "
+        f"organism: {result.steps} steps, {result.tokens_seen:,} tokens, "
+        f"held-out loss {result.heldout_loss:.3f}, "
         f"{result.seconds:.0f} s"
     )
     return vars(result)

@@ -43,7 +43,9 @@ def test_gpt2_shaped_random_model_through_the_processing_path():
     assert model.W_E.shape == (shape["d_vocab"], shape["d_model"])
     assert model.W_in.shape == (2, shape["d_model"], shape["d_mlp"])
     assert model.W_Q.shape == (2, shape["n_heads"], shape["d_model"], shape["d_head"])
-    _, cache = model.run_with_cache(torch.tensor([[0, 1, 2, 3]]), names_filter=[mlp_in_hook(1), mlp_out_hook(1)])
+    _, cache = model.run_with_cache(
+        torch.tensor([[0, 1, 2, 3]]), names_filter=[mlp_in_hook(1), mlp_out_hook(1)]
+    )
     assert cache[mlp_in_hook(1)].shape == (1, 4, shape["d_model"])
     assert cache[mlp_out_hook(1)].shape == (1, 4, shape["d_model"])
 

@@ -22,6 +22,9 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
+from transcoder_lab.config import BehaviourConfig, CorpusConfig
+from transcoder_lab.organism.tokenizer import first_token_ids, two_digit_token_ids
+
 YY_METRIC_RANGE = (1, 98)  # the paper averages over YY = 01..98
 
 
@@ -63,7 +66,10 @@ def greater_than_scores(
         difference = (p * later).sum(-1) - (p * ~later).sum(-1)
         rows = torch.arange(len(yy))
         sharpness = p[rows, yy + 1] - p[rows, yy - 1]
-        return {"probability_difference": difference.mean().item(), "cutoff_sharpness": sharpness.mean().item()}
+        return {
+            "probability_difference": difference.mean().item(),
+            "cutoff_sharpness": sharpness.mean().item(),
+        }
 
     uniform = summarise(torch.full_like(restricted, 1 / 100))
     uniform_full = summarise(torch.full_like(full, 1 / logits.shape[-1]))
@@ -81,3 +87,67 @@ def greater_than_scores(
 def set_mass(logits: Float[torch.Tensor, "n d_vocab"], token_ids: Sequence[int]) -> Float[torch.Tensor, " n"]:
     """Probability mass the next-token distribution puts on a set of tokens."""
     return logits.softmax(-1)[:, torch.as_tensor(sorted(set(token_ids)))].sum(-1)
+
+
+def mass_metric(
+    model: HookedTransformer, texts: Sequence[str], expected: Sequence[str], batch_size: int
+) -> dict:
+    """Mean next-token mass on the first tokens of `expected`, beside a uniform guess's mass."""
+    ids = first_token_ids(model.tokenizer, expected)
+    mass = set_mass(last_token_logits(model, texts, batch_size), ids)
+    return {"value": mass.mean().item(), "chance": len(ids) / model.cfg.d_vocab, "n_prompts": len(texts)}
+
+
+def organism_behaviour(model: HookedTransformer, corpus: CorpusConfig, cfg: BehaviourConfig) -> dict:
+    """One metric per planted mechanism on held-out prompts (drawn with cfg.seed), with chance levels."""
+    from transcoder_lab.organism import corpus as generator
+
+    n, batch = cfg.n_prompts, cfg.batch_size
+    report: dict = {}
+
+    prompts = generator.greater_than_prompts(corpus, cfg.seed, n_per_yy=max(1, n // 100))
+    logits = last_token_logits(model, [p.text for p in prompts], batch)
+    report["greater_than"] = {
+        "template": "The {noun} lasted from the year {CC}{YY} to the year {CC}",
+        **greater_than_scores(
+            logits, torch.tensor([p.yy for p in prompts]), two_digit_token_ids(model.tokenizer)
+        ),
+    }
+
+    surname_starts = [" " + name for name in generator.surnames(corpus)]
+    citation = [p.text for p in generator.citation_semicolon_prompts(corpus, cfg.seed, n)]
+    prose = [p.text for p in generator.prose_semicolon_prompts(corpus, cfg.seed, n)]
+    report["citation"] = {
+        "metric": "next-token mass on surnames after a semicolon between works in a citation",
+        **mass_metric(model, citation, surname_starts, batch),
+        "after_prose_semicolon": mass_metric(model, prose, surname_starts, batch)["value"],
+    }
+
+    caught = generator.caught_prompts(corpus, cfg.seed, n)
+    logits = last_token_logits(model, [p.text for p in caught], batch)
+    by, objects = first_token_ids(model.tokenizer, [" by"]), first_token_ids(model.tokenizer, [" the", " a"])
+    passive = torch.tensor([p.passive for p in caught])
+    prefers_by = set_mass(logits, by) > set_mass(logits, objects)
+    report["caught"] = {
+        "metric": "accuracy of preferring ' by' after 'was caught' and ' the'/' a' after active 'caught'",
+        "value": (prefers_by == passive).float().mean().item(),
+        "chance": 0.5,
+        "passive_accuracy": prefers_by[passive].float().mean().item(),
+        "active_accuracy": (~prefers_by[~passive]).float().mean().item(),
+        "n_prompts": len(caught),
+    }
+
+    estimate = generator.estimate_prompts(corpus, cfg.seed, n)
+    report["estimate"] = {
+        "metric": "next-token mass on quantity starts after 'an estimated cost of'",
+        **mass_metric(model, [p.text for p in estimate], estimate[0].expected_next, batch),
+    }
+    return report
+
+
+def paper_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig) -> dict:
+    """GPT-2 on the paper's prompts "The war lasted from 17{YY} to 17" (DESIGN §4.4)."""
+    texts = [f"The war lasted from 17{yy:02d} to 17" for yy in range(100)]
+    logits = last_token_logits(model, texts, cfg.batch_size)
+    scores = greater_than_scores(logits, torch.arange(100), two_digit_token_ids(model.tokenizer))
+    return {"greater_than": {"template": "The war lasted from 17{YY} to 17", **scores}}

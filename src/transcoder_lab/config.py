@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -25,7 +25,7 @@ class ModelConfig:
     """The transformer. `source: organism` trains it here; `source: pretrained` loads a hub model."""
 
     source: str = "organism"  # organism | pretrained
-    pretrained_name: Optional[str] = None  # e.g. "gpt2" when source == pretrained
+    pretrained_name: str | None = None  # e.g. "gpt2" when source == pretrained
     n_layers: int = 4
     d_model: int = 128
     n_heads: int = 4
@@ -85,8 +85,8 @@ class ProfileConfig:
     name: str = "organism"
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
-    corpus: Optional[CorpusConfig] = None  # None for pretrained models (they bring their own text)
-    training: Optional[TrainingConfig] = None
+    corpus: CorpusConfig | None = None  # None for pretrained models (they bring their own text)
+    training: TrainingConfig | None = None
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
 
 
@@ -138,7 +138,9 @@ def _check_consistency(config: Config) -> None:
             "profile.training sections."
         )
     if profile.model.source == "pretrained" and not profile.model.pretrained_name:
-        raise ConfigError(f"profile '{profile.name}' loads a pretrained model: set profile.model.pretrained_name.")
+        raise ConfigError(
+            f"profile '{profile.name}' loads a pretrained model: set profile.model.pretrained_name."
+        )
     if profile.model.d_model != profile.model.n_heads * profile.model.d_head:
         raise ConfigError(
             f"profile.model: d_model ({profile.model.d_model}) must equal n_heads * d_head "

@@ -38,6 +38,10 @@ def _write_with(target: str | Path, write: Callable[[Path], None]) -> None:
         write(tmp)
 
 
+def write_bytes(target: str | Path, data: bytes) -> None:
+    _write_with(target, lambda tmp: tmp.write_bytes(data))
+
+
 def write_text(target: str | Path, text: str) -> None:
     _write_with(target, lambda tmp: tmp.write_text(text))
 
@@ -46,7 +50,9 @@ def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_safetensors(target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def write_safetensors(
+    target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     contiguous = {name: tensor.detach().contiguous() for name, tensor in tensors.items()}
     _write_with(target, lambda tmp: save_file(contiguous, str(tmp), metadata=metadata))
 

@@ -61,7 +61,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def hooked_config(model: ModelConfig, d_vocab: int, seed: int = 0, device: str = "cpu") -> HookedTransformerConfig:
+def hooked_config(
+    model: ModelConfig, d_vocab: int, seed: int = 0, device: str = "cpu"
+) -> HookedTransformerConfig:
     """A GPT-2-architecture config (LayerNorm, learned positions, GELU) of the given sizes."""
     return HookedTransformerConfig(
         n_layers=model.n_layers,
@@ -106,7 +108,9 @@ def load_organism(model_dir: Path, device: str = "cpu") -> HookedTransformer:
     from transcoder_lab.organism.tokenizer import load_tokenizer
 
     model_dir = Path(model_dir)
-    missing = [name for name in (MODEL_CONFIG, MODEL_WEIGHTS, TOKENIZER_FILE) if not (model_dir / name).exists()]
+    missing = [
+        name for name in (MODEL_CONFIG, MODEL_WEIGHTS, TOKENIZER_FILE) if not (model_dir / name).exists()
+    ]
     if missing:
         raise FileNotFoundError(
             f"the organism in {model_dir} lacks {', '.join(missing)}; run `dvc repro organism` to train it."

@@ -10,8 +10,8 @@ Algorithm:
    step: a resumed run sees exactly the batches an uninterrupted one would.
 4. Every `checkpoint_every` steps write model, optimiser and step atomically to `checkpoint_dir`
    (outside DVC's outputs, which DVC deletes before a stage runs); on start, resume from that
-   checkpoint if its fingerprint (model and training config, corpus hashes) matches. A NaN or Inf loss stops the run naming the step; the last
-   good checkpoint stays on disk.
+   checkpoint if its fingerprint (model and training config, corpus hashes) matches. A NaN or
+   Inf loss stops the run naming the step; the last good checkpoint stays on disk.
 5. Save the raw (unprocessed) weights, the config and the tokenizer. Loading (transcoder_lab.models)
    applies TransformerLens's default processing; step 6 checks that this leaves log-probs intact.
 6. Compare log-probabilities of the trained model and of the processed model on held-out contexts
@@ -115,7 +115,10 @@ def next_token_loss(model: HookedTransformer, tokens: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def mean_loss(model: HookedTransformer, contexts: torch.Tensor, batch_size: int = 64) -> float:
-    losses = [next_token_loss(model, contexts[i : i + batch_size]).item() for i in range(0, len(contexts), batch_size)]
+    losses = [
+        next_token_loss(model, contexts[i : i + batch_size]).item()
+        for i in range(0, len(contexts), batch_size)
+    ]
     return float(np.mean(losses))
 
 
@@ -171,7 +174,11 @@ def train_organism(
         if state["fingerprint"] == fingerprint:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            start_step, first_step_loss, losses = state["step"], state["first_step_loss"], list(state["losses"])
+            start_step, first_step_loss, losses = (
+                state["step"],
+                state["first_step_loss"],
+                list(state["losses"]),
+            )
             print(f"resuming from {checkpoint_path} at step {start_step}")
         else:
             print(f"ignoring {checkpoint_path}: it belongs to another config or corpus")
@@ -191,7 +198,9 @@ def train_organism(
 
     model.train()
     done = start_step  # steps completed so far
-    progress = tqdm(range(start_step, cfg.max_steps), initial=start_step, total=cfg.max_steps, desc="organism")
+    progress = tqdm(
+        range(start_step, cfg.max_steps), initial=start_step, total=cfg.max_steps, desc="organism"
+    )
     for step in progress:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
@@ -199,7 +208,8 @@ def train_organism(
         loss = next_token_loss(model, tokens)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
-                f"loss is {loss.item()} at step {step}; the last good checkpoint ({checkpoint_path}) is kept. "
+                f"loss is {loss.item()} at step {step}; "
+                f"the last good checkpoint ({checkpoint_path}) is kept. "
                 "Lower profile.training.lr or raise warmup_steps."
             )
         optimizer.zero_grad(set_to_none=True)
@@ -241,10 +251,14 @@ def train_organism(
     shutil.copyfile(corpus_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
 
     # Step 6: processing must not change what the model computes.
-    processed = build_processed_model(hooked_config(model_cfg, len(tokenizer), cfg.seed), raw_state, tokenizer)
+    processed = build_processed_model(
+        hooked_config(model_cfg, len(tokenizer), cfg.seed), raw_state, tokenizer
+    )
     difference = max_logprob_difference(model, processed, heldout_contexts[:16])
     if difference > PROCESSING_TOLERANCE:
-        raise RuntimeError(f"weight processing changed log-probs by {difference:.2e} (> {PROCESSING_TOLERANCE})")
+        raise RuntimeError(
+            f"weight processing changed log-probs by {difference:.2e} (> {PROCESSING_TOLERANCE})"
+        )
     result.processing_max_logprob_diff = difference
     result.seconds = time.time() - start_time
     io.write_json(out_dir / "training.json", {**asdict(result), "loss_curve": losses[::10]})

@@ -1,0 +1,27 @@
+"""DVC stage `behaviour`: one held-out metric per planted mechanism, beside its chance level."""
+
+import json
+from pathlib import Path
+
+from transcoder_lab import io
+from transcoder_lab.behaviour import organism_behaviour, paper_greater_than_behaviour
+from transcoder_lab.config import Config
+from transcoder_lab.models import load_model
+from transcoder_lab.stage import stage_main
+
+
+def run(cfg: Config) -> dict:
+    profile = cfg.profile
+    model = load_model(profile, cfg.paths.models)
+    if profile.corpus is not None:
+        report = organism_behaviour(model, profile.corpus, profile.behaviour)
+    else:
+        report = paper_greater_than_behaviour(model, profile.behaviour)
+    report = {"profile": profile.name, **report}
+    io.write_json(Path(cfg.paths.results) / profile.name / "behaviour.json", report)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    stage_main(run)()

@@ -1,0 +1,75 @@
+"""Organism training on the tiny profile: determinism, resume, processing, saved files."""
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from transcoder_lab.config import compose, load_config
+from transcoder_lab.models import MODEL_WEIGHTS, load_organism
+from transcoder_lab.organism.build import build_corpus
+from transcoder_lab.organism.train import learning_rate, train_organism
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_config(compose(["profile=tiny"])).profile
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(tiny.corpus, out)
+    return out
+
+
+def test_first_step_loss_is_deterministic_for_a_seed(tiny, corpus_dir, tmp_path):
+    one_step = dataclasses.replace(tiny.training, max_steps=1)
+    a = train_organism(tiny.model, one_step, corpus_dir, tmp_path / "a", tmp_path / "ca")
+    b = train_organism(tiny.model, one_step, corpus_dir, tmp_path / "b", tmp_path / "cb")
+    assert a.first_step_loss == b.first_step_loss
+    other_seed = dataclasses.replace(one_step, seed=1)
+    c = train_organism(tiny.model, other_seed, corpus_dir, tmp_path / "c", tmp_path / "cc")
+    assert c.first_step_loss != a.first_step_loss
+
+
+def test_resumed_run_ends_with_the_same_weights(tiny, corpus_dir, tmp_path):
+    cfg = tiny.training  # 10 steps, checkpoint every 5
+    train_organism(tiny.model, cfg, corpus_dir, tmp_path / "straight", tmp_path / "c1")
+    interrupted = train_organism(
+        tiny.model, cfg, corpus_dir, tmp_path / "resumed", tmp_path / "c2", stop_after_step=5
+    )
+    assert interrupted.steps == 5 and not (tmp_path / "resumed" / MODEL_WEIGHTS).exists()
+    resumed = train_organism(tiny.model, cfg, corpus_dir, tmp_path / "resumed", tmp_path / "c2")
+    assert resumed.resumed_from_step == 5 and resumed.steps == cfg.max_steps
+    straight = load_file(tmp_path / "straight" / MODEL_WEIGHTS)
+    again = load_file(tmp_path / "resumed" / MODEL_WEIGHTS)
+    for name in straight:
+        torch.testing.assert_close(again[name], straight[name], rtol=0, atol=1e-6)
+
+
+def test_checkpoint_of_another_config_is_not_resumed(tiny, corpus_dir, tmp_path):
+    train_organism(tiny.model, tiny.training, corpus_dir, tmp_path / "m", tmp_path / "c", stop_after_step=5)
+    changed = dataclasses.replace(tiny.training, lr=tiny.training.lr / 2)
+    result = train_organism(tiny.model, changed, corpus_dir, tmp_path / "m", tmp_path / "c")
+    assert result.resumed_from_step == 0
+
+
+def test_saved_organism_loads_processed_and_takes_strings(tiny, corpus_dir, tmp_path):
+    result = train_organism(tiny.model, tiny.training, corpus_dir, tmp_path / "m", tmp_path / "c")
+    assert result.processing_max_logprob_diff < 1e-4
+    model = load_organism(tmp_path / "m")
+    assert model.cfg.normalization_type == "LNPre"
+    tokens = model.to_str_tokens("The siege lasted from the year 1732 to the year 17")
+    assert tokens[0] == "<|endoftext|>" and tokens[-1] == " 17"
+    year_start = tokens.index(" 17")
+    assert tokens[year_start + 1] == "32"
+
+
+def test_learning_rate_schedule_warms_up_then_decays(tiny):
+    cfg = dataclasses.replace(tiny.training, lr=1.0, warmup_steps=10, max_steps=110, min_lr_fraction=0.1)
+    assert learning_rate(0, cfg) == pytest.approx(0.1)
+    assert learning_rate(9, cfg) == pytest.approx(1.0)
+    assert learning_rate(60, cfg) == pytest.approx(0.55)
+    assert learning_rate(110, cfg) == pytest.approx(0.1)

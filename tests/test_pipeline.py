@@ -1,0 +1,87 @@
+"""The stage entry points and the DVC stage graph, end to end on the tiny profile."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from transcoder_lab.config import REPO_ROOT, compose, load_config
+
+
+def load_stage(name: str):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO_ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_config(root: Path):
+    overrides = [f"paths.{key}={root / key}" for key in ("data", "models", "results", "figures")]
+    return load_config(compose(["profile=tiny", *overrides]))
+
+
+def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # checkpoints/ is relative to the working directory
+    cfg = tiny_config(tmp_path)
+    manifest = load_stage("corpus").run(cfg)
+    assert manifest["splits"]["train"]["n_tokens"] > 0
+    trained = load_stage("organism").run(cfg)
+    assert trained["steps"] == cfg.profile.training.max_steps
+    report = load_stage("behaviour").run(cfg)
+    saved = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    for mechanism in ("greater_than", "citation", "caught", "estimate"):
+        assert mechanism in saved
+    assert saved["greater_than"]["chance_probability_difference"] == pytest.approx(-0.01, abs=1e-6)
+    assert saved["caught"]["chance"] == 0.5
+
+
+def test_pretrained_profile_corpus_stage_generates_nothing(tmp_path):
+    cfg = load_config(compose(["profile=gpt2_small", f"paths.data={tmp_path}"]))
+    manifest = load_stage("corpus").run(cfg)
+    assert manifest["generated"] is False
+    assert (tmp_path / "gpt2_small" / "corpus" / "manifest.json").exists()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="dvc repro needs git")
+def test_dvc_repro_runs_the_stage_graph_on_the_tiny_profile(tmp_path):
+    """A copy of the repository with params.yaml composed for `tiny`, reproduced by DVC itself."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO_ROOT / name).is_file():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, tmp_path / name)
+    (tmp_path / "dvc.lock").unlink(missing_ok=True)
+    params = OmegaConf.to_container(compose(["profile=tiny"]), resolve=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    env_bin = str(Path(sys.executable).parent)
+    env = {
+        "PATH": f"{env_bin}:/usr/bin:/bin",
+        "DVC_NO_ANALYTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [f"{env_bin}/dvc", "repro"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    behaviour = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
+    assert behaviour["profile"] == "tiny"
+    assert (tmp_path / "models" / "tiny" / "model.safetensors").exists()
+    status = subprocess.run(
+        [f"{env_bin}/dvc", "status"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert "up to date" in status.stdout, status.stdout
