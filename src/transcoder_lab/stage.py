@@ -1,8 +1,9 @@
 """Thin Hydra entry points for DVC stages.
 
-Each script in experiments/ is `stage_main(run)`: Hydra reads `params.yaml` (the composition of
-conf/ that DVC writes, see DESIGN §5), `load_config` checks it against the typed schema, and the
-plain function `run(cfg)` does the work, so tests and notebooks call `run` directly.
+Each script in experiments/ is `stage_main(run)`: Hydra reads `params.yaml` from the working
+directory (DVC runs every stage at the repository root, beside dvc.yaml; the file is the
+composition of conf/ that DVC writes, see DESIGN §5), `load_config` checks it against the
+typed schema, and the plain function `run(cfg)` does the work, so tests and notebooks call `run` directly.
 Stages run with `hydra.run.dir=.` and no `.hydra/` output folder, so every output lands where
 dvc.yaml says; command-line overrides (`python experiments/x.py profile.training.max_steps=10`)
 still work because they come after these defaults.
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from transcoder_lab.config import PARAMS_FILE, Config, load_config
+from transcoder_lab.config import Config, load_config
 
 STAGE_OVERRIDES = [
     "hydra.run.dir=.",
@@ -27,7 +29,7 @@ STAGE_OVERRIDES = [
 
 
 def stage_main(run: Callable[[Config], object]) -> Callable[[], None]:
-    @hydra.main(config_path=str(PARAMS_FILE.parent), config_name=PARAMS_FILE.stem, version_base="1.3")
+    @hydra.main(config_path=str(Path.cwd()), config_name="params", version_base="1.3")
     def main(raw: DictConfig) -> None:
         run(load_config(raw))
 
