@@ -1,0 +1,145 @@
+"""Harvest token-aligned (MLP input, MLP output) activations, and stream them in shuffled batches.
+
+Algorithm:
+1. Tokens: BOS-led contexts of n_ctx tokens (transcoder_lab.data.pack_contexts) from the organism
+   corpus, or, for a pretrained profile, text streamed with `datasets` and packed the same way.
+2. Model pass (`harvest_batches`): `run_with_cache` with a names filter of just the needed hooks
+   and `stop_at_layer = max(layer) + 1`, so no layer after the last needed one is computed.
+   Each hook's activations are flattened over (batch, position) into [tokens, d], so row i of
+   every hook refers to the same token.
+3. Shuffle buffer (`ShuffleBuffer`): keeps up to `capacity` rows; when full it shuffles the whole
+   buffer, yields the first half as training batches and keeps the second half, which then mixes
+   with the next incoming rows. Memory is bounded by the capacity, never by the token budget.
+   All randomness comes from one seeded torch.Generator, so the batch sequence is a function of
+   the seed: a resumed run replays it exactly (training.py skips the batches already used).
+4. Shards (`write_shards` / `read_shards`): harvested rows saved as safetensors files of
+   `shard_tokens` rows per hook (fp16 or fp32) with a manifest.json; reading yields them shard by
+   shard in file order, so memory again depends only on the shard and buffer sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+from jaxtyping import Float, Int
+from safetensors.torch import load_file
+from transformer_lens import HookedTransformer
+
+from transcoder_lab import io
+
+Batch = dict[str, Float[torch.Tensor, "tokens d"]]
+
+SHARD_MANIFEST = "manifest.json"
+
+
+def needed_hooks(layers: Iterable[int]) -> list[str]:
+    from transcoder_lab.models import mlp_in_hook, mlp_out_hook
+
+    return [hook for layer in sorted(set(layers)) for hook in (mlp_in_hook(layer), mlp_out_hook(layer))]
+
+
+@torch.no_grad()
+def harvest_batches(
+    model: HookedTransformer,
+    contexts: Iterable[Int[torch.Tensor, "batch n_ctx"]],
+    hooks: Sequence[str],
+) -> Iterator[Batch]:
+    """Per batch of contexts: {hook: [batch * n_ctx, d]} with rows aligned across hooks."""
+    last_layer = max(int(hook.split(".")[1]) for hook in hooks)
+    names = set(hooks)
+    for tokens in contexts:
+        _, cache = model.run_with_cache(
+            tokens.to(model.cfg.device), names_filter=lambda name: name in names, stop_at_layer=last_layer + 1
+        )
+        yield {hook: cache[hook].reshape(-1, cache[hook].shape[-1]).float().cpu() for hook in hooks}
+
+
+def context_batches(contexts: Int[torch.Tensor, "n n_ctx"], batch_size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, len(contexts), batch_size):
+        yield contexts[start : start + batch_size]
+
+
+class ShuffleBuffer:
+    """Mix incoming activation rows; yield shuffled batches of `batch_size` rows of every hook."""
+
+    def __init__(self, capacity: int, batch_size: int, seed: int) -> None:
+        if capacity < 2 * batch_size:
+            raise ValueError(f"buffer capacity {capacity} must hold at least two batches of {batch_size}")
+        self.capacity, self.batch_size = capacity, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rows: Batch = {}
+
+    def _size(self) -> int:
+        return len(next(iter(self.rows.values()))) if self.rows else 0
+
+    def _drain_half(self) -> Iterator[Batch]:
+        order = torch.randperm(self._size(), generator=self.generator)
+        self.rows = {hook: rows[order] for hook, rows in self.rows.items()}
+        half = (self._size() // 2 // self.batch_size) * self.batch_size
+        for start in range(0, half, self.batch_size):
+            yield {hook: rows[start : start + self.batch_size] for hook, rows in self.rows.items()}
+        self.rows = {hook: rows[half:] for hook, rows in self.rows.items()}
+
+    def __call__(self, incoming: Iterable[Batch]) -> Iterator[Batch]:
+        for batch in incoming:
+            self.rows = (
+                {hook: torch.cat([self.rows[hook], rows]) for hook, rows in batch.items()}
+                if self.rows
+                else dict(batch)
+            )
+            while self._size() >= self.capacity:
+                yield from self._drain_half()
+        # The stream has ended: shuffle and yield what is left in whole batches.
+        while self._size() >= self.batch_size:
+            order = torch.randperm(self._size(), generator=self.generator)
+            n = (self._size() // self.batch_size) * self.batch_size
+            for start in range(0, n, self.batch_size):
+                index = order[start : start + self.batch_size]
+                yield {hook: rows[index] for hook, rows in self.rows.items()}
+            self.rows = {hook: rows[order[n:]] for hook, rows in self.rows.items()}
+
+
+def write_shards(
+    batches: Iterable[Batch], out_dir: Path, shard_tokens: int, dtype: torch.dtype = torch.float32
+) -> dict:
+    """Save harvested rows as shard_00000.safetensors, ... (shard_tokens rows each) + manifest."""
+    out_dir = Path(out_dir)
+    pending: Batch = {}
+    n_shards, n_tokens = 0, 0
+
+    def flush(rows: Batch) -> None:
+        nonlocal n_shards, n_tokens
+        io.write_safetensors(
+            out_dir / f"shard_{n_shards:05d}.safetensors", {h: r.to(dtype) for h, r in rows.items()}
+        )
+        n_shards += 1
+        n_tokens += len(next(iter(rows.values())))
+
+    for batch in batches:
+        pending = {h: torch.cat([pending[h], r]) for h, r in batch.items()} if pending else dict(batch)
+        while len(next(iter(pending.values()))) >= shard_tokens:
+            flush({h: r[:shard_tokens] for h, r in pending.items()})
+            pending = {h: r[shard_tokens:] for h, r in pending.items()}
+    if pending and len(next(iter(pending.values()))) > 0:
+        flush(pending)
+    hooks = sorted(pending) if pending else []
+    manifest = {
+        "n_shards": n_shards,
+        "n_tokens": n_tokens,
+        "dtype": str(dtype).removeprefix("torch."),
+        "hooks": hooks,
+    }
+    io.write_json(out_dir / SHARD_MANIFEST, manifest)
+    return manifest
+
+
+def read_shards(shard_dir: Path, hooks: Sequence[str] | None = None) -> Iterator[Batch]:
+    """Yield each shard's rows (as float32) in file order, optionally only some hooks."""
+    shard_dir = Path(shard_dir)
+    if not (shard_dir / SHARD_MANIFEST).exists():
+        raise FileNotFoundError(f"{shard_dir} has no {SHARD_MANIFEST}: harvest the activations first")
+    for path in sorted(shard_dir.glob("shard_*.safetensors")):
+        tensors = load_file(path)
+        yield {h: t.float() for h, t in tensors.items() if hooks is None or h in hooks}
