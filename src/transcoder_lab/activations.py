@@ -19,12 +19,13 @@ Algorithm:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 from jaxtyping import Float, Int
-from safetensors.torch import load_file
+from safetensors import safe_open
 from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
@@ -136,10 +137,24 @@ def write_shards(
 
 
 def read_shards(shard_dir: Path, hooks: Sequence[str] | None = None) -> Iterator[Batch]:
-    """Yield each shard's rows (as float32) in file order, optionally only some hooks."""
+    """Yield each shard's rows (as float32) in file order; only the requested hooks are read."""
     shard_dir = Path(shard_dir)
     if not (shard_dir / SHARD_MANIFEST).exists():
         raise FileNotFoundError(f"{shard_dir} has no {SHARD_MANIFEST}: harvest the activations first")
     for path in sorted(shard_dir.glob("shard_*.safetensors")):
-        tensors = load_file(path)
-        yield {h: t.float() for h, t in tensors.items() if hooks is None or h in hooks}
+        with safe_open(path, framework="pt") as shard:
+            names = [h for h in shard.keys() if hooks is None or h in hooks]
+            missing = set(hooks or []) - set(names)
+            if missing:
+                raise KeyError(f"{path} lacks activations of {sorted(missing)}: re-run the stage activations")
+            yield {h: shard.get_tensor(h).float() for h in names}
+
+
+def shard_training_batches(
+    shard_dir: Path, hooks: Sequence[str], batch_size: int, buffer_tokens: int, seed: int
+) -> Iterator[Batch]:
+    """Endless shuffled batches from shards: epoch e streams every shard through a buffer seeded
+    by (seed, e). Deterministic: the same arguments give the same sequence of batches."""
+    for epoch in itertools.count():
+        buffer = ShuffleBuffer(buffer_tokens, batch_size, seed=seed * 1_000_003 + epoch)
+        yield from buffer(read_shards(shard_dir, hooks))

@@ -81,6 +81,50 @@ class BehaviourConfig:
 
 
 @dataclass
+class HarvestConfig:
+    """Which tokens feed the dictionaries and how their activations are stored."""
+
+    mode: str = "shards"  # shards (written once, DVC-tracked) | stream (harvest while training)
+    n_tokens: int = 500_000  # activations harvested per hook
+    batch_contexts: int = 32  # contexts per model pass
+    shard_tokens: int = 65_536
+    dtype: str = "float16"  # float16 | float32 (shards on disk; training reads float32)
+    buffer_tokens: int = 65_536  # shuffle buffer capacity
+    dataset: str | None = None  # pretrained profiles: a `datasets` name streamed for tokens
+
+
+@dataclass
+class DictionaryTrainingConfig:
+    """The trainer (transcoder_lab.training); the same for every arm so comparisons are fair."""
+
+    seed: int = 42
+    lr: float = 4e-4
+    batch_size: int = 4096  # activation rows (tokens) per step
+    n_steps: int = 120
+    warmup_steps: int = 20
+    dead_features: str = "ghost_grads"  # ghost_grads | resample | none
+    dead_window_steps: int = 50  # a feature silent this long counts as dead
+    resample_every: int = 100
+    frequency_window_steps: int = 50  # steps at the end over which firing frequency is measured
+    checkpoint_every: int = 50
+
+
+@dataclass
+class DictionariesConfig:
+    """The grid of dictionaries to train: layer x kind x sparsity."""
+
+    layers: list[int] = field(default_factory=lambda: [1, 2])
+    kinds: list[str] = field(default_factory=lambda: ["transcoder", "sae_mlp_out"])
+    l1_coefficients: list[float] = field(default_factory=lambda: [1e-3])
+    expansion_factor: int = 8  # d_sae = expansion_factor * d_model
+    architecture: str = "relu"  # relu | topk
+    k: int | None = None  # topk only
+    skip: bool = False  # skip-transcoder (transcoders only)
+    harvest: HarvestConfig = field(default_factory=HarvestConfig)
+    training: DictionaryTrainingConfig = field(default_factory=DictionaryTrainingConfig)
+
+
+@dataclass
 class ProfileConfig:
     name: str = "organism"
     device: str = "cpu"
@@ -88,12 +132,15 @@ class ProfileConfig:
     corpus: CorpusConfig | None = None  # None for pretrained models (they bring their own text)
     training: TrainingConfig | None = None
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    dictionaries: DictionariesConfig = field(default_factory=DictionariesConfig)
 
 
 @dataclass
 class PathsConfig:
     data: str = "data"
     models: str = "models"
+    activations: str = "activations"
+    dictionaries: str = "dictionaries"
     results: str = "results"
     figures: str = "figures"
 

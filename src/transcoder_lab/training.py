@@ -1,0 +1,292 @@
+"""One trainer for every dictionary arm: transcoders, SAEs on the MLP output, SAEs on the MLP input.
+
+Several dictionaries (a sparsity sweep, several layers, both arms) train side by side on one
+stream of harvested activation batches, so the model's forward pass is paid once.
+
+Algorithm, per step and per dictionary (DESIGN §4.1):
+1. Read its input x and target y from the batch (by hook name: a transcoder reads the MLP input
+   and predicts the MLP output; an SAE reads and predicts the same hook).
+2. Forward: z = ReLU((x - b_dec) W_enc + b_enc) (TopK keeps the k largest), y_hat = z W_dec + b_dec_out.
+3. Loss: mean_{b,j} (y_hat_bj - y_bj)^2 / ||y_b||_2  +  lambda * mean_b sum_i |z_bi|
+   (TopK dictionaries use no L1 term), plus, with `dead_features: ghost_grads`, the ghost-grad
+   term for features that have not fired for `dead_window_steps`: exp(pre-activations) of the
+   dead features decode a "ghost" output, rescaled to half the norm of the residual
+   r = y - y_hat (the target minus the output, for transcoders too), and trained to explain r,
+   with the ghost loss rescaled to the size of the reconstruction loss.
+4. Backward; remove from each decoder row's gradient its component along the row; Adam step
+   with the learning rate warmed up linearly then held constant; renormalise decoder rows.
+5. With `dead_features: resample`, every `resample_every` steps each dead feature is re-pointed
+   at a poorly reconstructed input of the current batch (decoder row = that residual, normalised;
+   encoder column = the same direction scaled to 0.2 x the mean live encoder norm), and its Adam
+   moments are reset.
+Biases start at the mean input (b_dec) and mean target (b_dec_out) of the first batch.
+Every `checkpoint_every` steps all dictionaries, optimisers and counters are written atomically;
+a rerun resumes there and replays the (seeded, deterministic) batch stream up to that step
+without training, so a resumed run ends with the same weights as an uninterrupted one.
+A NaN or Inf loss stops the run naming the step and the dictionary; the last checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from jaxtyping import Float
+from tqdm.auto import tqdm
+
+from transcoder_lab import io
+from transcoder_lab.activations import Batch
+from transcoder_lab.config import DictionaryTrainingConfig
+from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
+
+CHECKPOINT = "dictionaries_checkpoint.pt"
+DEAD_LOG10_FREQUENCY = -10.0  # the published files' value for a feature that never fired
+
+
+class TrainingDivergedError(RuntimeError):
+    pass
+
+
+@dataclass
+class DictionaryJob:
+    """One dictionary to train: its shape, sparsity penalty and output directory."""
+
+    spec: DictionarySpec
+    l1_coefficient: float
+    out_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.kind}@L{self.spec.layer} l1={self.l1_coefficient:g}"
+
+
+@dataclass
+class JobResult:
+    name: str
+    steps: int
+    final_mse_loss: float
+    final_l0: float
+    dead_fraction: float
+    seconds: float
+
+
+def normalised_mse(y_hat: Float[torch.Tensor, "b d"], y: Float[torch.Tensor, "b d"]) -> torch.Tensor:
+    """The paper's reconstruction loss: squared error divided by the target's norm (not its square)."""
+    return ((y_hat - y).pow(2) / y.norm(dim=-1, keepdim=True).clamp_min(1e-8)).mean()
+
+
+def ghost_grad_loss(
+    dictionary: Dictionary,
+    pre_activations: Float[torch.Tensor, "b d_sae"],
+    residual: Float[torch.Tensor, "b d_out"],
+    dead: torch.Tensor,
+    reconstruction_loss: torch.Tensor,
+) -> torch.Tensor:
+    """Ghost-grad term: the dead features' exp(pre-activation) output, trained on the residual."""
+    ghost = pre_activations[:, dead].exp() @ dictionary.W_dec[dead]
+    scale = residual.norm(dim=-1, keepdim=True) / (2 * ghost.norm(dim=-1, keepdim=True) + 1e-6)
+    ghost = ghost * scale.detach()
+    ghost_loss = normalised_mse(ghost, residual.detach())
+    return ghost_loss * (reconstruction_loss / (ghost_loss + 1e-6)).detach()
+
+
+class DictionaryTrainer:
+    """The state of one dictionary's training: weights, Adam, firing counters."""
+
+    def __init__(self, job: DictionaryJob, cfg: DictionaryTrainingConfig, seed: int) -> None:
+        self.job, self.cfg = job, cfg
+        generator = torch.Generator().manual_seed(seed)
+        self.dictionary = Dictionary.initialise(job.spec, generator=generator)
+        self.optimizer = torch.optim.Adam(self.dictionary.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        d_sae = job.spec.d_sae
+        self.steps_since_fired = torch.zeros(d_sae, dtype=torch.long)
+        self.fire_counts = torch.zeros(d_sae, dtype=torch.long)  # over the frequency window
+        self.window_tokens = 0
+        self.last = {"mse": math.nan, "l0": math.nan}
+
+    def inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch[self.job.spec.hook_in], batch[self.job.spec.hook_out]
+
+    @torch.no_grad()
+    def initialise_biases(self, batch: Batch) -> None:
+        x, y = self.inputs(batch)
+        self.dictionary.b_dec.copy_(x.mean(0))
+        if self.dictionary.b_dec_out is not self.dictionary.b_dec:  # transcoders: a separate output bias
+            self.dictionary.b_dec_out.copy_(y.mean(0))
+
+    def step(self, batch: Batch, step: int) -> None:
+        cfg, dictionary = self.cfg, self.dictionary
+        x, y = self.inputs(batch)
+        pre = dictionary.pre_activations(x)
+        z = dictionary.activation(pre)
+        y_hat = dictionary.decode(z, x)
+        mse = normalised_mse(y_hat, y)
+        loss = mse
+        if dictionary.spec.architecture == "relu":
+            loss = loss + self.job.l1_coefficient * z.abs().sum(-1).mean()
+        dead = self.steps_since_fired >= cfg.dead_window_steps
+        if cfg.dead_features == "ghost_grads" and dead.any():
+            loss = loss + ghost_grad_loss(dictionary, pre, y - y_hat, dead, mse)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss of {self.job.name} is {loss.item()} at step {step}; the last checkpoint is kept. "
+                "Lower the learning rate or the L1 coefficient."
+            )
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        dictionary.remove_parallel_decoder_grad_()
+        self.optimizer.step()
+        dictionary.normalize_decoder_()
+
+        with torch.no_grad():
+            fired = (z > 0).any(0)
+            self.steps_since_fired = torch.where(fired, 0, self.steps_since_fired + 1)
+            if step >= cfg.n_steps - cfg.frequency_window_steps:
+                self.fire_counts += (z > 0).sum(0)
+                self.window_tokens += len(z)
+            self.last = {"mse": mse.item(), "l0": (z > 0).float().sum(-1).mean().item()}
+            if cfg.dead_features == "resample" and (step + 1) % cfg.resample_every == 0:
+                self.resample_dead(x, y - y_hat, dead)
+
+    @torch.no_grad()
+    def resample_dead(self, x: torch.Tensor, residual: torch.Tensor, dead: torch.Tensor) -> None:
+        """Re-point dead features at the worst-reconstructed inputs of this batch."""
+        dead_ids = dead.nonzero().squeeze(-1)
+        if len(dead_ids) == 0:
+            return
+        worst = residual.norm(dim=-1).argsort(descending=True)[: len(dead_ids)]
+        dead_ids = dead_ids[: len(worst)]
+        directions = residual[worst] / residual[worst].norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        dictionary = self.dictionary
+        alive = ~dead
+        encoder_norm = dictionary.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+        inputs = x[worst] - dictionary.b_dec
+        inputs = inputs / inputs.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        dictionary.W_dec[dead_ids] = directions
+        dictionary.W_enc[:, dead_ids] = (0.2 * encoder_norm * inputs).T
+        dictionary.b_enc[dead_ids] = 0.0
+        for parameter in (dictionary.W_dec, dictionary.W_enc, dictionary.b_enc):
+            state = self.optimizer.state.get(parameter, {})
+            for moment in ("exp_avg", "exp_avg_sq"):
+                if moment in state:
+                    index = (slice(None), dead_ids) if parameter is dictionary.W_enc else dead_ids
+                    state[moment][index] = 0.0
+        self.steps_since_fired[dead_ids] = 0
+
+    def log10_frequency(self) -> torch.Tensor:
+        frequency = self.fire_counts.double() / max(1, self.window_tokens)
+        return torch.where(frequency > 0, frequency.log10(), DEAD_LOG10_FREQUENCY).float()
+
+    def state(self) -> dict:
+        return {
+            "dictionary": self.dictionary.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "steps_since_fired": self.steps_since_fired,
+            "fire_counts": self.fire_counts,
+            "window_tokens": self.window_tokens,
+        }
+
+    def load(self, state: dict) -> None:
+        self.dictionary.load_state_dict(state["dictionary"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.steps_since_fired = state["steps_since_fired"]
+        self.fire_counts = state["fire_counts"]
+        self.window_tokens = state["window_tokens"]
+
+
+def jobs_fingerprint(jobs: list[DictionaryJob], cfg: DictionaryTrainingConfig, data_id: str) -> str:
+    payload = [[asdict(job.spec), job.l1_coefficient, str(job.out_dir)] for job in jobs]
+    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
+    return hashlib.sha256(
+        json.dumps([payload, settings, data_id], sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+def train_dictionaries(
+    jobs: list[DictionaryJob],
+    batches: Callable[[], Iterator[Batch]],
+    cfg: DictionaryTrainingConfig,
+    checkpoint_dir: Path,
+    data_id: str = "",
+    stop_after_step: int | None = None,
+) -> list[JobResult]:
+    """Train every job on one batch stream; save each to its out_dir in sae-lens's format.
+
+    `batches()` must return a fresh, deterministic iterator of batches (the same sequence on every
+    call); `data_id` names that stream in the checkpoint fingerprint. `stop_after_step` ends the
+    run early after that step's checkpoint, as an interruption would.
+    """
+    start_time = time.time()
+    trainers = [DictionaryTrainer(job, cfg, seed=cfg.seed * 1000 + i) for i, job in enumerate(jobs)]
+    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT
+    fingerprint = jobs_fingerprint(jobs, cfg, data_id)
+    start_step = 0
+    if checkpoint_path.exists():
+        state = io.read_torch(checkpoint_path)
+        if state["fingerprint"] == fingerprint:
+            for trainer, trainer_state in zip(trainers, state["trainers"], strict=True):
+                trainer.load(trainer_state)
+            start_step = state["step"]
+            print(f"resuming {len(jobs)} dictionaries from {checkpoint_path} at step {start_step}")
+
+    def save_checkpoint(step: int) -> None:
+        state = {"fingerprint": fingerprint, "step": step, "trainers": [t.state() for t in trainers]}
+        io.write_torch(checkpoint_path, state)
+
+    stream = batches()
+    progress = tqdm(total=cfg.n_steps, initial=start_step, desc=f"{len(jobs)} dictionaries")
+    done = start_step
+    for step in range(cfg.n_steps):
+        try:
+            batch = next(stream)
+        except StopIteration:
+            raise ValueError(
+                f"the activation stream ended after {step} batches but n_steps is {cfg.n_steps}: "
+                "harvest more tokens or lower n_steps"
+            ) from None
+        if step < start_step:
+            continue  # replaying the stream up to the checkpoint
+        if step == 0:
+            for trainer in trainers:
+                trainer.initialise_biases(batch)
+        for trainer in trainers:
+            trainer.step(batch, step)
+        done = step + 1
+        progress.update(1)
+        if step % 20 == 0:
+            first = trainers[0].last
+            dead = sum((t.steps_since_fired >= cfg.dead_window_steps).float().mean().item() for t in trainers)
+            progress.set_postfix(
+                mse=f"{first['mse']:.4f}", l0=f"{first['l0']:.1f}", dead=f"{dead / len(trainers):.2f}"
+            )
+        if done % cfg.checkpoint_every == 0 or done == cfg.n_steps:
+            save_checkpoint(done)
+        if stop_after_step is not None and done >= stop_after_step:
+            break
+    progress.close()
+
+    results = []
+    for trainer in trainers:
+        dead = (trainer.steps_since_fired >= cfg.dead_window_steps).float().mean().item()
+        results.append(
+            JobResult(
+                trainer.job.name,
+                done,
+                trainer.last["mse"],
+                trainer.last["l0"],
+                dead,
+                time.time() - start_time,
+            )
+        )
+        if done == cfg.n_steps:
+            metadata = {"l1_coefficient": trainer.job.l1_coefficient, "training": asdict(cfg)}
+            save_dictionary(trainer.dictionary, trainer.job.out_dir, trainer.log10_frequency(), metadata)
+    return results

@@ -1,0 +1,149 @@
+"""The dictionary trainer: loss, decoder handling, dead features, resume, divergence, saving."""
+
+import dataclasses
+import itertools
+
+import pytest
+import torch
+
+from transcoder_lab.config import DictionaryTrainingConfig
+from transcoder_lab.dictionaries import Dictionary, DictionarySpec, load_dictionary
+from transcoder_lab.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.training import (
+    DictionaryJob,
+    DictionaryTrainer,
+    TrainingDivergedError,
+    ghost_grad_loss,
+    normalised_mse,
+    train_dictionaries,
+)
+
+D, D_SAE = 8, 32
+IN, OUT = mlp_in_hook(0), mlp_out_hook(0)
+
+
+def synthetic_batches(seed: int = 0, batch_size: int = 64):
+    """x has sparse structure; y is a fixed linear map of x, so a transcoder can learn it."""
+    generator = torch.Generator().manual_seed(seed)
+    atoms = torch.randn(16, D, generator=generator)
+    mixing = torch.randn(D, D, generator=generator) / D**0.5
+
+    def stream():
+        g = torch.Generator().manual_seed(seed + 1)
+        while True:
+            codes = torch.rand(batch_size, 16, generator=g) * (torch.rand(batch_size, 16, generator=g) < 0.15)
+            x = codes @ atoms + 0.5
+            yield {IN: x, OUT: x @ mixing - 0.2}
+
+    return stream
+
+
+def spec(kind: str = "transcoder", **overrides) -> DictionarySpec:
+    fields = dict(kind=kind, layer=0, d_in=D, d_sae=D_SAE, d_out=D, architecture="relu", k=None, skip=False,
+                  model_name="test")  # fmt: skip
+    return DictionarySpec(**{**fields, **overrides})
+
+
+def config(**overrides) -> DictionaryTrainingConfig:
+    base = DictionaryTrainingConfig(seed=0, lr=3e-3, batch_size=64, n_steps=40, warmup_steps=5,
+                                    dead_features="ghost_grads", dead_window_steps=10, resample_every=20,
+                                    frequency_window_steps=10, checkpoint_every=10)  # fmt: skip
+    return dataclasses.replace(base, **overrides)
+
+
+def test_normalised_mse_divides_by_the_norm_not_its_square():
+    y = torch.tensor([[3.0, 4.0]])  # norm 5
+    y_hat = torch.tensor([[4.0, 4.0]])
+    assert normalised_mse(y_hat, y).item() == pytest.approx(1.0 / 5 / 2)
+
+
+def test_ghost_grads_reach_only_dead_features_and_use_the_target_residual():
+    dictionary = Dictionary.initialise(spec(), generator=torch.Generator().manual_seed(0))
+    pre = torch.randn(5, D_SAE, requires_grad=True)
+    residual = torch.randn(5, D)
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[:4] = True
+    loss = ghost_grad_loss(dictionary, pre, residual, dead, torch.tensor(0.3))
+    assert loss.item() == pytest.approx(0.3, rel=1e-4)  # rescaled to the reconstruction loss
+    loss.backward()
+    assert pre.grad[:, 4:].abs().max() == 0 and pre.grad[:, :4].abs().max() > 0
+
+
+def test_a_step_keeps_decoder_rows_unit_norm():
+    job = DictionaryJob(spec(), 1e-3, out_dir=None)
+    trainer = DictionaryTrainer(job, config(), seed=0)
+    batch = next(synthetic_batches()())
+    trainer.initialise_biases(batch)
+    torch.testing.assert_close(trainer.dictionary.b_dec.detach(), batch[IN].mean(0))
+    torch.testing.assert_close(trainer.dictionary.b_dec_out.detach(), batch[OUT].mean(0))
+    trainer.step(batch, 0)
+    norms = trainer.dictionary.W_dec.norm(dim=-1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+
+
+@pytest.mark.parametrize("kind", ["transcoder", "sae_mlp_out", "sae_mlp_in"])
+def test_every_arm_learns_and_saves(kind, tmp_path):
+    job = DictionaryJob(spec(kind), 1e-3, tmp_path / kind)
+    cfg = config(n_steps=300, checkpoint_every=100)
+    first = DictionaryTrainer(job, cfg, seed=0)
+    batch = next(synthetic_batches()())
+    x, y = first.inputs(batch)
+    baseline = normalised_mse(y.mean(0).expand_as(y), y).item()  # predicting the mean
+    [result] = train_dictionaries([job], synthetic_batches(), cfg, tmp_path / "ckpt")
+    assert result.final_mse_loss < 0.2 * baseline
+    loaded = load_dictionary(tmp_path / kind)
+    assert loaded.spec.kind == kind
+
+
+def test_sweep_shares_one_stream_and_sparsity_rises_with_l1(tmp_path):
+    jobs = [DictionaryJob(spec(), l1, tmp_path / f"l1_{l1}") for l1 in (1e-4, 3e-2)]
+    low, high = train_dictionaries(jobs, synthetic_batches(), config(n_steps=200), tmp_path / "ckpt")
+    assert high.final_l0 < low.final_l0
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+    cfg = config()
+    straight = DictionaryJob(spec(), 1e-3, tmp_path / "straight")
+    train_dictionaries([straight], synthetic_batches(), cfg, tmp_path / "c1")
+    resumed = DictionaryJob(spec(), 1e-3, tmp_path / "resumed")
+    train_dictionaries([resumed], synthetic_batches(), cfg, tmp_path / "c2", stop_after_step=20)
+    assert not (tmp_path / "resumed").exists()
+    train_dictionaries([resumed], synthetic_batches(), cfg, tmp_path / "c2")
+    a, b = load_dictionary(tmp_path / "straight"), load_dictionary(tmp_path / "resumed")
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(q, p, rtol=0, atol=1e-6, msg=name)
+
+
+def test_resample_revives_dead_features(tmp_path):
+    job = DictionaryJob(spec(), 1e-3, tmp_path / "d")
+    trainer = DictionaryTrainer(job, config(dead_features="resample"), seed=0)
+    with torch.no_grad():
+        trainer.dictionary.b_enc[:10] = -1e3  # these ten can never fire
+    trainer.steps_since_fired[:10] = 100
+    batch = next(synthetic_batches()())
+    trainer.step(batch, 19)  # step 19 is a resampling step (resample_every=20)
+    assert (trainer.steps_since_fired[:10] == 0).all()
+    assert trainer.dictionary.b_enc[:10].abs().max() == 0
+
+
+def test_nan_stops_the_run_naming_the_step_and_keeps_the_checkpoint(tmp_path):
+    def poisoned():
+        clean = synthetic_batches()()
+        for step in itertools.count():
+            batch = next(clean)
+            if step == 15:
+                batch = {hook: torch.full_like(rows, float("nan")) for hook, rows in batch.items()}
+            yield batch
+
+    job = DictionaryJob(spec(), 1e-3, tmp_path / "d")
+    with pytest.raises(TrainingDivergedError, match="step 15"):
+        train_dictionaries([job], poisoned, config(), tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "dictionaries_checkpoint.pt").exists()
+
+
+def test_short_stream_is_a_clear_error(tmp_path):
+    job = DictionaryJob(spec(), 1e-3, tmp_path / "d")
+    with pytest.raises(ValueError, match="stream ended after 3 batches"):
+        train_dictionaries(
+            [job], lambda: itertools.islice(synthetic_batches()(), 3), config(), tmp_path / "c"
+        )
