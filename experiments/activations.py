@@ -1,9 +1,11 @@
-"""DVC stage `activations`: one model pass over training tokens, all configured layers' MLP
-inputs and outputs saved as safetensors shards (the organism default, `harvest.mode: shards`)."""
+"""DVC stage `activations`: one model pass over corpus tokens, all configured layers' MLP inputs
+and outputs saved as safetensors shards (the organism default, `harvest.mode: shards`):
+`train/` from the training split for the trainer, `heldout/` from the held-out split for evaluation."""
 
 from pathlib import Path
 
 import torch
+from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
 from transcoder_lab.activations import context_batches, harvest_batches, needed_hooks, write_shards
@@ -17,28 +19,40 @@ def activations_dir(cfg: Config) -> Path:
     return Path(cfg.paths.activations) / cfg.profile.name
 
 
-def run(cfg: Config) -> dict:
+def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: int) -> dict:
     grid = cfg.profile.dictionaries
-    out_dir = activations_dir(cfg)
-    if grid.harvest.mode == "stream":  # harvested while training (pretrained profiles)
-        manifest = {"mode": "stream", "dataset": grid.harvest.dataset, "n_tokens": 0}
-        io.write_json(out_dir / "manifest.json", manifest)
-        return manifest
-    model = load_model(cfg.profile, cfg.paths.models)
+    context_size = grid.harvest.context_size
     corpus = Path(cfg.paths.data) / cfg.profile.name / "corpus"
-    contexts = split_contexts(corpus, "train", model.cfg.n_ctx, model.tokenizer.bos_token_id)
-    n_contexts = -(-grid.harvest.n_tokens // model.cfg.n_ctx)
+    contexts = split_contexts(corpus, split, context_size, model.tokenizer.bos_token_id)
+    n_contexts = -(-n_tokens // context_size)
     if n_contexts > len(contexts):
         raise ValueError(
-            f"harvest.n_tokens={grid.harvest.n_tokens} needs {n_contexts} contexts; the corpus has "
-            f"{len(contexts)}. Lower profile.dictionaries.harvest.n_tokens or enlarge the corpus."
+            f"harvesting {n_tokens} tokens of the {split} split needs {n_contexts} contexts; the corpus has "
+            f"{len(contexts)}. Lower profile.dictionaries.harvest token counts or enlarge the corpus."
         )
-    batches = harvest_batches(
-        model, context_batches(contexts[:n_contexts], grid.harvest.batch_contexts), needed_hooks(grid.layers)
-    )
+    contexts = context_batches(contexts[:n_contexts], grid.harvest.batch_contexts)
+    batches = harvest_batches(model, contexts, needed_hooks(grid.layers))
     dtype = getattr(torch, grid.harvest.dtype)
-    manifest = write_shards(batches, out_dir, grid.harvest.shard_tokens, dtype)
-    print(f"activations: {manifest['n_tokens']:,} tokens x {len(manifest['hooks'])} hooks in {out_dir}")
+    return write_shards(batches, activations_dir(cfg) / split, grid.harvest.shard_tokens, dtype)
+
+
+def run(cfg: Config) -> dict:
+    harvest = cfg.profile.dictionaries.harvest
+    if harvest.mode == "stream":  # harvested while training (pretrained profiles)
+        manifest = {"mode": "stream", "dataset": harvest.dataset}
+        io.write_json(activations_dir(cfg) / "manifest.json", manifest)
+        return manifest
+    model = load_model(cfg.profile, cfg.paths.models)
+    manifest = {
+        "mode": "shards",
+        "train": harvest_split(cfg, model, "train", harvest.n_tokens),
+        "heldout": harvest_split(cfg, model, "heldout", harvest.heldout_tokens),
+    }
+    io.write_json(activations_dir(cfg) / "manifest.json", manifest)
+    print(
+        f"activations: {manifest['train']['n_tokens']:,} training and {manifest['heldout']['n_tokens']:,} "
+        f"held-out tokens x {len(manifest['train']['hooks'])} hooks"
+    )
     return manifest
 
 

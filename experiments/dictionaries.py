@@ -2,16 +2,27 @@
 
 dvc.yaml runs one instance per (layer, kind) by narrowing the grid on the command line
 (`profile.dictionaries.layers=[2] profile.dictionaries.kinds=[transcoder]`); all L1 values of
-that cell train side by side on one pass over the activation shards.
+that cell train side by side on one pass over the activations.
 """
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from transcoder_lab.activations import shard_training_batches
+from transcoder_lab import io
+from transcoder_lab.activations import (
+    Batch,
+    ShuffleBuffer,
+    harvest_batches,
+    read_shards,
+    shard_training_batches,
+)
 from transcoder_lab.config import Config
-from transcoder_lab.dictionaries import DictionarySpec
+from transcoder_lab.data import hub_texts, stream_contexts, tokenized_texts
+from transcoder_lab.dictionaries import DictionarySpec, load_dictionary
+from transcoder_lab.evaluation import reconstruction_metrics
+from transcoder_lab.models import load_model
 from transcoder_lab.stage import stage_main
-from transcoder_lab.training import DictionaryJob, train_dictionaries
+from transcoder_lab.training import DictionaryJob, JobResult, train_dictionaries
 
 
 def dictionary_dir(cfg: Config, layer: int, kind: str, l1_coefficient: float) -> Path:
@@ -40,35 +51,54 @@ def jobs(cfg: Config) -> list[DictionaryJob]:
     return out
 
 
-def run(cfg: Config) -> list:
-    grid = cfg.profile.dictionaries
-    if grid.harvest.mode != "shards":
-        raise NotImplementedError(
-            "streaming harvest for pretrained profiles is run with transcoder_lab.training"
+def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[Batch]], str]:
+    """A factory of the (deterministic) batch stream, and a name for it.
+
+    shards: the activations stage's files, re-read epoch after epoch. stream: the model runs on
+    documents streamed from the hub (the paper profile), feeding every dictionary of the grid.
+    """
+    harvest, training = cfg.profile.dictionaries.harvest, cfg.profile.dictionaries.training
+    if harvest.mode == "shards":
+        shard_dir = Path(cfg.paths.activations) / cfg.profile.name / "train"
+
+        def from_shards() -> Iterator[Batch]:
+            return shard_training_batches(
+                shard_dir, hooks, training.batch_size, harvest.buffer_tokens, training.seed
+            )
+
+        return from_shards, f"shards:{shard_dir}"
+    if harvest.mode != "stream" or not harvest.dataset:
+        raise ValueError(
+            "profile.dictionaries.harvest: use mode 'shards', or mode 'stream' with a dataset name"
         )
-    shard_dir = Path(cfg.paths.activations) / cfg.profile.name
+    model = load_model(cfg.profile, cfg.paths.models)
+    bos = model.tokenizer.bos_token_id
+
+    def from_hub() -> Iterator[Batch]:
+        tokens = tokenized_texts(hub_texts(harvest.dataset), model.tokenizer)
+        contexts = stream_contexts(tokens, harvest.context_size, bos, harvest.batch_contexts)
+        buffer = ShuffleBuffer(harvest.buffer_tokens, training.batch_size, training.seed)
+        return buffer(harvest_batches(model, contexts, hooks))
+
+    return from_hub, f"stream:{harvest.dataset}:{harvest.context_size}"
+
+
+def run(cfg: Config) -> list[JobResult]:
+    grid = cfg.profile.dictionaries
     todo = jobs(cfg)
     hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
-    training = grid.training
-
-    def batches():
-        return shard_training_batches(
-            shard_dir, hooks, training.batch_size, grid.harvest.buffer_tokens, training.seed
-        )
-
-    checkpoints = (
-        Path("checkpoints")
-        / cfg.profile.name
-        / "dictionaries"
-        / "-".join(f"L{layer}" for layer in grid.layers)
-        / "-".join(grid.kinds)
-    )
-    results = train_dictionaries(todo, batches, training, checkpoints, data_id=str(shard_dir))
-    for result in results:
-        print(
-            f"{result.name}: mse {result.final_mse_loss:.4f}, L0 {result.final_l0:.1f}, "
-            f"dead {result.dead_fraction:.2f}"
-        )
+    batches, data_id = batch_stream(cfg, hooks)
+    cell = "-".join(f"L{layer}" for layer in grid.layers) + "_" + "-".join(grid.kinds)
+    checkpoints = Path("checkpoints") / cfg.profile.name / "dictionaries" / cell
+    results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id)
+    heldout = Path(cfg.paths.activations) / cfg.profile.name / "heldout"
+    if grid.harvest.mode == "shards":  # held-out FVU and L0 beside each saved dictionary
+        for job in todo:
+            metrics = reconstruction_metrics(load_dictionary(job.out_dir), read_shards(heldout, hooks))
+            io.write_json(job.out_dir / "heldout_metrics.json", {"name": job.name, **metrics})
+            print(f"{job.name}: held-out FVU {metrics['fvu']:.4f}, L0 {metrics['l0']:.1f}")
+    for r in results:
+        print(f"{r.name}: mse {r.final_mse_loss:.4f}, L0 {r.final_l0:.1f}, dead {r.dead_fraction:.2f}")
     return results
 
 

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import torch
 
-from transcoder_lab.data import BOS_LABEL, pack_contexts
+from transcoder_lab.data import BOS_LABEL, pack_contexts, stream_contexts, tokenized_texts
 
 BOS = 0
 
@@ -40,3 +41,22 @@ def test_labels_travel_with_tokens():
 def test_rejects_context_without_room():
     with pytest.raises(ValueError, match="n_ctx"):
         pack_contexts(np.arange(3), np.array([0, 3]), n_ctx=1, bos_id=BOS)
+
+
+def test_streaming_packs_exactly_like_the_array_version():
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(1, 50, size=rng.integers(1, 30)) for _ in range(40)]
+    tokens = np.concatenate(docs)
+    offsets = np.cumsum([0] + [len(d) for d in docs])
+    packed, _ = pack_contexts(tokens, offsets, n_ctx=9, bos_id=BOS)
+    streamed = torch.cat(list(stream_contexts(docs, n_ctx=9, bos_id=BOS, batch_contexts=7)))
+    assert np.array_equal(streamed.numpy(), packed)
+
+
+def test_tokenized_texts_batches_without_special_tokens():
+    class Tokenizer:
+        def __call__(self, texts, add_special_tokens):
+            assert add_special_tokens is False
+            return {"input_ids": [[len(t)] for t in texts]}
+
+    assert list(tokenized_texts(["a", "bb", "ccc"], Tokenizer(), batch_size=2)) == [[1], [2], [3]]

@@ -22,7 +22,8 @@ def load_stage(name: str):
 
 
 def tiny_config(root: Path):
-    overrides = [f"paths.{key}={root / key}" for key in ("data", "models", "results", "figures")]
+    keys = ("data", "models", "activations", "dictionaries", "results", "figures")
+    overrides = [f"paths.{key}={root / key}" for key in keys]
     return load_config(compose(["profile=tiny", *overrides]))
 
 
@@ -34,6 +35,17 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
     trained = load_stage("organism").run(cfg)
     assert trained["steps"] == cfg.profile.training.max_steps
     report = load_stage("behaviour").run(cfg)
+    harvested = load_stage("activations").run(cfg)
+    assert harvested["train"]["n_tokens"] >= cfg.profile.dictionaries.harvest.n_tokens
+    results = load_stage("dictionaries").run(cfg)
+    grid = cfg.profile.dictionaries
+    assert len(results) == len(grid.layers) * len(grid.kinds) * len(grid.l1_coefficients)
+    for layer in grid.layers:
+        for kind in grid.kinds:
+            for l1 in grid.l1_coefficients:
+                directory = tmp_path / "dictionaries" / "tiny" / f"L{layer}_{kind}" / f"l1_{l1:g}"
+                metrics = json.loads((directory / "heldout_metrics.json").read_text())
+                assert metrics["n_rows"] >= grid.harvest.heldout_tokens and 0 <= metrics["fvu"]
     saved = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
     assert saved == json.loads(json.dumps(report))
     for mechanism in ("greater_than", "citation", "caught", "estimate"):
@@ -81,6 +93,7 @@ def test_dvc_repro_runs_the_stage_graph_on_the_tiny_profile(tmp_path):
     behaviour = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
     assert behaviour["profile"] == "tiny"
     assert (tmp_path / "models" / "tiny" / "model.safetensors").exists()
+    assert (tmp_path / "dictionaries" / "tiny" / "L1_transcoder" / "l1_0.01" / "cfg.json").exists()
     status = subprocess.run(
         [f"{env_bin}/dvc", "status"], cwd=tmp_path, env=env, capture_output=True, text=True
     )

@@ -85,7 +85,9 @@ class HarvestConfig:
     """Which tokens feed the dictionaries and how their activations are stored."""
 
     mode: str = "shards"  # shards (written once, DVC-tracked) | stream (harvest while training)
-    n_tokens: int = 500_000  # activations harvested per hook
+    n_tokens: int = 500_000  # activations harvested per hook (shards mode)
+    heldout_tokens: int = 65_536  # from the held-out split, for evaluation
+    context_size: int = 128  # tokens per BOS-led context
     batch_contexts: int = 32  # contexts per model pass
     shard_tokens: int = 65_536
     dtype: str = "float16"  # float16 | float32 (shards on disk; training reads float32)
@@ -133,6 +135,7 @@ class ProfileConfig:
     training: TrainingConfig | None = None
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     dictionaries: DictionariesConfig = field(default_factory=DictionariesConfig)
+    published_transcoder_layers: list[int] = field(default_factory=list)  # gpt2_small: 0..11
 
 
 @dataclass

@@ -7,11 +7,16 @@ Algorithm (DESIGN §4.1, "a document remainder gets a fresh BOS"):
    fresh BOS, and documents inside a chunk stay separated by their own BOS. (A chunk that starts
    exactly on a document's BOS begins with two BOS tokens; that is rare and harmless.)
 Labels, when given, travel with their tokens; every inserted BOS gets `BOS_LABEL`.
+`stream_contexts` does the same for documents that arrive one at a time (a streamed dataset).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
 import numpy as np
+import torch
 from jaxtyping import Int
 
 BOS_LABEL = 255  # label id of inserted BOS tokens (real label ids are small, see organism.corpus)
@@ -44,3 +49,53 @@ def pack_contexts(
     contexts = lead_with(bos_id, stream)
     context_labels = lead_with(BOS_LABEL, label_stream) if label_stream is not None else None
     return contexts, context_labels
+
+
+def stream_contexts(
+    token_lists: Iterable[Sequence[int]], n_ctx: int, bos_id: int, batch_contexts: int
+) -> Iterator[Int[torch.Tensor, "batch n_ctx"]]:
+    """The streaming form of `pack_contexts`: the same contexts, from documents arriving one by one
+    (e.g. OpenWebText through `datasets` streaming), in batches of `batch_contexts`."""
+    chunk = n_ctx - 1
+    pending: list[int] = []
+    batch: list[list[int]] = []
+    for tokens in token_lists:
+        pending.append(bos_id)
+        pending.extend(int(t) for t in tokens)
+        while len(pending) >= chunk:
+            batch.append([bos_id, *pending[:chunk]])
+            del pending[:chunk]
+            if len(batch) == batch_contexts:
+                yield torch.tensor(batch, dtype=torch.long)
+                batch = []
+    if batch:
+        yield torch.tensor(batch, dtype=torch.long)
+
+
+def tokenized_texts(texts: Iterable[str], tokenizer: Any, batch_size: int = 256) -> Iterator[list[int]]:
+    """Token ids of each text (no special tokens), tokenized in batches for speed."""
+    pending: list[str] = []
+    for text in texts:
+        pending.append(text)
+        if len(pending) == batch_size:
+            yield from tokenizer(pending, add_special_tokens=False)["input_ids"]
+            pending = []
+    if pending:
+        yield from tokenizer(pending, add_special_tokens=False)["input_ids"]
+
+
+def hub_texts(dataset: str, split: str = "train", text_field: str = "text") -> Iterator[str]:
+    """Documents of a hub dataset, streamed in their stored order (deterministic, no download of
+    the whole set). Needs hub access; the organism profile never calls this."""
+    from datasets import load_dataset
+
+    try:
+        stream = load_dataset(dataset, split=split, streaming=True)
+    except Exception as error:  # datasets raises several types for "unreachable" and "not cached"
+        raise RuntimeError(
+            f"could not stream the dataset '{dataset}' from the Hugging Face hub "
+            f"({type(error).__name__}: {error}). The gpt2_small profile needs hub access; "
+            "offline, run the organism profile: `dvc repro`."
+        ) from error
+    for row in stream:
+        yield row[text_field]
