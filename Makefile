@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 export WANDB_MODE := disabled
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
+# tqdm bars redraw at most every 5 s, so logs of non-interactive runs stay readable.
+export TQDM_MININTERVAL := 5
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test lint params clean-venv
+.PHONY: setup repro test lint params notebooks clean-venv
 PROFILE ?= organism
 
 $(STAMP): pyproject.toml
@@ -31,6 +33,10 @@ params: setup
 	$(PY) -c 'import sys, pathlib; from dvc.utils.hydra import compose_and_dump; \
 	compose_and_dump("params.yaml", str(pathlib.Path("conf").resolve()), None, "config", ".dvc/hydra_plugins", sys.argv[1:])' \
 	profile=$(PROFILE)
+
+# Create or refresh the .ipynb twin of every percent-format notebook (jupytext pairing).
+notebooks: setup
+	$(VENV)/bin/jupytext --sync notebooks/*.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests experiments benchmarks

@@ -147,3 +147,16 @@ def test_short_stream_is_a_clear_error(tmp_path):
         train_dictionaries(
             [job], lambda: itertools.islice(synthetic_batches()(), 3), config(), tmp_path / "c"
         )
+
+
+def test_topk_arm_keeps_k_features_and_ignores_l1(tmp_path):
+    job = DictionaryJob(spec(architecture="topk", k=3), l1_coefficient=1e9, out_dir=tmp_path / "topk")
+    [result] = train_dictionaries([job], synthetic_batches(), config(n_steps=60), tmp_path / "ckpt")
+    assert result.final_l0 <= 3.0  # an L1 of 1e9 would have silenced a relu dictionary entirely
+    assert result.final_mse_loss < 0.5
+
+
+def test_skip_transcoder_trains_its_skip_matrix(tmp_path):
+    job = DictionaryJob(spec(skip=True), 1e-3, tmp_path / "skip")
+    train_dictionaries([job], synthetic_batches(), config(n_steps=60), tmp_path / "ckpt")
+    assert load_dictionary(tmp_path / "skip").W_skip.abs().max() > 0

@@ -1,0 +1,47 @@
+"""Every notebook runs top to bottom as a script on the tiny profile's outputs."""
+
+import importlib.util
+import os
+import runpy
+
+import pytest
+
+from transcoder_lab.config import REPO_ROOT, compose, load_config
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.py"))
+
+
+def load_stage(name: str):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO_ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_outputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    keys = ("data", "models", "activations", "dictionaries", "results", "figures")
+    cfg = load_config(compose(["profile=tiny", *[f"paths.{key}={root / key}" for key in keys]]))
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        for stage in ("corpus", "organism", "behaviour"):
+            load_stage(stage).run(cfg)
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs_as_a_script(notebook, tiny_outputs, monkeypatch):
+    monkeypatch.setenv("TRANSCODER_LAB_PROFILE", "tiny")
+    monkeypatch.setenv("TRANSCODER_LAB_ROOT", str(tiny_outputs))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    runpy.run_path(str(notebook), run_name="__main__")
+
+
+def test_notebooks_are_paired_percent_scripts():
+    assert NOTEBOOKS, "no notebooks found"
+    for path in NOTEBOOKS:
+        assert "format_name: percent" in path.read_text(), f"{path.name} is not a jupytext percent script"
