@@ -172,6 +172,11 @@ def layers_of(dictionaries: Sequence[Dictionary]) -> list[int]:
     return sorted({d.spec.layer for d in dictionaries})
 
 
+def summed_nll(log_probs: Float[torch.Tensor, "b pos vocab"], tokens: Int[torch.Tensor, "b pos"]) -> float:
+    """Negative log-likelihood of each next token, summed over the predicted positions."""
+    return -log_probs[:, :-1].gather(-1, tokens[:, 1:, None]).sum().item()
+
+
 @dataclass
 class _LossSums:
     spliced: float = 0.0
@@ -206,23 +211,20 @@ def splice_metrics(
         targets = batch[:, 1:]
         is_bos = batch == bos if bos is not None else None
 
-        def nll(log_probs: torch.Tensor) -> torch.Tensor:  # summed over predicted positions
-            return -log_probs[:, :-1].gather(-1, targets[..., None]).sum()
-
         clean = model(batch).log_softmax(-1)
-        clean_sum += nll(clean).item()
+        clean_sum += summed_nll(clean, batch)
         n_predictions += targets.numel()
         zero_cache: dict[tuple[int, ...], float] = {}
         for name, dictionaries in dictionary_sets.items():
             with spliced(model, dictionaries, stats=stats[name], is_bos=is_bos):
                 patched = model(batch).log_softmax(-1)
-            sums[name].spliced += nll(patched).item()
+            sums[name].spliced += summed_nll(patched, batch)
             kl = (clean.exp() * (clean - patched)).sum(-1)[:, :-1]
             sums[name].kl += kl.sum().item()
             layers = tuple(layers_of(dictionaries))
             if layers not in zero_cache:
                 with zero_ablated(model, layers):
-                    zero_cache[layers] = nll(model(batch).log_softmax(-1)).item()
+                    zero_cache[layers] = summed_nll(model(batch).log_softmax(-1), batch)
             sums[name].zero += zero_cache[layers]
     ce_clean = clean_sum / n_predictions
     results = {}
