@@ -2,8 +2,6 @@
 and outputs saved as safetensors shards (the organism default, `harvest.mode: shards`):
 `train/` from the training split for the trainer, `heldout/` from the held-out split for evaluation."""
 
-from pathlib import Path
-
 import torch
 from transformer_lens import HookedTransformer
 
@@ -12,18 +10,14 @@ from transcoder_lab.activations import context_batches, harvest_batches, needed_
 from transcoder_lab.config import Config
 from transcoder_lab.models import load_model
 from transcoder_lab.organism.train import split_contexts
+from transcoder_lab.paths import activations_dir, corpus_dir
 from transcoder_lab.stage import stage_main
-
-
-def activations_dir(cfg: Config) -> Path:
-    return Path(cfg.paths.activations) / cfg.profile.name
 
 
 def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: int) -> dict:
     grid = cfg.profile.dictionaries
     context_size = grid.harvest.context_size
-    corpus = Path(cfg.paths.data) / cfg.profile.name / "corpus"
-    contexts = split_contexts(corpus, split, context_size, model.tokenizer.bos_token_id)
+    contexts = split_contexts(corpus_dir(cfg), split, context_size, model.tokenizer.bos_token_id)
     n_contexts = -(-n_tokens // context_size)
     if n_contexts > len(contexts):
         raise ValueError(
@@ -33,7 +27,7 @@ def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: i
     contexts = context_batches(contexts[:n_contexts], grid.harvest.batch_contexts)
     batches = harvest_batches(model, contexts, needed_hooks(grid.layers))
     dtype = getattr(torch, grid.harvest.dtype)
-    return write_shards(batches, activations_dir(cfg) / split, grid.harvest.shard_tokens, dtype)
+    return write_shards(batches, activations_dir(cfg, split), grid.harvest.shard_tokens, dtype)
 
 
 def run(cfg: Config) -> dict:

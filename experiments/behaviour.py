@@ -1,12 +1,12 @@
 """DVC stage `behaviour`: one held-out metric per planted mechanism, beside its chance level."""
 
 import json
-from pathlib import Path
 
 from transcoder_lab import io
 from transcoder_lab.behaviour import organism_behaviour, paper_greater_than_behaviour
 from transcoder_lab.config import Config
 from transcoder_lab.models import load_model
+from transcoder_lab.paths import results_dir
 from transcoder_lab.stage import stage_main
 
 
@@ -18,7 +18,7 @@ def run(cfg: Config) -> dict:
     else:
         report = paper_greater_than_behaviour(model, profile.behaviour)
     report = {"profile": profile.name, **report}
-    io.write_json(Path(cfg.paths.results) / profile.name / "behaviour.json", report)
+    io.write_json(results_dir(cfg) / "behaviour.json", report)
     print(json.dumps(report, indent=2))
     return report
 

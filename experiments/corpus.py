@@ -1,15 +1,10 @@
 """DVC stage `corpus`: generate the organism's labelled corpus and train its tokenizer."""
 
-from pathlib import Path
-
 from transcoder_lab import io
 from transcoder_lab.config import Config
 from transcoder_lab.organism.build import build_corpus
+from transcoder_lab.paths import corpus_dir
 from transcoder_lab.stage import stage_main
-
-
-def corpus_dir(cfg: Config) -> Path:
-    return Path(cfg.paths.data) / cfg.profile.name / "corpus"
 
 
 def run(cfg: Config) -> dict:

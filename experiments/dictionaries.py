@@ -6,7 +6,6 @@ that cell train side by side on one pass over the activations.
 """
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from transcoder_lab import io
 from transcoder_lab.activations import (
@@ -21,12 +20,9 @@ from transcoder_lab.data import hub_texts, stream_contexts, tokenized_texts
 from transcoder_lab.dictionaries import DictionarySpec, load_dictionary
 from transcoder_lab.evaluation import reconstruction_metrics
 from transcoder_lab.models import load_model
+from transcoder_lab.paths import activations_dir, checkpoint_dir, dictionary_dir
 from transcoder_lab.stage import stage_main
 from transcoder_lab.training import DictionaryJob, JobResult, train_dictionaries
-
-
-def dictionary_dir(cfg: Config, layer: int, kind: str, l1_coefficient: float) -> Path:
-    return Path(cfg.paths.dictionaries) / cfg.profile.name / f"L{layer}_{kind}" / f"l1_{l1_coefficient:g}"
 
 
 def jobs(cfg: Config) -> list[DictionaryJob]:
@@ -59,7 +55,7 @@ def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[B
     """
     harvest, training = cfg.profile.dictionaries.harvest, cfg.profile.dictionaries.training
     if harvest.mode == "shards":
-        shard_dir = Path(cfg.paths.activations) / cfg.profile.name / "train"
+        shard_dir = activations_dir(cfg, "train")
 
         def from_shards() -> Iterator[Batch]:
             return shard_training_batches(
@@ -89,9 +85,9 @@ def run(cfg: Config) -> list[JobResult]:
     hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
     batches, data_id = batch_stream(cfg, hooks)
     cell = "-".join(f"L{layer}" for layer in grid.layers) + "_" + "-".join(grid.kinds)
-    checkpoints = Path("checkpoints") / cfg.profile.name / "dictionaries" / cell
+    checkpoints = checkpoint_dir(cfg, "dictionaries", cell)
     results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id)
-    heldout = Path(cfg.paths.activations) / cfg.profile.name / "heldout"
+    heldout = activations_dir(cfg, "heldout")
     if grid.harvest.mode == "shards":  # held-out FVU and L0 beside each saved dictionary
         for job in todo:
             metrics = reconstruction_metrics(load_dictionary(job.out_dir), read_shards(heldout, hooks))

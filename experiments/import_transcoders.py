@@ -5,12 +5,9 @@ import sys
 from pathlib import Path
 
 from transcoder_lab.config import Config
+from transcoder_lab.paths import published_dir
 from transcoder_lab.published import fetch_and_import_published_transcoder
 from transcoder_lab.stage import stage_main
-
-
-def published_dir(cfg: Config, layer: int) -> Path:
-    return Path(cfg.paths.dictionaries) / cfg.profile.name / "published" / f"L{layer}_transcoder"
 
 
 def run(cfg: Config) -> list[Path]:

@@ -1,16 +1,11 @@
 """DVC stage `organism`: train the model organism (or, under a pretrained profile, fetch the model)."""
 
-from pathlib import Path
-
 from transcoder_lab import io
 from transcoder_lab.config import Config
 from transcoder_lab.models import load_pretrained
 from transcoder_lab.organism.train import train_organism
+from transcoder_lab.paths import checkpoint_dir, corpus_dir, model_dir
 from transcoder_lab.stage import stage_main
-
-
-def model_dir(cfg: Config) -> Path:
-    return Path(cfg.paths.models) / cfg.profile.name
 
 
 def run(cfg: Config) -> dict:
@@ -26,9 +21,9 @@ def run(cfg: Config) -> dict:
         io.write_json(model_dir(cfg) / "model.json", summary)
         return summary
     assert profile.training is not None
-    corpus = Path(cfg.paths.data) / profile.name / "corpus"
-    checkpoints = Path("checkpoints") / profile.name / "organism"
-    result = train_organism(profile.model, profile.training, corpus, model_dir(cfg), checkpoints)
+    result = train_organism(
+        profile.model, profile.training, corpus_dir(cfg), model_dir(cfg), checkpoint_dir(cfg, "organism")
+    )
     print(
         f"organism: {result.steps} steps, {result.tokens_seen:,} tokens, "
         f"held-out loss {result.heldout_loss:.3f}, "

@@ -46,6 +46,12 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
                 directory = tmp_path / "dictionaries" / "tiny" / f"L{layer}_{kind}" / f"l1_{l1:g}"
                 metrics = json.loads((directory / "heldout_metrics.json").read_text())
                 assert metrics["n_rows"] >= grid.harvest.heldout_tokens and 0 <= metrics["fvu"]
+    evaluated = load_stage("evaluate").run(cfg)
+    pareto = evaluated["pareto"]
+    assert len(pareto) == len(results) and (pareto["ce_clean"] == pareto["ce_clean"].iloc[0]).all()
+    assert (tmp_path / "figures" / "tiny" / "pareto.png").stat().st_size > 10_000
+    splice_all = json.loads((tmp_path / "results" / "tiny" / "splice_all.json").read_text())
+    assert splice_all["layers"] == grid.layers and len(splice_all["heldout_sha256"]) == 64
     saved = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
     assert saved == json.loads(json.dumps(report))
     for mechanism in ("greater_than", "citation", "caught", "estimate"):
@@ -94,6 +100,7 @@ def test_dvc_repro_runs_the_stage_graph_on_the_tiny_profile(tmp_path):
     assert behaviour["profile"] == "tiny"
     assert (tmp_path / "models" / "tiny" / "model.safetensors").exists()
     assert (tmp_path / "dictionaries" / "tiny" / "L1_transcoder" / "l1_0.01" / "cfg.json").exists()
+    assert (tmp_path / "results" / "tiny" / "pareto.csv").exists()
     status = subprocess.run(
         [f"{env_bin}/dvc", "status"], cwd=tmp_path, env=env, capture_output=True, text=True
     )

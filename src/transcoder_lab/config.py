@@ -127,6 +127,29 @@ class DictionariesConfig:
 
 
 @dataclass
+class Expectation:
+    """A published or required number: `approx` within `tolerance`, or `at_least` value."""
+
+    value: float
+    tolerance: float = 0.0
+    comparison: str = "approx"  # approx | at_least
+    source: str = ""
+
+
+@dataclass
+class EvaluationConfig:
+    """Splicing evaluation on a fixed held-out token set (transcoder_lab.evaluation)."""
+
+    n_contexts: int = 256  # held-out contexts of harvest.context_size tokens
+    batch_size: int = 32
+    heldout_skip_documents: int = 0  # streamed datasets: documents skipped before the held-out set
+    splice_all_source: str = "grid"  # grid: the grid's transcoders at splice_all_l1 | published
+    splice_all_l1: float | None = None
+    splice_all_layers: list[int] = field(default_factory=list)  # empty: every grid layer
+    expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation
+
+
+@dataclass
 class ProfileConfig:
     name: str = "organism"
     device: str = "cpu"
@@ -136,6 +159,7 @@ class ProfileConfig:
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     dictionaries: DictionariesConfig = field(default_factory=DictionariesConfig)
     published_transcoder_layers: list[int] = field(default_factory=list)  # gpt2_small: 0..11
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
 @dataclass

@@ -84,9 +84,9 @@ def tokenized_texts(texts: Iterable[str], tokenizer: Any, batch_size: int = 256)
         yield from tokenizer(pending, add_special_tokens=False)["input_ids"]
 
 
-def hub_texts(dataset: str, split: str = "train", text_field: str = "text") -> Iterator[str]:
+def hub_texts(dataset: str, split: str = "train", text_field: str = "text", skip: int = 0) -> Iterator[str]:
     """Documents of a hub dataset, streamed in their stored order (deterministic, no download of
-    the whole set). Needs hub access; the organism profile never calls this."""
+    the whole set), after the first `skip` documents. Needs hub access; the organism never calls it."""
     from datasets import load_dataset
 
     try:
@@ -97,5 +97,5 @@ def hub_texts(dataset: str, split: str = "train", text_field: str = "text") -> I
             f"({type(error).__name__}: {error}). The gpt2_small profile needs hub access; "
             "offline, run the organism profile: `dvc repro`."
         ) from error
-    for row in stream:
+    for row in stream.skip(skip) if skip else stream:
         yield row[text_field]

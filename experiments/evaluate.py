@@ -1,0 +1,113 @@
+"""DVC stage `evaluate`: splice every dictionary into the model on one fixed held-out token set.
+
+Writes `results/<profile>/pareto.csv` (one row per dictionary of the grid), `splice_all.json`
+(every layer's transcoder spliced together: the paper's "all transcoders" experiment),
+`figures/<profile>/pareto.{png,svg}` and `expected_vs_measured.md` (the profile's expected values
+beside what was measured).
+"""
+
+import json
+
+import pandas as pd
+import torch
+from transformer_lens import HookedTransformer
+
+from transcoder_lab import io
+from transcoder_lab.config import Config
+from transcoder_lab.data import hub_texts, stream_contexts, tokenized_texts
+from transcoder_lab.dictionaries import Dictionary, load_dictionary
+from transcoder_lab.evaluation import splice_metrics, token_hash
+from transcoder_lab.models import load_model
+from transcoder_lab.organism.train import split_contexts
+from transcoder_lab.paths import corpus_dir, dictionary_dir, figures_dir, published_dir, results_dir
+from transcoder_lab.plotting import pareto_figure, save_figure
+from transcoder_lab.report import expected_vs_measured
+from transcoder_lab.stage import stage_main
+
+PARETO_COLUMNS = [
+    "profile", "layer", "kind", "l1_coefficient", "l0", "ce_clean", "ce_spliced", "ce_zero_ablation",
+    "loss_recovered", "kl", "fvu", "dead_fraction",
+]  # fmt: skip
+
+
+def heldout_tokens(cfg: Config, model: HookedTransformer) -> torch.Tensor:
+    """The first n_contexts BOS-led contexts of held-out text: deterministic, so built once."""
+    evaluation, context_size = cfg.profile.evaluation, cfg.profile.dictionaries.harvest.context_size
+    bos = model.tokenizer.bos_token_id
+    if cfg.profile.corpus is not None:
+        contexts = split_contexts(corpus_dir(cfg), "heldout", context_size, bos)
+    else:
+        harvest = cfg.profile.dictionaries.harvest
+        texts = hub_texts(harvest.dataset, skip=evaluation.heldout_skip_documents)
+        contexts = next(
+            stream_contexts(tokenized_texts(texts, model.tokenizer), context_size, bos, evaluation.n_contexts)
+        )
+    if len(contexts) < evaluation.n_contexts:
+        raise ValueError(
+            f"the held-out text gives {len(contexts)} contexts; profile.evaluation.n_contexts asks for "
+            f"{evaluation.n_contexts}. Lower it or enlarge profile.corpus.n_heldout_documents."
+        )
+    return contexts[: evaluation.n_contexts]
+
+
+def splice_all_set(cfg: Config) -> list[Dictionary]:
+    evaluation, grid = cfg.profile.evaluation, cfg.profile.dictionaries
+    layers = evaluation.splice_all_layers or grid.layers
+    if evaluation.splice_all_source == "published":
+        return [load_dictionary(published_dir(cfg, layer)) for layer in layers]
+    if "transcoder" not in grid.kinds or evaluation.splice_all_l1 not in grid.l1_coefficients:
+        raise ValueError(
+            "profile.evaluation.splice_all_l1 must be one of profile.dictionaries.l1_coefficients, with "
+            "'transcoder' among profile.dictionaries.kinds"
+        )
+    return [
+        load_dictionary(dictionary_dir(cfg, layer, "transcoder", evaluation.splice_all_l1))
+        for layer in layers
+    ]
+
+
+def run(cfg: Config) -> dict:
+    profile, grid = cfg.profile, cfg.profile.dictionaries
+    model = load_model(profile, cfg.paths.models)
+    tokens = heldout_tokens(cfg, model)
+    cells = [(layer, kind, l1) for layer in grid.layers for kind in grid.kinds for l1 in grid.l1_coefficients]
+    sets = {
+        f"{kind}@L{layer} l1={l1:g}": [load_dictionary(dictionary_dir(cfg, layer, kind, l1))]
+        for layer, kind, l1 in cells
+    }
+    sets["splice_all"] = splice_all_set(cfg)
+    results = splice_metrics(model, sets, tokens, profile.evaluation.batch_size)
+
+    rows = []
+    for (layer, kind, l1), name in zip(cells, sets, strict=False):
+        measured = results[name]
+        reconstruction = measured["dictionaries"][0]
+        rows.append({"profile": profile.name, "layer": layer, "kind": kind, "l1_coefficient": l1, **measured,
+                     **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
+    pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
+    out = results_dir(cfg)
+    io.write_text(out / "pareto.csv", pareto.to_csv(index=False, float_format="%.6g"))
+    splice_all = {key: value for key, value in results["splice_all"].items() if key != "dictionaries"}
+    splice_all |= {"source": profile.evaluation.splice_all_source, "heldout_sha256": token_hash(tokens),
+                   "heldout_tokens": int(tokens.numel())}  # fmt: skip
+    io.write_json(out / "splice_all.json", splice_all)
+    figure = pareto_figure(
+        pareto, f"{profile.name}: sparsity vs fidelity (held-out CE, {tokens.numel():,} tokens)"
+    )
+    save_figure(figure, figures_dir(cfg) / "pareto")
+
+    measured = {"splice_all": splice_all}
+    behaviour = out / "behaviour.json"
+    if behaviour.exists():
+        measured["behaviour"] = json.loads(behaviour.read_text())
+    io.write_text(
+        out / "expected_vs_measured.md",
+        expected_vs_measured(profile.name, profile.evaluation.expected, measured),
+    )
+    print(pareto.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(json.dumps(splice_all, indent=2))
+    return {"pareto": pareto, "splice_all": splice_all}
+
+
+if __name__ == "__main__":
+    stage_main(run)()

@@ -1,0 +1,58 @@
+"""Figures: each function takes plain data (a DataFrame or dicts) and writes PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # stages run headless; notebooks display the returned figure themselves
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from transcoder_lab import io  # noqa: E402
+
+ARM_STYLE = {
+    "transcoder": {"color": "#1f77b4", "marker": "o", "label": "transcoder"},
+    "sae_mlp_out": {"color": "#d62728", "marker": "s", "label": "SAE (MLP out)"},
+    "sae_mlp_in": {"color": "#2ca02c", "marker": "^", "label": "SAE (MLP in)"},
+}
+
+
+def save_figure(figure: plt.Figure, stem: Path) -> list[Path]:
+    """Write `stem`.png and `stem`.svg atomically; returns the paths."""
+    paths = []
+    for suffix in (".png", ".svg"):
+        target = Path(stem).with_suffix(suffix)
+        with io.atomic_path(target) as tmp:
+            figure.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight")
+        paths.append(target)
+    return paths
+
+
+def pareto_figure(rows: pd.DataFrame, title: str) -> plt.Figure:
+    """Mean L0 (log scale) against spliced cross-entropy, one panel per layer, one frontier per arm,
+    the clean and zero-ablation losses as reference lines."""
+    layers = sorted(rows["layer"].unique())
+    figure, axes = plt.subplots(1, len(layers), figsize=(5.2 * len(layers), 4.2), squeeze=False)
+    for axis, layer in zip(axes[0], layers, strict=True):
+        panel = rows[rows["layer"] == layer]
+        for kind, arm in panel.groupby("kind"):
+            style = ARM_STYLE.get(kind, {"label": kind})
+            arm = arm.sort_values("l0")
+            axis.plot(arm["l0"], arm["ce_spliced"], linewidth=1.5, markersize=6, **style)
+            for _, row in arm.iterrows():
+                point = (row["l0"], row["ce_spliced"])
+                label = f"{row['l1_coefficient']:g}"
+                axis.annotate(label, point, fontsize=6, textcoords="offset points", xytext=(3, 3))
+        axis.axhline(
+            panel["ce_clean"].iloc[0], color="black", linestyle="--", linewidth=1, label="clean model"
+        )
+        axis.set_xscale("log")
+        axis.set(xlabel="mean L0 (features active per token)", ylabel="next-token cross-entropy (nats)")
+        axis.set_title(f"layer {layer}")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
