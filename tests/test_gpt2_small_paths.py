@@ -1,22 +1,14 @@
 """The gpt2_small profile's code paths, offline: a random model of GPT-2 small's exact shape
 stands in for the hub weights, a few generated documents for OpenWebText."""
 
-import importlib.util
-
 import pytest
 import torch
 
-from transcoder_lab.config import REPO_ROOT, compose, load_config
+from transcoder_lab.config import compose, load_config
 from transcoder_lab.dictionaries import load_dictionary
 from transcoder_lab.models import GPT2_SMALL_SHAPE, build_processed_model, gpt2_shaped_config
 from transcoder_lab.organism.tokenizer import train_tokenizer
-
-
-def load_stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO_ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from transcoder_lab.stage import load_stage
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,14 @@
 """Every notebook runs top to bottom as a script on the tiny profile's outputs."""
 
-import importlib.util
 import os
 import runpy
 
 import pytest
 
 from transcoder_lab.config import REPO_ROOT, compose, load_config
+from transcoder_lab.stage import load_stage
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.py"))
-
-
-def load_stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO_ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The stage entry points and the DVC stage graph, end to end on the tiny profile."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -12,13 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from transcoder_lab.config import REPO_ROOT, compose, load_config
-
-
-def load_stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO_ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from transcoder_lab.stage import load_stage
 
 
 def tiny_config(root: Path):

@@ -212,6 +212,7 @@ def splice_metrics(
         is_bos = batch == bos if bos is not None else None
 
         clean = model(batch).log_softmax(-1)
+        clean_probs = clean.exp()
         clean_sum += summed_nll(clean, batch)
         n_predictions += targets.numel()
         zero_cache: dict[tuple[int, ...], float] = {}
@@ -219,7 +220,7 @@ def splice_metrics(
             with spliced(model, dictionaries, stats=stats[name], is_bos=is_bos):
                 patched = model(batch).log_softmax(-1)
             sums[name].spliced += summed_nll(patched, batch)
-            kl = (clean.exp() * (clean - patched)).sum(-1)[:, :-1]
+            kl = (clean_probs * (clean - patched)).sum(-1)[:, :-1]
             sums[name].kl += kl.sum().item()
             layers = tuple(layers_of(dictionaries))
             if layers not in zero_cache:

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # stages run headless; notebooks display the returned figure themselves
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from transcoder_lab import io  # noqa: E402
@@ -49,8 +50,11 @@ def pareto_figure(rows: pd.DataFrame, title: str) -> plt.Figure:
             panel["ce_clean"].iloc[0], color="black", linestyle="--", linewidth=1, label="clean model"
         )
         axis.set_xscale("log")
+        axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
         axis.set(xlabel="mean L0 (features active per token)", ylabel="next-token cross-entropy (nats)")
-        axis.set_title(f"layer {layer}")
+        axis.set_title(f"layer {layer} (point labels: L1 coefficient)")
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)
     figure.suptitle(title)

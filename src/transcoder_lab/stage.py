@@ -11,14 +11,16 @@ still work because they come after these defaults.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import hydra
 from omegaconf import DictConfig
 
-from transcoder_lab.config import Config, load_config
+from transcoder_lab.config import REPO_ROOT, Config, load_config
 
 STAGE_OVERRIDES = [
     "hydra.run.dir=.",
@@ -38,3 +40,17 @@ def stage_main(run: Callable[[Config], object]) -> Callable[[], None]:
         main()
 
     return entry
+
+
+def load_stage(name: str) -> ModuleType:
+    """The module of `experiments/<name>.py`, so tests and notebooks can call its `run(cfg)`."""
+    path = REPO_ROOT / "experiments" / f"{name}.py"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no stage script {path}; the stages are {sorted(p.stem for p in path.parent.glob('*.py'))}"
+        )
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -8,33 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from small_corpus import small_cfg
 
-from transcoder_lab.config import CorpusConfig
 from transcoder_lab.organism.build import build_corpus, corpus_hash, heldout_seed
 from transcoder_lab.organism.corpus import LABELS
 from transcoder_lab.organism.tokenizer import load_tokenizer, two_digit_token_ids
 
+BUILD = dict(n_train_documents=200, n_heldout_documents=20)  # smaller than the shared config: faster
 FILES = {"tokenizer.json", "train.safetensors", "heldout.safetensors", "labels.json", "manifest.json"}
-
-
-def small_cfg(**overrides) -> CorpusConfig:
-    values: dict = {
-        "n_train_documents": 200,
-        "n_heldout_documents": 20,
-        "n_nouns": 300,
-        "n_verbs": 150,
-        "n_adjectives": 130,
-        "n_surnames": 80,
-        "vocab_size": 600,
-    }
-    values.update(overrides)
-    return CorpusConfig(**values)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("corpus")
-    return out, build_corpus(small_cfg(), out)
+    return out, build_corpus(small_cfg(**BUILD), out)
 
 
 def test_writes_all_files_and_nothing_else(built) -> None:
@@ -46,7 +33,7 @@ def test_manifest_matches_the_arrays(built) -> None:
     out, manifest = built
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert json.loads((out / "labels.json").read_text()) == list(LABELS) == manifest["labels"]
-    cfg = small_cfg()
+    cfg = small_cfg(**BUILD)
     expected_docs = {"train": cfg.n_train_documents, "heldout": cfg.n_heldout_documents}
     for split, n_docs in expected_docs.items():
         arrays = load_file(str(out / f"{split}.safetensors"))
@@ -67,7 +54,7 @@ def test_manifest_matches_the_arrays(built) -> None:
 def test_tokenizer_file_loads_and_decodes_the_corpus(built) -> None:
     out, manifest = built
     tok = load_tokenizer(out / "tokenizer.json")
-    assert len(tok) == manifest["vocab_size"] <= small_cfg().vocab_size
+    assert len(tok) == manifest["vocab_size"] <= small_cfg(**BUILD).vocab_size
     assert len(two_digit_token_ids(tok)) == 100
     arrays = load_file(str(out / "train.safetensors"))
     first_doc = arrays["tokens"][: arrays["doc_offsets"][1]]
@@ -77,7 +64,7 @@ def test_tokenizer_file_loads_and_decodes_the_corpus(built) -> None:
 
 def test_build_is_deterministic(built, tmp_path) -> None:
     out, manifest = built
-    again = build_corpus(small_cfg(), tmp_path / "again")
+    again = build_corpus(small_cfg(**BUILD), tmp_path / "again")
     assert again == manifest
     for name in FILES:
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name

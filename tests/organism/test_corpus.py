@@ -6,23 +6,10 @@ import re
 from collections import Counter
 
 import pytest
+from small_corpus import small_cfg
 
 from transcoder_lab.config import CorpusConfig
 from transcoder_lab.organism import corpus as C
-
-
-def small_cfg(**overrides) -> CorpusConfig:
-    values: dict = {
-        "n_train_documents": 300,
-        "n_heldout_documents": 30,
-        "n_nouns": 300,
-        "n_verbs": 150,
-        "n_adjectives": 130,
-        "n_surnames": 80,
-        "vocab_size": 600,
-    }
-    values.update(overrides)
-    return CorpusConfig(**values)
 
 
 @pytest.fixture(scope="module")

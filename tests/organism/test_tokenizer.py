@@ -6,22 +6,10 @@ import re
 
 import numpy as np
 import pytest
+from small_corpus import small_cfg
 
-from transcoder_lab.config import CorpusConfig
 from transcoder_lab.organism import corpus as C
 from transcoder_lab.organism import tokenizer as T
-
-
-def small_cfg() -> CorpusConfig:
-    return CorpusConfig(
-        n_train_documents=300,
-        n_heldout_documents=30,
-        n_nouns=300,
-        n_verbs=150,
-        n_adjectives=130,
-        n_surnames=80,
-        vocab_size=600,
-    )
 
 
 @pytest.fixture(scope="module")
