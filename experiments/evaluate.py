@@ -86,6 +86,12 @@ def run(cfg: Config) -> dict:
                      **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
     pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
     out = results_dir(cfg)
+    # Everything measured per dictionary (L0 without BOS, live and dense fractions, ...), by name.
+    details = {
+        name: {**results[name]["dictionaries"][0], "ce_spliced": results[name]["ce_spliced"]} for name in sets
+    }
+    details.pop("splice_all")
+    io.write_json(out / "dictionary_metrics.json", details)
     io.write_text(out / "pareto.csv", pareto.to_csv(index=False, float_format="%.6g"))
     splice_all = {key: value for key, value in results["splice_all"].items() if key != "dictionaries"}
     splice_all |= {"source": profile.evaluation.splice_all_source, "heldout_sha256": token_hash(tokens),

@@ -11,6 +11,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from transcoder_lab.config import REPO_ROOT, compose, load_config
+from transcoder_lab.evaluation import token_hash
+from transcoder_lab.models import load_model
 from transcoder_lab.stage import load_stage
 
 
@@ -45,6 +47,9 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
     assert (tmp_path / "figures" / "tiny" / "pareto.png").stat().st_size > 10_000
     splice_all = json.loads((tmp_path / "results" / "tiny" / "splice_all.json").read_text())
     assert splice_all["layers"] == grid.layers and len(splice_all["heldout_sha256"]) == 64
+    # The held-out set is rebuilt identically (same hash) on every call.
+    model = load_model(cfg.profile, cfg.paths.models)
+    assert token_hash(load_stage("evaluate").heldout_tokens(cfg, model)) == splice_all["heldout_sha256"]
     saved = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
     assert saved == json.loads(json.dumps(report))
     for mechanism in ("greater_than", "citation", "caught", "estimate"):
