@@ -113,3 +113,23 @@ def test_token_hash_identifies_the_held_out_set(tokens):
     changed = tokens.clone()
     changed[0, 0] += 1
     assert token_hash(changed) != token_hash(tokens)
+
+
+def test_feature_edit_with_error_term_changes_the_output_by_the_decoded_difference(model, tokens):
+    spec = DictionarySpec(kind="transcoder", layer=0, d_in=D, d_sae=8, d_out=D)
+    dictionary = Dictionary.initialise(spec, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        dictionary.b_enc.fill_(0.5)  # every feature active somewhere
+    _, clean = model.run_with_cache(tokens, names_filter=[IN, OUT])
+    z = dictionary.encode(clean[IN])
+
+    def drop_feature_3(_, activations):
+        edited = activations.clone()
+        edited[..., 3] = 0
+        return edited
+
+    with spliced(model, [dictionary], keep_error=True, edit_features=drop_feature_3):
+        _, edited = model.run_with_cache(tokens, names_filter=[OUT])
+    expected = clean[OUT] - z[..., 3:4] * dictionary.W_dec[3]
+    assert z[..., 3].abs().max() > 0
+    torch.testing.assert_close(edited[OUT], expected.detach(), atol=1e-5, rtol=1e-5)

@@ -26,7 +26,7 @@ the per-token KL(clean || spliced), averaged over every predicted position.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -122,9 +122,13 @@ def spliced(
     keep_error: bool = False,
     stats: Sequence[ReconstructionStats] | None = None,
     is_bos: torch.Tensor | None = None,
+    edit_features: Callable[[Dictionary, torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[None]:
     """Run the model with `dictionaries` spliced in (see the module docstring).
 
+    `edit_features(dictionary, z)` may return edited activations (an ablation, a patch); the
+    output is decoded from them. With `keep_error`, the error added back is that of the unedited
+    reconstruction, so an edit changes the forward pass by exactly its decoded difference.
     `stats`, one per dictionary, accumulate reconstruction metrics of each dictionary on the
     activations it sees; `is_bos` [batch, pos] marks BOS positions for L0 without BOS.
     """
@@ -146,12 +150,16 @@ def spliced(
             x = captured.pop("x") if dictionary.spec.is_transcoder else activation
             z = dictionary.encode(x)
             y_hat = dictionary.decode(z, x)
+            error = activation - y_hat
+            if edit_features is not None:
+                z = edit_features(dictionary, z)
+                y_hat = dictionary.decode(z, x)
             if stats is not None:
                 flat_bos = is_bos.reshape(-1) if is_bos is not None else None
                 flat = (activation.reshape(-1, activation.shape[-1]), y_hat.reshape(-1, y_hat.shape[-1]))
                 stats[index].update(*flat, z.reshape(-1, z.shape[-1]), flat_bos)
-            if keep_error:  # the forward value stays the original; gradients flow through y_hat
-                return y_hat + (activation - y_hat).detach()
+            if keep_error:  # unedited: the forward value is the original; gradients flow through y_hat
+                return y_hat + error.detach()
             return y_hat
 
         if spec.is_transcoder:
