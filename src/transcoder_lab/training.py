@@ -129,7 +129,7 @@ class DictionaryTrainer:
         mse = normalised_mse(y_hat, y)
         loss = mse
         if dictionary.spec.architecture == "relu":
-            loss = loss + self.job.l1_coefficient * z.abs().sum(-1).mean()
+            loss = loss + self.job.l1_coefficient * z.sum(-1).mean()  # z >= 0 after ReLU: sum is the L1 norm
         dead = self.steps_since_fired >= cfg.dead_window_steps
         if cfg.dead_features == "ghost_grads" and dead.any():
             loss = loss + ghost_grad_loss(dictionary, pre, y - y_hat, dead, mse)
@@ -147,12 +147,13 @@ class DictionaryTrainer:
         dictionary.normalize_decoder_()
 
         with torch.no_grad():
-            fired = (z > 0).any(0)
+            active = z > 0
+            fired = active.any(0)
             self.steps_since_fired = torch.where(fired, 0, self.steps_since_fired + 1)
             if step >= cfg.n_steps - cfg.frequency_window_steps:
-                self.fire_counts += (z > 0).sum(0)
+                self.fire_counts += active.sum(0)
                 self.window_tokens += len(z)
-            self.last = {"mse": mse.item(), "l0": (z > 0).float().sum(-1).mean().item()}
+            self.last = {"mse": mse.item(), "l0": active.sum().item() / len(z)}
             if cfg.dead_features == "resample" and (step + 1) % cfg.resample_every == 0:
                 self.resample_dead(x, y - y_hat, dead)
 
