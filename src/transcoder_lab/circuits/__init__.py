@@ -1,4 +1,5 @@
-"""Circuit analysis with transcoders (DESIGN §4.3): exact direct attributions, for path search."""
+"""Circuit analysis with transcoders (DESIGN §4.3): exact direct attributions, beam search over
+backward paths, attribution graphs (figures, JSON) and their verification by interventions."""
 
 from transcoder_lab.circuits.attribution import (
     EXPANDABLE_KINDS,
@@ -17,6 +18,19 @@ from transcoder_lab.circuits.attribution import (
     top_contributors,
     vector_root,
 )
+from transcoder_lab.circuits.interventions import average_ranks, spearman, verify_graph
+from transcoder_lab.circuits.paths import (
+    Edge,
+    Graph,
+    Node,
+    Path,
+    PathFilter,
+    beam_search,
+    build_graph,
+    filter_paths,
+    fraction_explained,
+)
+from transcoder_lab.circuits.render import graph_figure, graph_to_json, write_graph_json
 
 __all__ = [
     "EXPANDABLE_KINDS",
@@ -34,4 +48,19 @@ __all__ = [
     "root_value",
     "top_contributors",
     "vector_root",
+    "Edge",
+    "Graph",
+    "Node",
+    "Path",
+    "PathFilter",
+    "beam_search",
+    "build_graph",
+    "filter_paths",
+    "fraction_explained",
+    "graph_figure",
+    "graph_to_json",
+    "write_graph_json",
+    "average_ranks",
+    "spearman",
+    "verify_graph",
 ]
