@@ -203,7 +203,9 @@ class Dictionary(nn.Module):
     # -- forward pass ------------------------------------------------------------------------
 
     def pre_activations(self, x: Float[torch.Tensor, "... d_in"]) -> Float[torch.Tensor, "... d_sae"]:
-        return (x - self.b_dec) @ self.W_enc + self.b_enc
+        # addmm adds the bias inside the matrix product: one pass less over the [tokens, d_sae] result
+        flat = (x - self.b_dec).reshape(-1, x.shape[-1])
+        return torch.addmm(self.b_enc, flat, self.W_enc).reshape(*x.shape[:-1], -1)
 
     def activation(self, pre: Float[torch.Tensor, "... d_sae"]) -> Float[torch.Tensor, "... d_sae"]:
         """ReLU, or for TopK: ReLU then keep the k largest values per row (the rest set to 0)."""
@@ -221,7 +223,7 @@ class Dictionary(nn.Module):
         self, z: Float[torch.Tensor, "... d_sae"], x: Float[torch.Tensor, "... d_in"] | None = None
     ) -> Float[torch.Tensor, "... d_out"]:
         """`z W_dec + b_dec_out`; a skip-transcoder also adds `x W_skip`, so it needs x."""
-        y_hat = z @ self.W_dec + self.b_dec_out
+        y_hat = torch.addmm(self.b_dec_out, z.reshape(-1, z.shape[-1]), self.W_dec).reshape(*z.shape[:-1], -1)
         if self.W_skip is not None:
             if x is None:
                 raise ValueError("a skip-transcoder's decode needs the input x for its skip term x W_skip")

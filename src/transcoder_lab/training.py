@@ -147,13 +147,12 @@ class DictionaryTrainer:
         dictionary.normalize_decoder_()
 
         with torch.no_grad():
-            active = z > 0
-            fired = active.any(0)
-            self.steps_since_fired = torch.where(fired, 0, self.steps_since_fired + 1)
+            counts = (z > 0).sum(0)  # one pass over z gives firing, frequency and L0
+            self.steps_since_fired = torch.where(counts > 0, 0, self.steps_since_fired + 1)
             if step >= cfg.n_steps - cfg.frequency_window_steps:
-                self.fire_counts += active.sum(0)
+                self.fire_counts += counts
                 self.window_tokens += len(z)
-            self.last = {"mse": mse.item(), "l0": active.sum().item() / len(z)}
+            self.last = {"mse": mse.item(), "l0": counts.sum().item() / len(z)}
             if cfg.dead_features == "resample" and (step + 1) % cfg.resample_every == 0:
                 self.resample_dead(x, y - y_hat, dead)
 

@@ -78,7 +78,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -159,6 +159,8 @@ class AttributionContext:
     logits: Float[Tensor, "pos d_vocab"]  # in the model's dtype
     feature_acts: dict[int, Float[Tensor, "pos d_sae"]]  # in each transcoder's dtype
     tc_errors: dict[int, Float[Tensor, "pos d_model"]]  # mlp_out - TC(mlp_in), float64
+    # float64 copies of each layer's (W_V, W_O, b_V, b_O), made once: every attribution reuses them
+    ov_weights: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=dict, repr=False)
 
     @property
     def n_layers(self) -> int:
@@ -435,11 +437,14 @@ def _ov_vectors(
     ctx: AttributionContext, layer: int, u: Tensor
 ) -> tuple[Float[Tensor, "n_heads d_model"], float]:
     """(W_V^h W_O^h u for every head h, the layer's attention bias (b_O + Σ_h b_V^h W_O^h)·u)."""
-    attn = ctx.model.blocks[layer].attn
-    W_V, W_O = attn.W_V.detach().to(u.device, _F64), attn.W_O.detach().to(u.device, _F64)
+    if layer not in ctx.ov_weights:
+        attn = ctx.model.blocks[layer].attn
+        weights = (attn.W_V, attn.W_O, attn.b_V, attn.b_O)
+        ctx.ov_weights[layer] = tuple(w.detach().to(u.device, _F64) for w in weights)  # type: ignore[assignment]
+    W_V, W_O, b_V, b_O = ctx.ov_weights[layer]
     out = W_O @ u  # [head, d_head]
     ov = (W_V @ out[..., None])[..., 0]  # [head, d_model]
-    bias = attn.b_O.detach().to(u.device, _F64) @ u + (attn.b_V.detach().to(u.device, _F64) * out).sum()
+    bias = b_O @ u + (b_V * out).sum()
     return ov, float(bias)
 
 
