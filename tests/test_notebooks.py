@@ -1,29 +1,17 @@
 """Every notebook runs top to bottom as a script on the tiny profile's outputs."""
 
-import os
 import runpy
 
 import pytest
 
-from transcoder_lab.config import REPO_ROOT, compose, load_config
-from transcoder_lab.stage import load_stage
+from transcoder_lab.config import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.py"))
 
 
 @pytest.fixture(scope="module")
-def tiny_outputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    keys = ("data", "models", "activations", "dictionaries", "results", "figures")
-    cfg = load_config(compose(["profile=tiny", *[f"paths.{key}={root / key}" for key in keys]]))
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        for stage in ("corpus", "organism", "behaviour"):
-            load_stage(stage).run(cfg)
-    finally:
-        os.chdir(cwd)
-    return root
+def tiny_outputs(tiny_pipeline):
+    return tiny_pipeline[1]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
