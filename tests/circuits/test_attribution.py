@@ -402,3 +402,21 @@ def test_ratio_freezing_is_not_first_order_faithful_for_uncentred_writers(small_
     change = intervened_value(small_ctx, root, ablate=(2, feature)) - clean
     assert change == pytest.approx(-float(centred.features[2][feature]), rel=1e-4, abs=1e-6)
     assert abs(change + float(ratio.features[2][feature])) > 1e-3 * abs(change)
+
+
+def test_completeness_on_the_trained_tiny_organism(tiny_pipeline):
+    """The same identity on a trained organism with its trained transcoders (not random weights)."""
+    from transcoder_lab.dictionaries import load_dictionary
+    from transcoder_lab.models import load_model
+    from transcoder_lab.organism.corpus import greater_than_prompts
+    from transcoder_lab.paths import dictionary_dir
+
+    cfg, _ = tiny_pipeline
+    model = load_model(cfg.profile, cfg.paths.models)
+    grid = cfg.profile.dictionaries
+    transcoders = {
+        layer: load_dictionary(dictionary_dir(cfg, layer, "transcoder", grid.l1_coefficients[0]))
+        for layer in grid.layers
+    }
+    prompt = greater_than_prompts(cfg.profile.corpus, seed=5)[37].text
+    check_completeness(AttributionContext.from_tokens(model, transcoders, model.to_tokens(prompt)[0]), seed=3)
