@@ -52,6 +52,7 @@ from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
 from transcoder_lab.activations import context_batches
+from transcoder_lab.circuits.invariant import de_embedding, logit_effects
 from transcoder_lab.dictionaries import Dictionary, DictionaryKind
 
 # -- data -------------------------------------------------------------------------------------
@@ -235,30 +236,6 @@ def _top_bottom(values: Tensor, k: int) -> tuple[list[tuple[int, float]], list[t
     bottom = values.topk(k, largest=False)
     as_list = lambda t: [(int(i), float(v)) for v, i in zip(t.values, t.indices, strict=True)]  # noqa: E731
     return as_list(top), as_list(bottom)
-
-
-def logit_effects(
-    model: HookedTransformer, dictionary: Dictionary, feature: int
-) -> Float[Tensor, " d_vocab"] | None:
-    """`W_dec[feature] @ W_U`, or None for an SAE on the MLP input (it does not write the residual)."""
-    if dictionary.spec.kind is DictionaryKind.SAE_MLP_IN:
-        return None
-    with torch.no_grad():
-        return (dictionary.W_dec[feature].float().cpu() @ model.W_U.float().cpu()).detach()
-
-
-def de_embedding(
-    model: HookedTransformer, dictionary: Dictionary, feature: int, ln_scale: float = 1.0
-) -> Float[Tensor, " d_vocab"] | None:
-    """The token embedding's direct path to the feature's pre-activation through a frozen LN2:
-    `(W_E - mean) @ W_enc[:, feature] / ln_scale` (see the module docstring for the approximation).
-    None for an sae_mlp_out, which reads the MLP output."""
-    if dictionary.spec.kind is DictionaryKind.SAE_MLP_OUT:
-        return None
-    with torch.no_grad():
-        W_E = model.W_E.float().cpu()
-        W_E = W_E - W_E.mean(dim=-1, keepdim=True)  # LNPre centres; a no-op when already centred
-        return (W_E @ dictionary.W_enc[:, feature].float().cpu() / ln_scale).detach()
 
 
 def _bos_ids(model: HookedTransformer) -> list[int]:

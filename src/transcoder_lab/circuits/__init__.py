@@ -19,6 +19,13 @@ from transcoder_lab.circuits.attribution import (
     vector_root,
 )
 from transcoder_lab.circuits.interventions import average_ranks, spearman, verify_graph
+from transcoder_lab.circuits.invariant import (
+    de_embedding,
+    de_embedding_through_head,
+    feature_pullback,
+    logit_effects,
+    ov_norm_table,
+)
 from transcoder_lab.circuits.paths import (
     Edge,
     Graph,
@@ -60,6 +67,11 @@ __all__ = [
     "graph_figure",
     "graph_to_json",
     "write_graph_json",
+    "de_embedding",
+    "de_embedding_through_head",
+    "feature_pullback",
+    "logit_effects",
+    "ov_norm_table",
     "average_ranks",
     "spearman",
     "verify_graph",
