@@ -33,11 +33,8 @@ import torch
 
 from transcoder_lab.circuits import (
     AttributionContext,
-    Contributor,
-    Path,
-    attribute,
-    build_graph,
     feature_root,
+    source_layer_graph,
     verify_graph,
 )
 from transcoder_lab.config import compose, load_config
@@ -47,29 +44,13 @@ from transcoder_lab.organism.corpus import citation_semicolon_prompts, greater_t
 from transcoder_lab.paths import dictionary_dir
 
 
-def ablation_graph(ctx: AttributionContext, root, lower: int):
-    """Graph with every active feature of transcoder `lower` (< root layer) at the root's token,
-    kept directly and through every head of the root's attention layer at that token."""
-    attribution = attribute(ctx, root)
-    t = root.position
-    active = (ctx.feature_acts[lower][t] > 0).nonzero()[:, 0].tolist()
-    features = [Contributor("feature", float(attribution.features[lower][i]), lower, i, t) for i in active]
-    heads = [
-        Contributor("head", float(attribution.heads[root.layer, h, t]), root.layer, h, t)
-        for h in range(ctx.model.cfg.n_heads)
-    ]
-    paths = [Path((f,), f.value) for f in features]
-    paths += [Path((h, f), 0.0) for h in heads if h.value != 0.0 for f in features]
-    return build_graph(ctx, root, paths), len(features)
-
-
 def measure(model, transcoders, tokens, root_layer: int, lower: int, position: int = -1):
     """(root label, n features, Spearman frozen, Spearman unfrozen) for the most active feature."""
     ctx = AttributionContext.from_tokens(model, transcoders, tokens)
     t = ctx.position(position)
     feature = int(ctx.feature_acts[root_layer][t].argmax())
     root = feature_root(ctx, root_layer, feature, t)
-    graph, n = ablation_graph(ctx, root, lower)
+    graph, n = source_layer_graph(ctx, root, lower)
     if n < 3:
         return root.label, n, math.nan, math.nan
     frozen = verify_graph(model, transcoders, tokens, root, graph, freeze_attention=True, freeze_ln=True)

@@ -21,11 +21,8 @@ import torch
 
 from transcoder_lab.circuits import (
     AttributionContext,
-    Contributor,
-    Path,
-    attribute,
-    build_graph,
     feature_root,
+    source_layer_graph,
     verify_graph,
 )
 from transcoder_lab.dictionaries import load_dictionary
@@ -56,14 +53,8 @@ def _root_and_graph(model, transcoders, tokens):
     else:
         pytest.fail("no token with an active layer-1 feature and >= 3 active layer-0 features")
     root = feature_root(ctx, 1, int(ctx.feature_acts[1][t].argmax()), t)
-    attribution = attribute(ctx, root)
-    features = [Contributor("feature", float(attribution.features[0][i]), 0, i, t) for i in active]
-    heads = [
-        Contributor("head", float(attribution.heads[1, h, t]), 1, h, t) for h in range(model.cfg.n_heads)
-    ]
-    paths = [Path((f,), f.value) for f in features]
-    paths += [Path((h, f), 0.0) for h in heads if h.value != 0.0 for f in features]
-    return root, build_graph(ctx, root, paths), len(features)
+    graph, n_features = source_layer_graph(ctx, root, 0)
+    return root, graph, n_features
 
 
 @torch.no_grad()

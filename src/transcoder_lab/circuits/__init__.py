@@ -36,6 +36,7 @@ from transcoder_lab.circuits.paths import (
     build_graph,
     filter_paths,
     fraction_explained,
+    source_layer_graph,
 )
 from transcoder_lab.circuits.render import graph_figure, graph_to_json, write_graph_json
 
@@ -64,6 +65,7 @@ __all__ = [
     "build_graph",
     "filter_paths",
     "fraction_explained",
+    "source_layer_graph",
     "graph_figure",
     "graph_to_json",
     "write_graph_json",

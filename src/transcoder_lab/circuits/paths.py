@@ -455,3 +455,25 @@ __all__ = [
     "filter_paths",
     "fraction_explained",
 ]
+
+
+def source_layer_graph(ctx: AttributionContext, root: Root, source_layer: int) -> tuple[Graph, int]:
+    """The graph of every active feature of transcoder `source_layer` at the root's token, kept
+    directly and through every head of the root's attention layer at that token, and how many
+    features it holds. For a resid_mid root of layer `source_layer + 1` these are all the routes
+    from those features to the root, so with attention patterns and LayerNorm scales frozen each
+    feature's total effect in the graph is exactly the root's change when it is ablated."""
+    attribution = attribute(ctx, root)
+    t = root.position
+    active = (ctx.feature_acts[source_layer][t] > 0).nonzero()[:, 0].tolist()
+    features = [
+        Contributor("feature", float(attribution.features[source_layer][i]), source_layer, i, t)
+        for i in active
+    ]
+    heads = [
+        Contributor("head", float(attribution.heads[root.layer, h, t]), root.layer, h, t)
+        for h in range(ctx.model.cfg.n_heads)
+    ]
+    paths = [Path((f,), f.value) for f in features]
+    paths += [Path((h, f), 0.0) for h in heads if h.value != 0.0 for f in features]
+    return build_graph(ctx, root, paths), len(features)
