@@ -1,8 +1,8 @@
-"""DVC stage `dictionaries`: train the configured grid (layer x kind x L1 coefficient).
+"""DVC stage `dictionaries`: train the configured cells ("L<layer>_<kind>") at every L1 coefficient.
 
-dvc.yaml runs one instance per (layer, kind) by narrowing the grid on the command line
-(`profile.dictionaries.layers=[2] profile.dictionaries.kinds=[transcoder]`); all L1 values of
-that cell train side by side on one pass over the activations.
+dvc.yaml runs one instance per cell by narrowing the list on the command line
+(`profile.dictionaries.cells=[L2_transcoder]`); all L1 values of that cell train side by side on
+one pass over the activations. Run without the override, every cell trains on one shared pass.
 """
 
 from collections.abc import Callable, Iterator
@@ -28,22 +28,19 @@ from transcoder_lab.training import DictionaryJob, JobResult, train_dictionaries
 def jobs(cfg: Config) -> list[DictionaryJob]:
     grid, model = cfg.profile.dictionaries, cfg.profile.model
     out = []
-    for layer in grid.layers:
-        for kind in grid.kinds:
-            spec = DictionarySpec(
-                kind=kind,
-                layer=layer,
-                d_in=model.d_model,
-                d_sae=grid.expansion_factor * model.d_model,
-                d_out=model.d_model,
-                architecture=grid.architecture,
-                k=grid.k,
-                skip=grid.skip and kind == "transcoder",
-                model_name=model.pretrained_name or cfg.profile.name,
-            )
-            out += [
-                DictionaryJob(spec, l1, dictionary_dir(cfg, layer, kind, l1)) for l1 in grid.l1_coefficients
-            ]
+    for layer, kind in grid.parsed_cells:
+        spec = DictionarySpec(
+            kind=kind,
+            layer=layer,
+            d_in=model.d_model,
+            d_sae=grid.expansion_factor * model.d_model,
+            d_out=model.d_model,
+            architecture=grid.architecture,
+            k=grid.k,
+            skip=grid.skip and kind == "transcoder",
+            model_name=model.pretrained_name or cfg.profile.name,
+        )
+        out += [DictionaryJob(spec, l1, dictionary_dir(cfg, layer, kind, l1)) for l1 in grid.l1_coefficients]
     return out
 
 
@@ -84,8 +81,7 @@ def run(cfg: Config) -> list[JobResult]:
     todo = jobs(cfg)
     hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
     batches, data_id = batch_stream(cfg, hooks)
-    cell = "-".join(f"L{layer}" for layer in grid.layers) + "_" + "-".join(grid.kinds)
-    checkpoints = checkpoint_dir(cfg, "dictionaries", cell)
+    checkpoints = checkpoint_dir(cfg, "dictionaries", "-".join(grid.cells))
     results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id)
     heldout = activations_dir(cfg, "heldout")
     if grid.harvest.mode == "shards":  # held-out FVU and L0 beside each saved dictionary

@@ -52,13 +52,14 @@ def heldout_tokens(cfg: Config, model: HookedTransformer) -> torch.Tensor:
 
 def splice_all_set(cfg: Config) -> list[Dictionary]:
     evaluation, grid = cfg.profile.evaluation, cfg.profile.dictionaries
-    layers = evaluation.splice_all_layers or grid.layers
+    layers = evaluation.splice_all_layers or grid.layers_of("transcoder")
     if evaluation.splice_all_source == "published":
         return [load_dictionary(published_dir(cfg, layer)) for layer in layers]
-    if "transcoder" not in grid.kinds or evaluation.splice_all_l1 not in grid.l1_coefficients:
+    missing = [f"L{layer}_transcoder" for layer in layers if f"L{layer}_transcoder" not in grid.cells]
+    if missing or evaluation.splice_all_l1 not in grid.l1_coefficients:
         raise ValueError(
-            "profile.evaluation.splice_all_l1 must be one of profile.dictionaries.l1_coefficients, with "
-            "'transcoder' among profile.dictionaries.kinds"
+            "profile.evaluation.splice_all_l1 must be one of profile.dictionaries.l1_coefficients, and "
+            f"profile.dictionaries.cells must hold a transcoder at every splice-all layer (missing: {missing})"
         )
     return [
         load_dictionary(dictionary_dir(cfg, layer, "transcoder", evaluation.splice_all_l1))
@@ -70,7 +71,7 @@ def run(cfg: Config) -> dict:
     profile, grid = cfg.profile, cfg.profile.dictionaries
     model = load_model(profile, cfg.paths.models)
     tokens = heldout_tokens(cfg, model)
-    cells = [(layer, kind, l1) for layer in grid.layers for kind in grid.kinds for l1 in grid.l1_coefficients]
+    cells = [(layer, kind, l1) for layer, kind in grid.parsed_cells for l1 in grid.l1_coefficients]
     sets = {
         f"{kind}@L{layer} l1={l1:g}": [load_dictionary(dictionary_dir(cfg, layer, kind, l1))]
         for layer, kind, l1 in cells

@@ -56,3 +56,23 @@ def test_pretrained_profile_has_no_corpus_and_gpt2_shapes():
     assert cfg.profile.corpus is None and cfg.profile.training is None
     model = cfg.profile.model
     assert (model.n_layers, model.d_model, model.d_mlp, model.n_heads) == (12, 768, 3072, 12)
+
+
+def test_dictionary_cells_parse_into_layers_and_kinds():
+    grid = load_config(compose(["profile=organism"])).profile.dictionaries
+    assert ("L2_sae_mlp_in" in grid.cells) and grid.parsed_cells[0] == (0, "transcoder")
+    assert grid.layers == [0, 1, 2, 3] and grid.layers_of("sae_mlp_out") == [2]
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [("L2_sae", "not 'L<layer>_<kind>'"), ("layer2_transcoder", "not 'L<layer>_<kind>'"), ("L9_transcoder", "layer 9")],
+)
+def test_bad_dictionary_cell_is_named(cell, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(compose(["profile=tiny", f"profile.dictionaries.cells=[{cell}]"]))
+
+
+def test_duplicate_dictionary_cell_is_rejected():
+    with pytest.raises(ConfigError, match="twice"):
+        load_config(compose(["profile=tiny", "profile.dictionaries.cells=[L0_transcoder,L0_transcoder]"]))

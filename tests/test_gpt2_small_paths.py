@@ -47,7 +47,7 @@ def test_paper_dictionary_grid_streams_and_trains_on_gpt2_shapes(random_gpt2, tm
     assert cfg.profile.dictionaries.harvest.dataset == "Skylion007/openwebtext"
     monkeypatch.chdir(tmp_path)
     results = stage.run(cfg)
-    assert [r.steps for r in results] == [3, 3]
+    assert [r.steps for r in results] == [3] * len(cfg.profile.dictionaries.cells)
     transcoder = load_dictionary(tmp_path / "gpt2_small" / "L8_transcoder" / "l1_0.00014")
     assert transcoder.spec.hook_in == "blocks.8.ln2.hook_normalized"
     assert transcoder.spec.hook_out == "blocks.8.hook_mlp_out"
@@ -73,7 +73,7 @@ def test_paper_evaluation_streams_heldout_text_and_splices_published_transcoders
     overrides = [
         "profile=gpt2_small",
         *[f"paths.{key}={tmp_path / key}" for key in ("dictionaries", "results", "figures")],
-        "profile.dictionaries.layers=[1]",
+        "profile.dictionaries.cells=[L1_transcoder,L1_sae_mlp_out]",
         "profile.dictionaries.l1_coefficients=[1.4e-4]",
         "profile.dictionaries.expansion_factor=1",
         "profile.dictionaries.harvest.context_size=16",

@@ -34,19 +34,18 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
     assert harvested["train"]["n_tokens"] >= cfg.profile.dictionaries.harvest.n_tokens
     results = load_stage("dictionaries").run(cfg)
     grid = cfg.profile.dictionaries
-    assert len(results) == len(grid.layers) * len(grid.kinds) * len(grid.l1_coefficients)
-    for layer in grid.layers:
-        for kind in grid.kinds:
-            for l1 in grid.l1_coefficients:
-                directory = tmp_path / "dictionaries" / "tiny" / f"L{layer}_{kind}" / f"l1_{l1:g}"
-                metrics = json.loads((directory / "heldout_metrics.json").read_text())
-                assert metrics["n_rows"] >= grid.harvest.heldout_tokens and 0 <= metrics["fvu"]
+    assert len(results) == len(grid.cells) * len(grid.l1_coefficients)
+    for cell in grid.cells:
+        for l1 in grid.l1_coefficients:
+            directory = tmp_path / "dictionaries" / "tiny" / cell / f"l1_{l1:g}"
+            metrics = json.loads((directory / "heldout_metrics.json").read_text())
+            assert metrics["n_rows"] >= grid.harvest.heldout_tokens and 0 <= metrics["fvu"]
     evaluated = load_stage("evaluate").run(cfg)
     pareto = evaluated["pareto"]
     assert len(pareto) == len(results) and (pareto["ce_clean"] == pareto["ce_clean"].iloc[0]).all()
     assert (tmp_path / "figures" / "tiny" / "pareto.png").stat().st_size > 10_000
     splice_all = json.loads((tmp_path / "results" / "tiny" / "splice_all.json").read_text())
-    assert splice_all["layers"] == grid.layers and len(splice_all["heldout_sha256"]) == 64
+    assert splice_all["layers"] == grid.layers_of("transcoder") and len(splice_all["heldout_sha256"]) == 64
     # The held-out set is rebuilt identically (same hash) on every call.
     model = load_model(cfg.profile, cfg.paths.models)
     assert token_hash(load_stage("evaluate").heldout_tokens(cfg, model)) == splice_all["heldout_sha256"]

@@ -8,8 +8,10 @@ error that names the key, before any work is done.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from enum import StrEnum
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -113,10 +115,13 @@ class DictionaryTrainingConfig:
 
 @dataclass
 class DictionariesConfig:
-    """The grid of dictionaries to train: layer x kind x sparsity."""
+    """The dictionaries to train: each cell "L<layer>_<kind>" at every L1 coefficient.
 
-    layers: list[int] = field(default_factory=lambda: [1, 2])
-    kinds: list[str] = field(default_factory=lambda: ["transcoder", "sae_mlp_out"])
+    Cells name exactly what to train (a transcoder at every layer for circuits, SAEs only where a
+    comparison needs them), so no layer x kind product is paid for.
+    """
+
+    cells: list[str] = field(default_factory=lambda: ["L1_transcoder", "L1_sae_mlp_out"])
     l1_coefficients: list[float] = field(default_factory=lambda: [1e-3])
     expansion_factor: int = 8  # d_sae = expansion_factor * d_model
     architecture: str = "relu"  # relu | topk
@@ -124,6 +129,39 @@ class DictionariesConfig:
     skip: bool = False  # skip-transcoder (transcoders only)
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
     training: DictionaryTrainingConfig = field(default_factory=DictionaryTrainingConfig)
+
+    @property
+    def parsed_cells(self) -> list[tuple[int, str]]:
+        """(layer, kind) of every cell, in config order."""
+        return [parse_cell(cell) for cell in self.cells]
+
+    @property
+    def layers(self) -> list[int]:
+        """Every layer some cell trains on (the activations stage harvests these)."""
+        return sorted({layer for layer, _ in self.parsed_cells})
+
+    def layers_of(self, kind: str) -> list[int]:
+        return sorted({layer for layer, cell_kind in self.parsed_cells if cell_kind == kind})
+
+
+class DictionaryKind(StrEnum):
+    TRANSCODER = "transcoder"  # MLP input -> MLP output
+    SAE_MLP_OUT = "sae_mlp_out"  # MLP output -> MLP output
+    SAE_MLP_IN = "sae_mlp_in"  # MLP input -> MLP input
+
+
+_CELL = re.compile(r"L(\d+)_(\w+)")
+
+
+def parse_cell(cell: str) -> tuple[int, str]:
+    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in"); the name is also the cell's directory name."""
+    match = _CELL.fullmatch(cell)
+    if not match or match.group(2) not in set(DictionaryKind):
+        raise ConfigError(
+            f"profile.dictionaries.cells: '{cell}' is not 'L<layer>_<kind>' with kind one of "
+            f"{', '.join(DictionaryKind)} (e.g. 'L2_transcoder')."
+        )
+    return int(match.group(1)), match.group(2)
 
 
 @dataclass
@@ -215,6 +253,15 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(
             f"profile '{profile.name}' loads a pretrained model: set profile.model.pretrained_name."
         )
+    grid = profile.dictionaries
+    for layer, _ in grid.parsed_cells:
+        if not 0 <= layer < profile.model.n_layers:
+            raise ConfigError(
+                f"profile.dictionaries.cells: layer {layer} does not exist in a "
+                f"{profile.model.n_layers}-layer model; use layers 0..{profile.model.n_layers - 1}."
+            )
+    if len(set(grid.cells)) != len(grid.cells):
+        raise ConfigError("profile.dictionaries.cells lists a cell twice; keep each once.")
     if profile.model.d_model != profile.model.n_heads * profile.model.d_head:
         raise ConfigError(
             f"profile.model: d_model ({profile.model.d_model}) must equal n_heads * d_head "

@@ -41,7 +41,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from safetensors import safe_open
 from torch import nn
 
 from transcoder_lab import io
+from transcoder_lab.config import DictionaryKind
 from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 
 CFG_FILENAME = "cfg.json"
@@ -74,12 +74,6 @@ _SAE_LENS_ARCHITECTURE = {
     (True, "topk", True): "topk_skip_transcoder",
 }
 SAE_LENS_LOADABLE = frozenset({"standard", "topk", "transcoder", "skip_transcoder"})
-
-
-class DictionaryKind(StrEnum):
-    TRANSCODER = "transcoder"  # MLP input -> MLP output
-    SAE_MLP_OUT = "sae_mlp_out"  # MLP output -> MLP output
-    SAE_MLP_IN = "sae_mlp_in"  # MLP input -> MLP input
 
 
 @dataclass
