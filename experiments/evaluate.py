@@ -58,8 +58,8 @@ def splice_all_set(cfg: Config) -> list[Dictionary]:
     missing = [f"L{layer}_transcoder" for layer in layers if f"L{layer}_transcoder" not in grid.cells]
     if missing or evaluation.splice_all_l1 not in grid.l1_coefficients:
         raise ValueError(
-            "profile.evaluation.splice_all_l1 must be one of profile.dictionaries.l1_coefficients, and "
-            f"profile.dictionaries.cells must hold a transcoder at every splice-all layer (missing: {missing})"
+            "profile.evaluation.splice_all_l1 must be one of profile.dictionaries.l1_coefficients and "
+            f"profile.dictionaries.cells must hold a transcoder at every splice-all layer; missing: {missing}"
         )
     return [
         load_dictionary(dictionary_dir(cfg, layer, "transcoder", evaluation.splice_all_l1))

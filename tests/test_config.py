@@ -66,7 +66,11 @@ def test_dictionary_cells_parse_into_layers_and_kinds():
 
 @pytest.mark.parametrize(
     "cell, message",
-    [("L2_sae", "not 'L<layer>_<kind>'"), ("layer2_transcoder", "not 'L<layer>_<kind>'"), ("L9_transcoder", "layer 9")],
+    [
+        ("L2_sae", "not 'L<layer>_<kind>'"),
+        ("layer2_transcoder", "not 'L<layer>_<kind>'"),
+        ("L9_transcoder", "layer 9"),
+    ],
 )
 def test_bad_dictionary_cell_is_named(cell, message):
     with pytest.raises(ConfigError, match=message):
