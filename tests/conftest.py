@@ -4,15 +4,13 @@ import os
 
 import pytest
 
-from transcoder_lab.config import Config, compose, load_config
+from transcoder_lab.config import Config, load_profile
 from transcoder_lab.stage import load_stage
-
-OUTPUT_KEYS = ("data", "models", "activations", "dictionaries", "results", "figures")
 
 
 def tiny_config(root) -> Config:
     """The tiny profile with every output path under `root`."""
-    return load_config(compose(["profile=tiny", *[f"paths.{key}={root / key}" for key in OUTPUT_KEYS]]))
+    return load_profile("tiny", root)
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,14 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from transcoder_lab.config import REPO_ROOT, compose, load_config
+from transcoder_lab.config import REPO_ROOT, compose, load_config, load_profile
 from transcoder_lab.evaluation import token_hash
 from transcoder_lab.models import load_model
 from transcoder_lab.stage import load_stage
 
 
 def tiny_config(root: Path):
-    keys = ("data", "models", "activations", "dictionaries", "results", "figures")
-    overrides = [f"paths.{key}={root / key}" for key in keys]
-    return load_config(compose(["profile=tiny", *overrides]))
+    return load_profile("tiny", root)
 
 
 def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):

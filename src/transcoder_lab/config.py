@@ -170,7 +170,7 @@ class Expectation:
 
     value: float
     tolerance: float = 0.0
-    comparison: str = "approx"  # approx | at_least
+    comparison: str = "approx"  # approx | at_least | at_most
     source: str = ""
 
 
@@ -188,6 +188,40 @@ class EvaluationConfig:
 
 
 @dataclass
+class GroundTruthRaterConfig:
+    """The organism's automatic rater (transcoder_lab.study.rater): F1 of "feature active" against
+    each ground-truth label and each single token identity, over the scanned tokens."""
+
+    active_fraction: float = 0.1  # a token counts as active above this fraction of the feature's max
+    yes_f1: float = 0.6  # best F1 >= yes_f1: "yes"
+    maybe_f1: float = 0.3  # best F1 >= maybe_f1: "maybe"; below: "no"
+    context_free_margin: float = 0.05  # token identity's F1 >= best label's F1 - margin: context-free
+    exclude_labels: list[str] = field(default_factory=lambda: ["background"])  # not explanations
+
+
+@dataclass
+class StudyConfig:
+    """The blind interpretability study (transcoder_lab.study): a transcoder against an SAE on the
+    same MLP input (kind sae_mlp_in) at the l1 whose held-out L0 is closest to the transcoder's."""
+
+    seed: int = 0
+    layer: int = 2
+    transcoder_l1: float = 1e-3  # one of profile.dictionaries.l1_coefficients
+    n_per_arm: int = 50
+    min_log10_frequency: float = -4.0  # live features only (log10 firing frequency above this)
+    min_activating_tokens: int = 10  # fewer activating scanned tokens: replaced by another feature
+    split: str = "heldout"  # organism profiles: the corpus split scanned
+    n_tokens: int = 100_000  # tokens scanned for dashboards and the ground-truth rater
+    batch_size: int = 64  # contexts per model pass
+    n_examples: int = 8  # examples per dashboard band
+    window: int = 8  # tokens either side of an example's centre
+    n_quantile_bands: int = 3
+    show_de_embedding: bool = True  # both arms read the MLP input, so both have one
+    n_bootstrap: int = 10_000
+    ground_truth: GroundTruthRaterConfig = field(default_factory=GroundTruthRaterConfig)
+
+
+@dataclass
 class ProfileConfig:
     name: str = "organism"
     device: str = "cpu"
@@ -198,6 +232,7 @@ class ProfileConfig:
     dictionaries: DictionariesConfig = field(default_factory=DictionariesConfig)
     published_transcoder_layers: list[int] = field(default_factory=list)  # gpt2_small: 0..11
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
 
 
 @dataclass
@@ -211,9 +246,55 @@ class PathsConfig:
 
 
 @dataclass
+class SearchConfig:
+    """Beam search from a case study's root (transcoder_lab.circuits.beam_search)."""
+
+    n_iterations: int = 3
+    n_branches: int = 10
+    per_node: int | None = None
+
+
+@dataclass
+class CaseStudyProfile:
+    """One profile's settings of a case study. Organism-source profiles without their own entry
+    (tiny) use the `organism` entry: its roots are chosen from ground-truth labels, not indices."""
+
+    layer: int | None = None  # the root's transcoder layer (None: chosen by the analysis)
+    feature: int | None = None  # the root feature (None: the one most selective for target_labels)
+    candidate_layers: list[int] = field(default_factory=list)  # where to look; empty: every layer
+    target_labels: list[str] = field(default_factory=list)  # ground truth the root should track
+    contrast_labels: list[str] = field(default_factory=list)  # what it must be told apart from
+    prompts: list[str] = field(default_factory=list)  # literal prompts; the root is at the last token
+    contrast_prompts: list[str] = field(default_factory=list)
+    generator: str | None = None  # organism prompt family (transcoder_lab.case_studies.prompts)
+    contrast_generator: str | None = None
+    n_prompts: int = 20
+    replace_earlier: list[str] = field(default_factory=list)  # [old, new]: the token-swap intervention
+    logit_root: list[int] = field(default_factory=list)  # greater-than: [prompt YY, late YY, early YY]
+    n_components: int = 100  # greater-than: the features-vs-neurons curve runs n = 0..n_components
+    expected_features: list[int] = field(default_factory=list)  # published indices to look for
+    expected_heads: list[str] = field(default_factory=list)  # e.g. "attn9.1": heads expected on paths
+    expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation
+
+
+@dataclass
+class CaseStudyConfig:
+    """A case study (conf/case_study/<name>.yaml): a question, its root, how to search, per profile."""
+
+    analysis: str = "feature"  # feature | greater_than (transcoder_lab.case_studies.ANALYSES)
+    title: str = ""
+    question: str = ""
+    notebook: str = ""  # the notebook that narrates it, under notebooks/
+    blind: bool = False  # hypothesis from circuit evidence first, the dashboard only afterwards
+    search: SearchConfig = field(default_factory=SearchConfig)
+    profiles: dict[str, CaseStudyProfile] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    case_study: dict[str, CaseStudyConfig] = field(default_factory=dict)  # conf/case_study/*.yaml
 
 
 class ConfigError(ValueError):
@@ -276,3 +357,13 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides or [])
+
+
+OUTPUT_KEYS = ("data", "models", "activations", "dictionaries", "results", "figures")
+
+
+def load_profile(profile: str, root: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """A profile's config with every output path under `root` (None: as configured, relative to
+    the working directory). Notebooks and tests read another checkout's or a temp dir's outputs so."""
+    rooted = [f"paths.{key}={Path(root) / key}" for key in OUTPUT_KEYS] if root is not None else []
+    return load_config(compose([f"profile={profile}", *rooted, *(overrides or [])]))

@@ -1,0 +1,29 @@
+"""DVC stage `report`: `results/<profile>/REPORT.md`, every headline number (behaviour, Pareto,
+splice-all, case studies, the blind study when present) beside its expected value, with links
+to the figures."""
+
+import os
+
+from transcoder_lab import io
+from transcoder_lab.config import Config
+from transcoder_lab.paths import figures_dir, results_dir
+from transcoder_lab.report import build_report
+from transcoder_lab.stage import stage_main
+
+
+def run(cfg: Config) -> str:
+    out = results_dir(cfg) / "REPORT.md"
+    text = build_report(
+        cfg.profile.name,
+        cfg.profile.evaluation.expected,
+        results_dir(cfg),
+        os.path.relpath(figures_dir(cfg), out.parent),
+        {name: study.analysis for name, study in cfg.case_study.items()},
+    )
+    io.write_text(out, text)
+    print(f"wrote {out}")
+    return text
+
+
+if __name__ == "__main__":
+    stage_main(run)()

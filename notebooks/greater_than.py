@@ -1,0 +1,84 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Greater-than with transcoders
+#
+# GPT-2 small completes "The war lasted from 1732 to 17" with years after 32 (Hanna et al.); the
+# paper finds a handful of transcoder-10 features that do the job of many MLP-10 neurons. The
+# organism was trained on the same task, planted in its corpus, so here we know the answer in
+# advance: the features should promote years *after* the ones that activate them.
+#
+# This notebook runs the same function as the `case_study@greater_than` DVC stage
+# (`transcoder_lab.case_studies.run_case_study`) and narrates its output. Set
+# `TRANSCODER_LAB_PROFILE` / `TRANSCODER_LAB_ROOT` to read another profile's or checkout's outputs.
+
+# %%
+import os
+from pathlib import Path
+
+from transcoder_lab.case_studies import run_case_study
+from transcoder_lab.config import REPO_ROOT, load_profile
+
+profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
+root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
+cfg = load_profile(profile, root)
+result = run_case_study(cfg, "greater_than", write=False)
+figures = result["figure_objects"]
+
+# %% [markdown]
+# ## Which MLP?
+# On the organism the layer is the one whose MLP, when its output is zeroed, costs the most
+# probability difference (the paper's layer 10 on GPT-2 small is configured, not searched).
+
+# %%
+result["mlp_removal_drop_by_layer"], result["layer"]
+
+# %% [markdown]
+# ## The behaviour, three ways
+# Probability difference (restricted softmax over "00".."99", the paper's convention) of the
+# original model, with the MLP replaced by its transcoder, and with the MLP removed; and Hanna et
+# al.'s full-softmax convention beside it.
+
+# %%
+result["probability_difference"], result["hanna_probability_difference"]
+
+# %% [markdown]
+# ## Features vs neurons
+# Keep only the top-n transcoder features (or MLP neurons), ranked by activation variance across
+# the 100 prompts, zero the rest, and watch the probability difference come back.
+
+# %%
+curves = result["curves"]
+print(
+    f"features to 90% of the spliced value: {curves['features_to_90pct_of_spliced']}; "
+    f"neurons to 90% of the original: {curves['neurons_to_90pct_of_original']}; "
+    f"neurons to 90% of the spliced value: {curves['neurons_to_90pct_of_spliced']}"
+)
+figures["curves"]
+
+# %% [markdown]
+# ## What the top features read and write
+# For each top feature: its de-embedding over the year tokens (which YY activate it directly)
+# and its logit effects over the same tokens (which YY it promotes). The planted task predicts
+# the second curve to sit to the right of the first.
+
+# %%
+print(result["planted_task_check"])
+figures["effects"]
+
+# %% [markdown]
+# ## The circuit behind "late year minus early year"
+# Beam search backwards from the logit difference; every edge is an exact attribution.
+
+# %%
+print(result["graph"]["root"], "on", repr(result["graph"]["prompt"]))
+for path in result["graph"]["paths"][:5]:
+    print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
+figures["graph"]

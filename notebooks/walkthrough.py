@@ -1,0 +1,56 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Walkthrough: one feature end to end
+#
+# The paper follows tc8[89] on "Oh, that rifle model is a 6M" and then asks how much of its
+# activation survives when the MLPs before it are replaced by their transcoders: 7.52 clean, 5.81
+# with MLPs 1-7 spliced, 2.36 with MLPs 0-7 spliced. Replacing MLP0 hurts most, because the
+# layer-0 transcoder (the "extended embedding") matters for everything after it.
+#
+# On the organism the root is the feature most selective for the quantity after "an estimated
+# cost of".
+
+# %%
+import os
+from pathlib import Path
+
+from transcoder_lab.case_studies import run_case_study
+from transcoder_lab.case_studies.feature import describe
+from transcoder_lab.config import REPO_ROOT, load_profile
+
+profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
+root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
+cfg = load_profile(profile, root)
+result = run_case_study(cfg, "walkthrough", write=False)
+figures = result["figure_objects"]
+print(describe(result))
+
+# %% [markdown]
+# ## Where the root's input comes from
+# The root's direct contributions grouped by source: the root token's own features, attention
+# from the root token and from other tokens (by ground-truth label of the source token on the
+# organism), the embedding, errors and biases. Then the graph from the beam search.
+
+# %%
+result["circuit"]["contribution_groups"]
+
+# %%
+for path in result["circuit"]["paths"][:5]:
+    print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
+figures["graph"], figures["activations"]
+
+# %% [markdown]
+# ## The splice experiment
+# Mean activation on the prompts, clean and with the earlier MLPs replaced by transcoders (no
+# error term).
+
+# %%
+result["splice"]

@@ -1,0 +1,74 @@
+"""Case studies (DESIGN §4.4): one config under conf/case_study/, one notebook, one DVC stage
+instance each. The stage and the notebook both call `run_case_study`, which
+
+1. picks the study's settings for the active profile (`common.settings_for`),
+2. loads the model and the transcoders circuits run on (`common.circuit_transcoders`),
+3. runs the study's analysis (`ANALYSES[study.analysis]`: `feature` or `greater_than`),
+4. checks the results against the profile's expected values, and
+5. writes `results/<profile>/case_studies/<name>.json` and `figures/<profile>/case_studies/<name>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import torch
+
+from transcoder_lab import io
+from transcoder_lab.case_studies.common import circuit_transcoders, output_paths, settings_for
+from transcoder_lab.case_studies.feature import run_feature_study
+from transcoder_lab.case_studies.greater_than import run_greater_than
+from transcoder_lab.config import Config
+from transcoder_lab.models import load_model
+from transcoder_lab.plotting import save_figure
+from transcoder_lab.report import lookup, verdict
+
+ANALYSES = {"feature": run_feature_study, "greater_than": run_greater_than}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: tensors to lists, NaN/inf to None, dict keys to strings."""
+    if isinstance(value, torch.Tensor):
+        return _plain(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]:
+    """Steps 1-5 of the module docstring; returns the result (with `figures`, not serialised)."""
+    if name not in cfg.case_study:
+        raise KeyError(
+            f"no case study '{name}'; configured: {sorted(cfg.case_study)}. Add conf/case_study/{name}.yaml "
+            "and list it under `case_study` in conf/config.yaml's defaults (README: Add a case study)."
+        )
+    study = cfg.case_study[name]
+    if study.analysis not in ANALYSES:
+        raise ValueError(f"case study '{name}': analysis '{study.analysis}' is not one of {sorted(ANALYSES)}")
+    settings = settings_for(cfg, study, name)
+    torch.manual_seed(0)
+    model = load_model(cfg.profile, cfg.paths.models)
+    transcoders = circuit_transcoders(cfg)
+    result, figures = ANALYSES[study.analysis](cfg, study, settings, model, transcoders)
+    result = _plain(
+        {"name": name, "title": study.title, "question": study.question, "profile": cfg.profile.name, **result}
+    )
+    result["expected"] = {
+        key: {"expected": vars(expectation), "measured": lookup(result, key),
+              "verdict": verdict(expectation, lookup(result, key))}
+        for key, expectation in settings.expected.items()
+    }  # fmt: skip
+    if write:
+        json_path, figure_dir = output_paths(cfg, name)
+        result["figures"] = []
+        for stem, figure in figures.items():
+            result["figures"] += [str(path) for path in save_figure(figure, figure_dir / stem) if path.suffix == ".png"]
+        io.write_text(json_path, json.dumps(result, indent=2) + "\n")
+    result["figure_objects"] = figures
+    return result

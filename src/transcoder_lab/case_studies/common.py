@@ -1,0 +1,203 @@
+"""What every case study shares: its settings for the profile, the transcoders circuits run on,
+prompts (literal, templated, or cut from the labelled held-out corpus), the ground-truth selectivity
+of features (AUROC) and where results and figures go.
+
+Root selection by ground truth (organism profiles; `select_feature`):
+1. Pack the held-out split into BOS-led contexts with their per-token labels (`labelled_heldout`).
+2. For each candidate transcoder layer, encode the MLP input of every token.
+3. For every feature, AUROC of its activation for target-label tokens against (a) every other
+   token and (b) contrast-label tokens only; ties count one half (Mann-Whitney U).
+4. The root is the feature with the largest min(a, b): it must single out the target among all
+   tokens *and* separate it from the hard contrast (citation vs prose semicolons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
+from transcoder_lab.data import BOS_LABEL, pack_contexts
+from transcoder_lab.dictionaries import Dictionary, load_dictionary
+from transcoder_lab.models import mlp_in_hook
+from transcoder_lab.organism.corpus import LABELS
+from transcoder_lab.organism.train import load_split
+from transcoder_lab.paths import corpus_dir, dictionary_dir, figures_dir, published_dir, results_dir
+
+HELDOUT_CONTEXTS = 200  # held-out contexts scanned for selectivity and dashboards
+
+
+def settings_for(cfg: Config, study: CaseStudyConfig, name: str) -> CaseStudyProfile:
+    """The study's entry for this profile; organism-source profiles fall back to `organism`."""
+    profile = cfg.profile
+    if profile.name in study.profiles:
+        return study.profiles[profile.name]
+    if profile.model.source == "organism" and "organism" in study.profiles:
+        return study.profiles["organism"]
+    raise ValueError(
+        f"case study '{name}' has no settings for profile '{profile.name}' (it has "
+        f"{sorted(study.profiles)}); add a `profiles.{profile.name}` entry to conf/case_study/{name}.yaml."
+    )
+
+
+def circuit_transcoders(cfg: Config) -> dict[int, Dictionary]:
+    """The transcoders circuits run on: the published ones (gpt2_small) or the trained ones at
+    `evaluation.splice_all_l1` (every layer with a transcoder cell)."""
+    if cfg.profile.published_transcoder_layers:
+        return {layer: load_dictionary(published_dir(cfg, layer)) for layer in cfg.profile.published_transcoder_layers}
+    l1 = cfg.profile.evaluation.splice_all_l1
+    layers = cfg.profile.dictionaries.layers_of("transcoder")
+    if l1 is None or not layers:
+        raise ValueError(
+            "case studies need transcoders: list L<layer>_transcoder cells in profile.dictionaries.cells "
+            "and set profile.evaluation.splice_all_l1 to one of profile.dictionaries.l1_coefficients."
+        )
+    return {layer: load_dictionary(dictionary_dir(cfg, layer, "transcoder", l1)) for layer in layers}
+
+
+def output_paths(cfg: Config, name: str) -> tuple[Path, Path]:
+    """(results JSON, figures directory) of case study `name`."""
+    return results_dir(cfg) / "case_studies" / f"{name}.json", figures_dir(cfg) / "case_studies" / name
+
+
+def label_ids(names: list[str]) -> list[int]:
+    unknown = [name for name in names if name not in LABELS]
+    if unknown:
+        raise ValueError(f"unknown ground-truth labels {unknown}; the corpus labels are {list(LABELS)}")
+    return [LABELS.index(name) for name in names]
+
+
+@dataclass
+class LabelledTokens:
+    contexts: Int[Tensor, "n n_ctx"]  # BOS-led held-out contexts
+    labels: Int[Tensor, "n n_ctx"]  # ground-truth label per token (BOS_LABEL at BOS)
+
+
+def labelled_heldout(cfg: Config, bos_id: int, n_contexts: int = HELDOUT_CONTEXTS) -> LabelledTokens:
+    data = load_split(corpus_dir(cfg), "heldout")
+    n_ctx = cfg.profile.dictionaries.harvest.context_size
+    contexts, labels = pack_contexts(data["tokens"], data["doc_offsets"], n_ctx, bos_id, data["labels"])
+    assert labels is not None
+    return LabelledTokens(torch.from_numpy(contexts[:n_contexts]), torch.from_numpy(labels[:n_contexts]))
+
+
+@torch.no_grad()
+def feature_activations(
+    model: HookedTransformer, transcoder: Dictionary, contexts: Int[Tensor, "n n_ctx"], batch_size: int = 32
+) -> Float[Tensor, "n n_ctx d_sae"]:
+    """Every feature's activation on every token (one model pass per batch, stopped at the layer)."""
+    layer, out = transcoder.spec.layer, []
+    for start in range(0, len(contexts), batch_size):
+        batch = contexts[start : start + batch_size].to(model.cfg.device)
+        _, cache = model.run_with_cache(batch, names_filter=mlp_in_hook(layer), stop_at_layer=layer + 1)
+        out.append(transcoder.encode(cache[mlp_in_hook(layer)].to(transcoder.dtype)).float().cpu())
+    return torch.cat(out)
+
+
+def auroc(positive: Float[Tensor, "f n_pos"], negative: Float[Tensor, "f n_neg"]) -> Float[Tensor, " f"]:
+    """Per row, P(a positive value > a negative one) + P(equal) / 2 (the Mann-Whitney AUROC)."""
+    if positive.shape[-1] == 0 or negative.shape[-1] == 0:
+        raise ValueError("AUROC needs at least one positive and one negative example")
+    ordered = negative.sort(dim=-1).values.contiguous()
+    below = torch.searchsorted(ordered, positive.contiguous(), right=False)
+    at_or_below = torch.searchsorted(ordered, positive.contiguous(), right=True)
+    wins = below.double() + 0.5 * (at_or_below - below).double()
+    return (wins.mean(-1) / negative.shape[-1]).float()
+
+
+@dataclass
+class Selection:
+    layer: int
+    feature: int
+    auroc_vs_rest: float
+    auroc_vs_contrast: float | None
+    n_target: int
+    n_contrast: int
+
+
+def select_feature(
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    tokens: LabelledTokens,
+    target_labels: list[str],
+    contrast_labels: list[str],
+    candidate_layers: list[int],
+) -> Selection:
+    """The feature most selective for the target labels (module docstring, steps 1-4), searched in
+    `candidate_layers` that have a transcoder (all of them when none has, e.g. on small profiles)."""
+    target_ids, contrast_ids = label_ids(target_labels), label_ids(contrast_labels)
+    flat_labels = tokens.labels.reshape(-1)
+    is_target = torch.isin(flat_labels, torch.tensor(target_ids))
+    is_contrast = torch.isin(flat_labels, torch.tensor(contrast_ids)) if contrast_ids else None
+    is_rest = ~is_target & (flat_labels != BOS_LABEL)
+    if not is_target.any() or (is_contrast is not None and not is_contrast.any()):
+        raise ValueError(
+            f"the held-out sample has no tokens labelled {target_labels} or {contrast_labels}; "
+            "scan more contexts or check the label names"
+        )
+    best: Selection | None = None
+    best_score = -1.0
+    layers = [layer for layer in candidate_layers if layer in transcoders] or sorted(transcoders)
+    for layer in layers:
+        d_sae = transcoders[layer].spec.d_sae
+        acts = feature_activations(model, transcoders[layer], tokens.contexts).reshape(-1, d_sae).T
+        vs_rest = auroc(acts[:, is_target], acts[:, is_rest])
+        vs_contrast = auroc(acts[:, is_target], acts[:, is_contrast]) if is_contrast is not None else None
+        score = torch.minimum(vs_rest, vs_contrast) if vs_contrast is not None else vs_rest
+        feature = int(score.argmax())
+        if float(score[feature]) > best_score:
+            best_score = float(score[feature])
+            best = Selection(
+                layer,
+                feature,
+                float(vs_rest[feature]),
+                float(vs_contrast[feature]) if vs_contrast is not None else None,
+                int(is_target.sum()),
+                int(is_contrast.sum()) if is_contrast is not None else 0,
+            )
+    assert best is not None
+    return best
+
+
+@dataclass
+class Prompt:
+    tokens: Int[Tensor, " pos"]  # BOS-led; the root reads the last token
+    labels: Int[Tensor, " pos"] | None  # ground truth per token, when cut from the corpus
+
+
+def corpus_prompts(tokens: LabelledTokens, labels: list[str], n: int, window: int = 24) -> list[Prompt]:
+    """Up to n prompts cut from the held-out contexts, each ending at a token with one of `labels`
+    (occurrences spread evenly over the sample), with up to `window` tokens of context after BOS."""
+    wanted = torch.isin(tokens.labels, torch.tensor(label_ids(labels)))
+    wanted[:, 0] = False
+    where = wanted.nonzero().tolist()
+    if not where:
+        raise ValueError(f"no held-out token is labelled {labels}")
+    chosen = [where[int(i)] for i in np.linspace(0, len(where) - 1, min(n, len(where)))]
+    prompts = []
+    for row, position in chosen:
+        start = max(1, position - window + 1)
+        body = slice(start, position + 1)
+        bos = tokens.contexts[row, :1]
+        prompts.append(
+            Prompt(torch.cat([bos, tokens.contexts[row, body]]), torch.cat([tokens.labels[row, :1], tokens.labels[row, body]]))
+        )
+    return prompts
+
+
+def text_prompts(model: HookedTransformer, texts: list[str]) -> list[Prompt]:
+    return [Prompt(model.to_tokens(text)[0].cpu(), None) for text in texts]
+
+
+@torch.no_grad()
+def root_activations(
+    model: HookedTransformer, transcoder: Dictionary, feature: int, prompts: list[Prompt]
+) -> list[float]:
+    """The root feature's activation at each prompt's last token."""
+    return [float(feature_activations(model, transcoder, p.tokens[None])[0, -1, feature]) for p in prompts]

@@ -1,0 +1,308 @@
+"""A feature-circuit case study: why does one transcoder feature fire? (citation, "caught",
+walkthrough, local context, and the template for new ones.)
+
+Algorithm (`run_feature_study`):
+1. Root. A configured (layer, feature), or on organism profiles the feature most selective for
+   the study's target labels (`common.select_feature`), with its AUROC against every other token
+   and against the contrast labels.
+2. Blind hypothesis (when `blind`): from input-invariant circuit evidence only, no activating
+   examples: the tokens whose embeddings drive the feature directly (de-embedding) and, through
+   the attention head with the largest OV connection to it, the earlier tokens it reads.
+3. Activations at the last token of the study's prompts and of its contrast prompts.
+4. Circuit on the prompt where the root is most active: direct attribution of the root
+   (exact, transcoder_lab.circuits), grouped into the root token's own features, attention from
+   other positions (by ground-truth label of the source token when known), embedding, errors and
+   biases; beam search from the root, the graph (figure + JSON) and its verification by ablation.
+5. Interventions: (a) the token swap of `replace_earlier` ([old, new]: every earlier `old` token
+   of a prompt becomes `new`, e.g. semicolons before the last one become commas); (b) the
+   walkthrough's splice experiment: the root's activation with the MLPs of layers 1..L-1, then
+   0..L-1, replaced by their transcoders (no error term).
+6. Dashboard after the hypothesis: the top-activating held-out tokens; the hypothesis counts as
+   confirmed when most of them are tokens it named.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from transformer_lens import HookedTransformer
+
+from transcoder_lab.case_studies.common import (
+    LabelledTokens,
+    Prompt,
+    Selection,
+    corpus_prompts,
+    feature_activations,
+    labelled_heldout,
+    root_activations,
+    select_feature,
+    text_prompts,
+)
+from transcoder_lab.circuits import (
+    AttributionContext,
+    attribute,
+    beam_search,
+    build_graph,
+    de_embedding,
+    de_embedding_through_head,
+    feature_root,
+    graph_figure,
+    graph_to_json,
+    ov_norm_table,
+    top_contributors,
+    verify_graph,
+)
+from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
+from transcoder_lab.data import BOS_LABEL
+from transcoder_lab.dictionaries import Dictionary
+from transcoder_lab.evaluation import spliced
+from transcoder_lab.organism.corpus import LABELS
+
+TOP_TOKENS = 10  # tokens a hypothesis names; activating tokens a dashboard shows
+
+
+def _decode(model: HookedTransformer, token: int) -> str:
+    return model.tokenizer.decode([int(token)])
+
+
+def _label_name(label: int) -> str:
+    return "BOS" if label == BOS_LABEL else LABELS[label]
+
+
+def blind_hypothesis(model: HookedTransformer, transcoder: Dictionary, feature: int) -> dict[str, Any]:
+    """Step 2: the hypothesis from weights alone (no activating examples)."""
+    direct = de_embedding(model, transcoder, feature)
+    assert direct is not None
+    current = direct.topk(TOP_TOKENS).indices.tolist()
+    norms = ov_norm_table(model, transcoder, feature)  # [layer, head]
+    layer, head = divmod(int(norms.argmax()), norms.shape[1])
+    through = de_embedding_through_head(model, transcoder, feature, layer, head).topk(TOP_TOKENS).indices.tolist()
+    return {
+        "current_token_ids": current,
+        "current_tokens": [_decode(model, t) for t in current],
+        "context_head": f"attn{layer}.{head}",
+        "context_tokens": [_decode(model, t) for t in through],
+        "statement": (
+            f"fires on the current token {', '.join(repr(_decode(model, t)) for t in current[:3])}, "
+            f"reading earlier {', '.join(repr(_decode(model, t)) for t in through[:3])} "
+            f"through head {layer}.{head}"
+        ),
+    }
+
+
+def dashboard_check(
+    model: HookedTransformer,
+    transcoder: Dictionary,
+    feature: int,
+    heldout: LabelledTokens,
+    hypothesis: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Step 6: the top-activating held-out tokens (and their labels) against the hypothesis."""
+    acts = feature_activations(model, transcoder, heldout.contexts)[..., feature].reshape(-1)
+    tokens, labels = heldout.contexts.reshape(-1), heldout.labels.reshape(-1)
+    n_active = int((acts > 0).sum())
+    top = acts.topk(min(TOP_TOKENS * 2, n_active)).indices if n_active else torch.zeros(0, dtype=torch.long)
+    top_tokens = [int(t) for t in tokens[top]]
+    out: dict[str, Any] = {
+        "frequency": n_active / acts.numel(),
+        "top_tokens": [_decode(model, t) for t in top_tokens],
+        "top_labels": dict(Counter(_label_name(int(label)) for label in labels[top]).most_common(5)),
+    }
+    if hypothesis is not None:
+        named = sum(t in set(hypothesis["current_token_ids"]) for t in top_tokens)
+        out["share_of_top_tokens_named_by_hypothesis"] = named / max(1, len(top_tokens))
+        out["confirmed"] = named / max(1, len(top_tokens)) >= 0.5
+    return out
+
+
+def contribution_groups(ctx: AttributionContext, root_attribution, labels: torch.Tensor | None) -> dict[str, float]:
+    """Step 4: the root's direct contributions summed by where they come from (root units)."""
+    a, t = root_attribution, root_attribution.root.position
+    heads_by_source = a.heads.sum(dim=(0, 1))  # [pos]
+    groups = {
+        "root_token_features": sum(float(f.sum()) for f in a.features.values()),
+        "attention_from_root_token": float(heads_by_source[t]),
+        "attention_from_other_tokens": float(heads_by_source.sum() - heads_by_source[t]),
+        "embedding": a.embedding,
+        "errors_and_mlps": sum(a.tc_errors.values()) + sum(a.mlps.values()) + sum(a.skips.values()),
+        "biases": a.bias,
+    }
+    if labels is not None:
+        by_label: Counter[str] = Counter()
+        for s in range(len(labels)):
+            if s != t:
+                by_label[_label_name(int(labels[s]))] += float(heads_by_source[s])
+        groups["attention_by_source_label"] = dict(by_label.most_common(6))
+    return groups
+
+
+def swap_earlier(prompt: Prompt, old: int, new: int) -> Prompt | None:
+    """Step 5a: the prompt with every `old` token before the last position replaced by `new`."""
+    body = prompt.tokens.clone()
+    earlier = body[:-1] == old
+    if not earlier.any():
+        return None
+    body[:-1][earlier] = new
+    return Prompt(body, prompt.labels)
+
+
+@torch.no_grad()
+def splice_experiment(
+    model: HookedTransformer, transcoders: dict[int, Dictionary], root_layer: int, feature: int, prompts: list[Prompt]
+) -> dict[str, float]:
+    """Step 5b: mean root activation clean and with earlier MLPs replaced by transcoders."""
+    transcoder = transcoders[root_layer]
+    out = {"clean": float(np.mean(root_activations(model, transcoder, feature, prompts)))}
+    for first in (1, 0):
+        layers = [layer for layer in range(first, root_layer) if layer in transcoders]
+        if not layers:
+            continue
+        with spliced(model, [transcoders[layer] for layer in layers]):
+            out[f"mlp{first}-{root_layer - 1}_spliced"] = float(
+                np.mean(root_activations(model, transcoder, feature, prompts))
+            )
+    return out
+
+
+def _single_token_id(model: HookedTransformer, text: str) -> int:
+    ids = model.to_tokens(text, prepend_bos=False)[0]
+    if len(ids) != 1:
+        raise ValueError(f"replace_earlier: {text!r} is {len(ids)} tokens for this tokenizer; use single tokens")
+    return int(ids[0])
+
+
+def _prompts(model: HookedTransformer, heldout: LabelledTokens | None, texts: list[str], labels: list[str], n: int):
+    if texts:
+        return text_prompts(model, texts[:n] if n else texts)
+    if heldout is not None and labels:
+        return corpus_prompts(heldout, labels, n)
+    return []
+
+
+def activation_figure(target: list[float], contrast: list[float], title: str) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    bins = np.linspace(0, max(target + contrast + [1e-6]), 30)
+    axis.hist(target, bins=bins, alpha=0.7, label=f"prompts (n={len(target)})")
+    if contrast:
+        axis.hist(contrast, bins=bins, alpha=0.7, label=f"contrast (n={len(contrast)})")
+    axis.set(xlabel="root activation at the last token", ylabel="prompts", title=title)
+    axis.legend(fontsize=8)
+    return figure
+
+
+def run_feature_study(
+    cfg: Config,
+    study: CaseStudyConfig,
+    settings: CaseStudyProfile,
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
+    """Steps 1-6; returns the JSON-ready result and the figures by file stem."""
+    organism = cfg.profile.corpus is not None
+    heldout = labelled_heldout(cfg, model.tokenizer.bos_token_id) if organism else None
+    result: dict[str, Any] = {}
+    if settings.feature is not None and settings.layer is not None:
+        layer, feature = settings.layer, settings.feature
+    elif heldout is not None and settings.target_labels:
+        chosen: Selection = select_feature(
+            model, transcoders, heldout, settings.target_labels, settings.contrast_labels, settings.candidate_layers
+        )
+        layer, feature = chosen.layer, chosen.feature
+        result["selection"] = vars(chosen) | {
+            "target_labels": settings.target_labels,
+            "contrast_labels": settings.contrast_labels,
+        }
+    else:
+        raise ValueError("a feature case study needs `layer` and `feature`, or `target_labels` on an organism profile")
+    transcoder = transcoders[layer]
+    result["root"] = {"layer": layer, "feature": feature, "label": f"tc{layer}[{feature}]"}
+
+    hypothesis = blind_hypothesis(model, transcoder, feature) if study.blind else None
+    if hypothesis is not None:
+        result["blind"] = {"hypothesis": hypothesis}  # written before any activating example is looked at
+
+    prompts = _prompts(model, heldout, settings.prompts, settings.target_labels, settings.n_prompts)
+    contrast = _prompts(model, heldout, settings.contrast_prompts, settings.contrast_labels, settings.n_prompts)
+    if not prompts:
+        raise ValueError("the case study has no prompts: give `prompts` or (organism) `target_labels`")
+    target_acts = root_activations(model, transcoder, feature, prompts)
+    contrast_acts = root_activations(model, transcoder, feature, contrast) if contrast else []
+    result["activations"] = {
+        "prompts_mean": float(np.mean(target_acts)),
+        "contrast_mean": float(np.mean(contrast_acts)) if contrast_acts else None,
+        "prompts": target_acts,
+        "contrast": contrast_acts,
+    }
+
+    best = int(np.argmax(target_acts))
+    prompt = prompts[best]
+    str_tokens = [_decode(model, t) for t in prompt.tokens]
+    ctx = AttributionContext.from_tokens(model, transcoders, prompt.tokens)
+    root = feature_root(ctx, layer, feature, len(prompt.tokens) - 1)
+    root_attribution = attribute(ctx, root)
+    top = top_contributors(root_attribution, k=5)
+    paths = beam_search(ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node)
+    graph = build_graph(ctx, root, paths)
+    verification = verify_graph(model, transcoders, prompt.tokens, root, graph)
+    result["circuit"] = {
+        "prompt": "".join(str_tokens[1:]),
+        "root_activation": target_acts[best],
+        "top_contributors": [{"label": c.label, "value": c.value} for c in top],
+        "root_token_features_in_top5": any(c.kind == "feature" for c in top),
+        "contribution_groups": contribution_groups(ctx, root_attribution, prompt.labels),
+        "paths": [{"nodes": p.labels, "value": p.value} for p in paths[:10]],
+        "fraction_explained": verification["fraction_explained"],
+        "ablation_spearman": verification["spearman"],
+        "graph": graph_to_json(graph, str_tokens, {"case_study": study.title}),
+    }
+
+    if settings.replace_earlier:
+        old, new = (_single_token_id(model, text) for text in settings.replace_earlier)
+        pairs = [(p, swap_earlier(p, old, new)) for p in prompts]
+        pairs = [(p, q) for p, q in pairs if q is not None]
+        if pairs:
+            before = root_activations(model, transcoder, feature, [p for p, _ in pairs])
+            after = root_activations(model, transcoder, feature, [q for _, q in pairs])
+            result["intervention"] = {
+                "replace_earlier": settings.replace_earlier,
+                "n_prompts": len(pairs),
+                "mean_before": float(np.mean(before)),
+                "mean_after": float(np.mean(after)),
+            }
+    result["splice"] = splice_experiment(model, transcoders, layer, feature, prompts)
+    if heldout is not None:
+        result["dashboard"] = dashboard_check(model, transcoder, feature, heldout, hypothesis)
+        if hypothesis is not None:
+            result["blind"]["confirmed_by_dashboard"] = result["dashboard"]["confirmed"]
+
+    figures = {
+        "graph": graph_figure(graph, str_tokens, f"{study.title}: tc{layer}[{feature}]"),
+        "activations": activation_figure(target_acts, contrast_acts, f"tc{layer}[{feature}]"),
+    }
+    return result, figures
+
+
+def describe(result: dict[str, Any]) -> str:
+    """A plain-text summary of a feature study's result, for notebooks and logs."""
+    lines = [f"root {result['root']['label']}"]
+    if "selection" in result:
+        s = result["selection"]
+        lines.append(
+            f"chosen for {s['target_labels']}: AUROC vs every other token {s['auroc_vs_rest']:.3f}"
+            + (f", vs {s['contrast_labels']} {s['auroc_vs_contrast']:.3f}" if s["auroc_vs_contrast"] is not None else "")
+        )
+    a = result["activations"]
+    lines.append(f"mean activation: prompts {_fmt(a['prompts_mean'])}, contrast {_fmt(a['contrast_mean'])}")
+    c = result["circuit"]
+    lines.append(f"circuit on {c['prompt']!r} (activation {c['root_activation']:.3f}):")
+    lines += [f"  {t['value']:+.3f}  {t['label']}" for t in c["top_contributors"]]
+    lines.append(f"graph explains {_fmt(c['fraction_explained'])} of the root; ablation Spearman {_fmt(c['ablation_spearman'])}")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

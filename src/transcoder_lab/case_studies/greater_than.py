@@ -1,0 +1,252 @@
+"""The greater-than case study (DESIGN §4.4): which transcoder features carry "the second year is
+later than the first", and how few of them do it compared with MLP neurons.
+
+Algorithm (`run_greater_than`):
+1. Prompts: one per start year YY = 00..99 (the organism's own template, or the paper's
+   "The war lasted from 17{YY} to 17"); the metric is `behaviour.greater_than_scores` (the paper's
+   restricted-softmax probability difference and Hanna et al.'s full-softmax one).
+2. Layer: the configured one (gpt2_small: 10) or, on the organism, the transcoder layer whose MLP
+   matters most: the largest drop in probability difference when that MLP's output is zeroed.
+3. Probability difference of the original model, with that MLP replaced by its transcoder (no
+   error term), with the MLP removed (output zeroed) and, if `feature` is set, with the
+   transcoder spliced but that feature ablated.
+4. Components ranked by the variance of their activation across the prompts (at the last token):
+   transcoder features, and MLP neurons (`mlp.hook_post`).
+5. Curves, n = 0..n_components: the probability difference with only the top-n features kept
+   (the rest zeroed, the decoder bias kept) and with only the top-n neurons kept (the rest zeroed,
+   the output bias kept). Reported: the n at which each curve first reaches 90% of its full
+   value (spliced transcoder, original model), and of the common threshold 0.9 x spliced.
+6. Planted-task check for the top features: for each, the years that activate it (activation-
+   weighted mean YY) and its direct logit effects on the 100 year tokens; it "favours later years"
+   when its mean effect on years above that centre exceeds its mean effect on years at or below.
+   Figure: de-embedding and logit effect over YY for the top features.
+7. Path graph from the logit direction late year minus early year on one prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from transcoder_lab.behaviour import greater_than_scores, last_token_logits
+from transcoder_lab.circuits import (
+    AttributionContext,
+    beam_search,
+    build_graph,
+    de_embedding,
+    graph_figure,
+    graph_to_json,
+    logit_diff_root,
+    logit_effects,
+)
+from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
+from transcoder_lab.dictionaries import Dictionary
+from transcoder_lab.evaluation import spliced, zero_ablated
+from transcoder_lab.models import mlp_in_hook
+from transcoder_lab.organism.tokenizer import two_digit_token_ids
+
+N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
+THRESHOLD = 0.9
+
+
+def prompts_for(cfg: Config, seed: int = 7) -> tuple[list[str], Tensor]:
+    """Step 1: one prompt per YY (texts, YY values)."""
+    if cfg.profile.corpus is None:
+        return [f"The war lasted from 17{yy:02d} to 17" for yy in range(100)], torch.arange(100)
+    from transcoder_lab.organism.corpus import greater_than_prompts
+
+    prompts = greater_than_prompts(cfg.profile.corpus, seed, n_per_yy=1)
+    return [p.text for p in prompts], torch.tensor([p.yy for p in prompts])
+
+
+def _score(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int]) -> dict[str, float]:
+    return greater_than_scores(last_token_logits(model, texts), yy, ids)
+
+
+def _last_token_values(model: HookedTransformer, texts: list[str], hook: str, transform: Callable) -> Tensor:
+    """`transform(activation)` at the last token of every prompt, read at `hook`."""
+    rows = []
+    for text in texts:
+        _, cache = model.run_with_cache(model.to_tokens(text), names_filter=hook)
+        rows.append(transform(cache[hook][0, -1]).float().cpu())
+    return torch.stack(rows)
+
+
+def curve(
+    model: HookedTransformer,
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    order: Tensor,
+    n_max: int,
+    run_with_top: Callable[[Tensor], Any],
+) -> list[float]:
+    """Step 5: probability difference with only the first n of `order` kept, n = 0..n_max."""
+    values = []
+    for n in range(n_max + 1):
+        with run_with_top(order[:n]):
+            values.append(_score(model, texts, yy, ids)["probability_difference"])
+    return values
+
+
+def first_reaching(values: list[float], target: float) -> int | None:
+    return next((n for n, v in enumerate(values) if v >= target), None)
+
+
+@torch.no_grad()
+def run_greater_than(
+    cfg: Config,
+    study: CaseStudyConfig,
+    settings: CaseStudyProfile,
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
+    texts, yy = prompts_for(cfg)
+    ids = two_digit_token_ids(model.tokenizer)
+    original = _score(model, texts, yy, ids)
+
+    drops = {}
+    for layer in sorted(transcoders):
+        with zero_ablated(model, [layer]):
+            drops[layer] = original["probability_difference"] - _score(model, texts, yy, ids)["probability_difference"]
+    layer = settings.layer if settings.layer is not None else max(drops, key=drops.get)
+    transcoder = transcoders[layer]
+    with spliced(model, [transcoder]):
+        replaced = _score(model, texts, yy, ids)
+    with zero_ablated(model, [layer]):
+        removed = _score(model, texts, yy, ids)
+    result: dict[str, Any] = {
+        "layer": layer,
+        "mlp_removal_drop_by_layer": drops,
+        "probability_difference": {
+            "original": original["probability_difference"],
+            "transcoder_spliced": replaced["probability_difference"],
+            "mlp_removed": removed["probability_difference"],
+            "chance": original["chance_probability_difference"],
+        },
+        "hanna_probability_difference": {
+            "original": original["hanna_probability_difference"],
+            "transcoder_spliced": replaced["hanna_probability_difference"],
+            "mlp_removed": removed["hanna_probability_difference"],
+        },
+    }
+    if settings.feature is not None:
+        def ablate(dictionary: Dictionary, z: Tensor) -> Tensor:
+            z = z.clone()
+            z[..., settings.feature] = 0
+            return z
+
+        with spliced(model, [transcoder], edit_features=ablate):
+            result["probability_difference"][f"transcoder_without_{settings.feature}"] = _score(
+                model, texts, yy, ids
+            )["probability_difference"]
+
+    # Step 4: rank by activation variance across prompts.
+    feature_acts = _last_token_values(model, texts, mlp_in_hook(layer), lambda x: transcoder.encode(x.to(transcoder.dtype)))
+    neuron_acts = _last_token_values(model, texts, f"blocks.{layer}.mlp.hook_post", lambda x: x)
+    feature_order = feature_acts.var(0).argsort(descending=True)
+    neuron_order = neuron_acts.var(0).argsort(descending=True)
+
+    # Step 5: the curves.
+    def top_features(keep: Tensor):
+        def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
+            out = torch.zeros_like(z)
+            out[..., keep] = z[..., keep]
+            return out
+
+        return spliced(model, [transcoder], edit_features=edit)
+
+    def top_neurons(keep: Tensor):
+        def edit(activation: Tensor, hook) -> Tensor:
+            out = torch.zeros_like(activation)
+            out[..., keep] = activation[..., keep]
+            return out
+
+        return model.hooks(fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", edit)])
+
+    n_max = min(settings.n_components, transcoder.spec.d_sae, model.cfg.d_mlp)
+    feature_curve = curve(model, texts, yy, ids, feature_order, n_max, top_features)
+    neuron_curve = curve(model, texts, yy, ids, neuron_order, n_max, top_neurons)
+    spliced_pd, original_pd = replaced["probability_difference"], original["probability_difference"]
+    n_features = first_reaching(feature_curve, THRESHOLD * spliced_pd)
+    n_neurons = first_reaching(neuron_curve, THRESHOLD * original_pd)
+    n_neurons_common = first_reaching(neuron_curve, THRESHOLD * spliced_pd)
+    result["curves"] = {
+        "n": list(range(n_max + 1)),
+        "features": feature_curve,
+        "neurons": neuron_curve,
+        "features_to_90pct_of_spliced": n_features,
+        "neurons_to_90pct_of_original": n_neurons,
+        "neurons_to_90pct_of_spliced": n_neurons_common,
+        "features_need_at_most_half": (
+            n_features is not None and (n_neurons is None or 2 * n_features <= n_neurons)
+        ),
+    }
+    result["top_features"] = feature_order[:10].tolist()
+    result["top_neurons"] = neuron_order[:10].tolist()
+    if settings.expected_features:
+        result["expected_features_in_top10"] = sorted(set(settings.expected_features) & set(result["top_features"]))
+
+    # Step 6: planted-task check and the effects figure.
+    checks, figure_effects = [], plt.figure(figsize=(4.0 * N_TOP_FEATURES, 3.4))
+    years = torch.arange(100, dtype=torch.float64)
+    for i, feature in enumerate(feature_order[:N_TOP_FEATURES].tolist()):
+        acts = feature_acts[:, feature].double().clamp(min=0)
+        centre = float((acts * yy).sum() / acts.sum()) if acts.sum() > 0 else float("nan")
+        effects = logit_effects(model, transcoder, feature)[ids].double()
+        embeds = de_embedding(model, transcoder, feature)[ids].double()
+        later = years > centre
+        favours_later = bool(later.any() and (~later).any() and effects[later].mean() > effects[~later].mean())
+        checks.append({"feature": feature, "activating_year_centre": centre, "favours_later_years": favours_later})
+        axis = figure_effects.add_subplot(1, N_TOP_FEATURES, i + 1)
+        axis.plot(years, embeds, label="de-embedding (which YY activate it)")
+        axis.plot(years, effects, label="logit effect (which YY it promotes)")
+        if not np.isnan(centre):
+            axis.axvline(centre, color="grey", linestyle=":", label="activating-year centre")
+        axis.set(title=f"tc{layer}[{feature}]", xlabel="YY")
+        if i == 0:
+            axis.legend(fontsize=6)
+    figure_effects.tight_layout()
+    result["planted_task_check"] = {
+        "features": checks,
+        "share_favouring_later_years": float(np.mean([c["favours_later_years"] for c in checks])),
+    }
+
+    # Step 7: the path graph from late minus early year.
+    figures = {"effects": figure_effects}
+    prompt_yy, late, early = settings.logit_root or [45, 75, 15]
+    index = int((yy == prompt_yy).nonzero()[0]) if (yy == prompt_yy).any() else len(texts) // 2
+    tokens = model.to_tokens(texts[index])[0]
+    ctx = AttributionContext.from_tokens(model, transcoders, tokens)
+    root = logit_diff_root(ctx, ids[late], ids[early])
+    paths = beam_search(ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node)
+    graph = build_graph(ctx, root, paths)
+    str_tokens = model.to_str_tokens(tokens)
+    heads = sorted({label.split("@")[0] for p in paths for label in p.labels if label.startswith("attn")})
+    result["graph"] = {
+        "prompt": texts[index],
+        "root": f"logit({late:02d}) - logit({early:02d})",
+        "heads_on_paths": heads,
+        "paths": [{"nodes": p.labels, "value": p.value} for p in paths[:10]],
+        "json": graph_to_json(graph, str_tokens, {"case_study": study.title}),
+    }
+    if settings.expected_heads:
+        result["graph"]["expected_heads_found"] = sorted(set(settings.expected_heads) & set(heads))
+    figures["graph"] = graph_figure(graph, str_tokens, f"{study.title}: {result['graph']['root']}")
+
+    figure_curve, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(result["curves"]["n"], feature_curve, label=f"top-n transcoder {layer} features kept")
+    axis.plot(result["curves"]["n"], neuron_curve, label=f"top-n MLP {layer} neurons kept")
+    axis.axhline(spliced_pd, color="C0", linestyle=":", label="transcoder spliced")
+    axis.axhline(original_pd, color="C1", linestyle=":", label="original model")
+    axis.axhline(removed["probability_difference"], color="grey", linestyle="--", label="MLP removed")
+    axis.set(xlabel="components kept (ranked by activation variance)", ylabel="probability difference")
+    axis.legend(fontsize=8)
+    figures["curves"] = figure_curve
+    return result, figures
