@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TQDM_MININTERVAL := 5
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test lint params notebooks clean-venv
+.PHONY: setup repro test lint params notebooks clean-venv browser
 PROFILE ?= organism
 
 $(STAMP): pyproject.toml
@@ -25,8 +25,18 @@ setup: $(STAMP)
 repro: setup
 	@start=$$(date +%s); dvc repro && echo "dvc repro took $$(( $$(date +%s) - start )) s"
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -v -rA
+
+# Debian's chromium for the blind study's browser test (driven by Playwright; never
+# `playwright install`, which downloads a browser). With CI=true a failed install stops here.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; } \
+	|| { if [ "$$CI" = true ]; then echo "make browser: could not install chromium with apt-get (CI=true needs it for tests/study/test_browser.py)" >&2; exit 1; \
+	     else echo "make browser: chromium not installed; the browser test will be skipped" >&2; fi; }
 
 # Regenerate params.yaml from conf/ exactly as `dvc exp run -S profile=...` does (commit it).
 params: setup

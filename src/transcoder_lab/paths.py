@@ -40,3 +40,39 @@ def figures_dir(cfg: Config) -> Path:
 def checkpoint_dir(cfg: Config, *parts: str) -> Path:
     """Resumable training state: outside DVC's outputs, which DVC deletes before a stage runs."""
     return Path("checkpoints", cfg.profile.name, *parts)
+
+
+# The blind study (transcoder_lab.study). Its packet, key and ratings sit beside results/ (at the
+# repository root by default): study/<profile>/ is a DVC output, ratings/<profile>/ is committed.
+
+
+def study_dir(cfg: Config) -> Path:
+    return Path(cfg.paths.results).parent / "study" / cfg.profile.name
+
+
+def study_packet_dir(cfg: Config) -> Path:
+    """What raters see: anonymised cards and a manifest, never the key."""
+    return study_dir(cfg) / "packet"
+
+
+def study_key_file(cfg: Config) -> Path:
+    """Card -> arm and feature; outside the packet, its SHA-256 recorded in the packet."""
+    return study_dir(cfg) / "key.json"
+
+
+def study_scan_file(cfg: Config) -> Path:
+    """Scanned tokens, labels and each card's activations, for the ground-truth rater."""
+    return study_dir(cfg) / "scan.safetensors"
+
+
+def ratings_dir(cfg: Config) -> Path:
+    """Human ratings, one `<rater>.json` each, committed to git (not a DVC output)."""
+    return Path(cfg.paths.results).parent / "ratings" / cfg.profile.name
+
+
+def study_results_dir(cfg: Config) -> Path:
+    return results_dir(cfg) / "study"
+
+
+def study_figures_dir(cfg: Config) -> Path:
+    return figures_dir(cfg) / "study"

@@ -1,0 +1,12 @@
+"""The blind interpretability study (DESIGN §1.2): transcoder vs SAE features, rated without the source.
+
+1. `sample`: live features of a transcoder and of an SAE on the same MLP input at matched L0,
+   drawn with a fixed seed, equal counts per arm, each with enough activating tokens.
+2. `packet`: blind dashboards as anonymised cards in shuffled order; the key (card -> arm,
+   feature) kept outside the packet, its SHA-256 recorded inside.
+3. `server` (+ `page`, `ratings`): `python -m transcoder_lab.study serve <packet>`, a rating web
+   app on 127.0.0.1 that saves every rating at once and atomically to `ratings/<profile>/<rater>.json`.
+4. `rater`: the organism's automatic ground-truth rater (corpus labels, F1 thresholds).
+5. `analysis` and `stats`: unblinding (key hash checked), counts per arm, Fisher exact tests,
+   bootstrap intervals, Cohen's kappa and Krippendorff's alpha, a figure.
+"""
