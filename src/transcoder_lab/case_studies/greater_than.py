@@ -170,7 +170,8 @@ def run_greater_than(
 
         return model.hooks(fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", edit)])
 
-    n_max = min(settings.n_components, transcoder.spec.d_sae, model.cfg.d_mlp)
+    # past a curve's own component count it stays at its full value (every component kept)
+    n_max = min(settings.n_components, max(transcoder.spec.d_sae, model.cfg.d_mlp))
     feature_curve = curve(model, texts, yy, ids, feature_order, n_max, top_features)
     neuron_curve = curve(model, texts, yy, ids, neuron_order, n_max, top_neurons)
     spliced_pd, original_pd = replaced["probability_difference"], original["probability_difference"]

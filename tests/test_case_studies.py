@@ -1,0 +1,216 @@
+"""Case studies: the machinery on the tiny organism, the template through the stage entry point,
+and the gpt2_small configs' code paths on a random GPT-2-shaped model with random transcoders."""
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import OmegaConf
+
+import transcoder_lab.case_studies as case_studies
+from transcoder_lab.case_studies.common import Prompt, auroc, corpus_prompts, labelled_heldout, select_feature
+from transcoder_lab.case_studies.feature import swap_earlier
+from transcoder_lab.config import CONF_DIR, REPO_ROOT, load_config, load_profile
+from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
+from transcoder_lab.models import GPT2_SMALL_SHAPE, build_processed_model, gpt2_shaped_config, load_model
+from transcoder_lab.organism.corpus import LABELS
+from transcoder_lab.organism.tokenizer import train_tokenizer
+from transcoder_lab.paths import published_dir
+
+
+def test_auroc_matches_the_pairwise_definition_with_ties():
+    generator = torch.Generator().manual_seed(0)
+    positive = torch.randint(0, 4, (3, 7), generator=generator).float()  # many ties on purpose
+    negative = torch.randint(0, 4, (3, 11), generator=generator).float()
+    pairs = positive[:, :, None] - negative[:, None, :]
+    expected = ((pairs > 0).double() + 0.5 * (pairs == 0).double()).mean(dim=(1, 2))
+    assert torch.allclose(auroc(positive, negative).double(), expected, atol=1e-6)
+    assert auroc(torch.ones(1, 2), torch.zeros(1, 3)).item() == 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        auroc(torch.ones(1, 0), torch.zeros(1, 3))
+
+
+def test_corpus_prompts_end_on_the_requested_label(tiny_pipeline):
+    cfg, _ = tiny_pipeline
+    model = load_model(cfg.profile, cfg.paths.models)
+    heldout = labelled_heldout(cfg, model.tokenizer.bos_token_id)
+    prompts = corpus_prompts(heldout, ["citation/semicolon"], n=5)
+    semicolon = LABELS.index("citation/semicolon")
+    assert prompts and all(int(p.labels[-1]) == semicolon for p in prompts)
+    assert all(int(p.tokens[0]) == model.tokenizer.bos_token_id for p in prompts)
+    assert all(model.tokenizer.decode([int(p.tokens[-1])]) == ";" for p in prompts)
+    with pytest.raises(ValueError, match="unknown ground-truth labels"):
+        corpus_prompts(heldout, ["citation/semi"], n=5)
+
+
+def test_selected_feature_is_the_most_selective_one(tiny_pipeline):
+    """The selection's reported AUROCs are recomputed here from scratch for the chosen feature and
+    no other feature of that layer beats its min(vs rest, vs contrast) score."""
+    cfg, _ = tiny_pipeline
+    model = load_model(cfg.profile, cfg.paths.models)
+    transcoders = case_studies.circuit_transcoders(cfg)
+    heldout = labelled_heldout(cfg, model.tokenizer.bos_token_id)
+    chosen = select_feature(model, transcoders, heldout, ["citation/semicolon"], ["prose/semicolon"], [1])
+    labels = heldout.labels.reshape(-1)
+    acts = case_studies.common.feature_activations(model, transcoders[1], heldout.contexts)
+    acts = acts.reshape(-1, acts.shape[-1]).T
+    target = labels == LABELS.index("citation/semicolon")
+    prose = labels == LABELS.index("prose/semicolon")
+    rest = ~target & (labels != 255)
+    vs_contrast = auroc(acts[:, target], acts[:, prose])
+    vs_rest = auroc(acts[:, target], acts[:, rest])
+    assert chosen.layer == 1
+    assert chosen.auroc_vs_contrast == pytest.approx(float(vs_contrast[chosen.feature]), abs=1e-6)
+    assert chosen.auroc_vs_rest == pytest.approx(float(vs_rest[chosen.feature]), abs=1e-6)
+    assert float(torch.minimum(vs_rest, vs_contrast).max()) == pytest.approx(
+        min(chosen.auroc_vs_rest, chosen.auroc_vs_contrast), abs=1e-6
+    )
+
+
+def test_swap_earlier_replaces_only_tokens_before_the_last():
+    prompt = Prompt(torch.tensor([0, 5, 7, 5, 5]), None)
+    swapped = swap_earlier(prompt, old=5, new=9)
+    assert swapped is not None and swapped.tokens.tolist() == [0, 9, 7, 9, 5]
+    assert swap_earlier(Prompt(torch.tensor([0, 7, 5]), None), old=5, new=9) is None
+
+
+@pytest.mark.parametrize("name", ["greater_than", "citation", "caught", "walkthrough", "local_context"])
+def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
+    cfg, root = tiny_pipeline
+    result = case_studies.run_case_study(cfg, name)
+    saved = json.loads((root / "results" / "tiny" / "case_studies" / f"{name}.json").read_text())
+    assert saved["name"] == name and saved["profile"] == "tiny"
+    assert saved["figures"] and all((root / "figures" / "tiny" / "case_studies" / name / p.split("/")[-1]).exists()
+                                    for p in saved["figures"])  # fmt: skip
+    for key, check in saved["expected"].items():  # every expectation was looked up and judged
+        assert check["verdict"] in ("ok", "BELOW", "ABOVE", "OUTSIDE"), key
+    if name == "greater_than":
+        curves = saved["curves"]
+        assert len(curves["features"]) == len(curves["neurons"]) == len(curves["n"])
+        assert saved["layer"] in (0, 1)
+    else:
+        assert saved["root"]["label"].startswith("tc") and "circuit" in saved
+        assert result["circuit"]["graph"]["nodes"]
+    if name in ("citation", "local_context"):  # blind: hypothesis recorded, then judged
+        assert saved["blind"]["hypothesis"]["statement"] and isinstance(saved["blind"]["confirmed_by_dashboard"], bool)
+
+
+def test_greater_than_curves_reach_the_full_values_with_every_component(tiny_pipeline):
+    """n = every feature reproduces the spliced transcoder; n = every neuron the original model."""
+    cfg = copy.deepcopy(tiny_pipeline[0])  # the session fixture's config stays as it is
+    d_sae = cfg.profile.dictionaries.expansion_factor * cfg.profile.model.d_model
+    cfg.case_study["greater_than"].profiles["organism"].n_components = 10 * d_sae
+    result = case_studies.run_case_study(cfg, "greater_than", write=False)
+    curves, pd = result["curves"], result["probability_difference"]
+    assert curves["n"][-1] == max(d_sae, cfg.profile.model.d_mlp)
+    # float32 forward passes of identical computations up to summation order: 1e-5 is generous
+    assert curves["features"][-1] == pytest.approx(pd["transcoder_spliced"], abs=1e-5)
+    assert curves["neurons"][-1] == pytest.approx(pd["original"], abs=1e-5)
+
+
+def test_unknown_case_study_names_the_configured_ones(tiny_pipeline):
+    cfg, _ = tiny_pipeline
+    with pytest.raises(KeyError, match="greater_than"):
+        case_studies.run_case_study(cfg, "no_such_study")
+
+
+def test_template_copied_under_a_new_name_runs_through_the_stage(tiny_pipeline, tmp_path):
+    """What the README's "Add a case study" asks: copy the template, list it, compose, run the stage."""
+    _, root = tiny_pipeline
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    shutil.copy(conf / "case_study" / "template.yaml", conf / "case_study" / "my_study.yaml")
+    defaults = (conf / "config.yaml").read_text()
+    (conf / "config.yaml").write_text(
+        defaults.replace("  - _self_", "  - case_study@case_study.my_study: my_study\n  - _self_")
+    )
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        raw = hydra_compose(config_name="config", overrides=["profile=tiny"])
+    params = OmegaConf.to_container(raw, resolve=True)
+    params["paths"] = {key: str(root / key) for key in params["paths"]}
+    assert "my_study" in load_config(params).case_study
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "experiments" / "case_study.py"), "my_study"],
+        cwd=work, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    saved = json.loads((root / "results" / "tiny" / "case_studies" / "my_study.json").read_text())
+    assert saved["name"] == "my_study" and saved["root"]["label"].startswith("tc")
+    assert (root / "figures" / "tiny" / "case_studies" / "my_study" / "graph.png").stat().st_size > 5_000
+    missing = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "experiments" / "case_study.py"), "not_listed"],
+        cwd=work, capture_output=True, text=True,
+    )  # fmt: skip
+    assert missing.returncode != 0 and "Add a case study" in missing.stderr
+
+
+def test_report_lists_every_case_study_beside_its_expectations(tiny_pipeline):
+    cfg, root = tiny_pipeline
+    from transcoder_lab.stage import load_stage
+
+    for name in ("greater_than", "citation"):
+        case_studies.run_case_study(cfg, name)
+    load_stage("evaluate").run(cfg)
+    text = load_stage("report").run(cfg)
+    assert (root / "results" / "tiny" / "REPORT.md").read_text() == text
+    assert "## Behaviour" in text and "## Dictionaries" in text and "## All transcoders spliced" in text
+    assert "### Greater-than (`greater_than`)" in text and "### Citation semicolons (`citation`)" in text
+    assert "`selection.auroc_vs_contrast` | >= 0.95" in text  # the expectation beside the measurement
+    assert "(../../figures/tiny/case_studies/greater_than/curves.png)" in text
+
+
+# -- gpt2_small: the paper's configs on a random model of GPT-2 small's shape ----------------------
+
+
+@pytest.fixture(scope="module")
+def random_gpt2_with_transcoders(tmp_path_factory):
+    texts = [f"The war lasted from 17{yy:02d} to 17{(yy + 7) % 100:02d}; (Smith, 2019)." for yy in range(100)]
+    tokenizer = train_tokenizer(texts, vocab_size=400)  # stands in for GPT-2's (not on this machine)
+    model = build_processed_model(gpt2_shaped_config(seed=0))
+    model.set_tokenizer(tokenizer)
+    root = tmp_path_factory.mktemp("gpt2_case_studies")
+    cfg = load_profile(
+        "gpt2_small",
+        root,
+        ["case_study.greater_than.profiles.gpt2_small.n_components=3", "case_study.greater_than.search.n_branches=3"],
+    )
+    d = GPT2_SMALL_SHAPE["d_model"]
+    for layer in cfg.profile.published_transcoder_layers:
+        d_sae = 5316 if layer == 10 else 512  # room for the paper's indices (5315 at layer 10, <= 479 at 8)
+        spec = DictionarySpec(kind="transcoder", layer=layer, d_in=d, d_sae=d_sae, d_out=d, model_name="gpt2")
+        dictionary = Dictionary.initialise(spec, torch.Generator().manual_seed(layer))
+        with torch.no_grad():
+            dictionary.b_enc.fill_(0.05)  # some features active on random inputs
+        save_dictionary(dictionary, published_dir(cfg, layer))
+    return model, cfg
+
+
+@pytest.mark.parametrize("name", ["greater_than", "citation", "caught", "walkthrough", "local_context"])
+def test_gpt2_small_case_study_configs_run_on_gpt2_shapes(random_gpt2_with_transcoders, name, monkeypatch):
+    model, cfg = random_gpt2_with_transcoders
+    monkeypatch.setattr(case_studies, "load_model", lambda profile, models_dir: model)
+    settings = cfg.case_study[name].profiles["gpt2_small"]
+    result = case_studies.run_case_study(cfg, name)
+    assert result["profile"] == "gpt2_small"
+    assert set(result["expected"]) == set(settings.expected)  # the paper's numbers were looked up
+    assert all(check["measured"] is not None for check in result["expected"].values()), result["expected"]
+    if name == "greater_than":
+        assert result["layer"] == 10 and "transcoder_without_5315" in result["probability_difference"]
+        assert "expected_features_in_top10" in result and "expected_heads_found" in result["graph"]
+    else:
+        assert result["root"] == {"layer": 8, "feature": settings.feature, "label": f"tc8[{settings.feature}]"}
+        assert "selection" not in result and "dashboard" not in result  # no corpus labels on GPT-2
+    if name == "walkthrough":
+        assert set(result["splice"]) == {"clean", "mlp1-7_spliced", "mlp0-7_spliced"}
+    if name == "citation":
+        assert result["intervention"]["replace_earlier"] == [";", ","]
