@@ -15,8 +15,9 @@
 # with MLPs 1-7 spliced, 2.36 with MLPs 0-7 spliced. Replacing MLP0 hurts most, because the
 # layer-0 transcoder (the "extended embedding") matters for everything after it.
 #
-# On the organism the root is the feature most selective for the quantity after "an estimated
-# cost of".
+# On the organism the root is the feature most selective for the century token of the *second*
+# year (" 17" in "from the year 1732 to the year 17") against the same token in the first year:
+# only the context tells them apart.
 
 # %%
 import os

@@ -87,8 +87,10 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     result = case_studies.run_case_study(cfg, name)
     saved = json.loads((root / "results" / "tiny" / "case_studies" / f"{name}.json").read_text())
     assert saved["name"] == name and saved["profile"] == "tiny"
-    assert saved["figures"] and all((root / "figures" / "tiny" / "case_studies" / name / p.split("/")[-1]).exists()
-                                    for p in saved["figures"])  # fmt: skip
+    assert saved["figures"] and all(
+        (root / "figures" / "tiny" / "case_studies" / name / p.split("/")[-1]).exists()
+        for p in saved["figures"]
+    )
     for key, check in saved["expected"].items():  # every expectation was looked up and judged
         assert check["verdict"] in ("ok", "BELOW", "ABOVE", "OUTSIDE"), key
     if name == "greater_than":
@@ -99,7 +101,9 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
         assert saved["root"]["label"].startswith("tc") and "circuit" in saved
         assert result["circuit"]["graph"]["nodes"]
     if name in ("citation", "local_context"):  # blind: hypothesis recorded, then judged
-        assert saved["blind"]["hypothesis"]["statement"] and isinstance(saved["blind"]["confirmed_by_dashboard"], bool)
+        assert saved["blind"]["hypothesis"]["statement"] and isinstance(
+            saved["blind"]["confirmed_by_dashboard"], bool
+        )
 
 
 def test_greater_than_curves_reach_the_full_values_with_every_component(tiny_pipeline):
@@ -141,16 +145,20 @@ def test_template_copied_under_a_new_name_runs_through_the_stage(tiny_pipeline, 
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "experiments" / "case_study.py"), "my_study"],
-        cwd=work, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     saved = json.loads((root / "results" / "tiny" / "case_studies" / "my_study.json").read_text())
     assert saved["name"] == "my_study" and saved["root"]["label"].startswith("tc")
     assert (root / "figures" / "tiny" / "case_studies" / "my_study" / "graph.png").stat().st_size > 5_000
     missing = subprocess.run(
         [sys.executable, str(REPO_ROOT / "experiments" / "case_study.py"), "not_listed"],
-        cwd=work, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode != 0 and "Add a case study" in missing.stderr
 
 
@@ -182,7 +190,10 @@ def random_gpt2_with_transcoders(tmp_path_factory):
     cfg = load_profile(
         "gpt2_small",
         root,
-        ["case_study.greater_than.profiles.gpt2_small.n_components=3", "case_study.greater_than.search.n_branches=3"],
+        [
+            "case_study.greater_than.profiles.gpt2_small.n_components=3",
+            "case_study.greater_than.search.n_branches=3",
+        ],
     )
     d = GPT2_SMALL_SHAPE["d_model"]
     for layer in cfg.profile.published_transcoder_layers:
@@ -208,7 +219,11 @@ def test_gpt2_small_case_study_configs_run_on_gpt2_shapes(random_gpt2_with_trans
         assert result["layer"] == 10 and "transcoder_without_5315" in result["probability_difference"]
         assert "expected_features_in_top10" in result and "expected_heads_found" in result["graph"]
     else:
-        assert result["root"] == {"layer": 8, "feature": settings.feature, "label": f"tc8[{settings.feature}]"}
+        assert result["root"] == {
+            "layer": 8,
+            "feature": settings.feature,
+            "label": f"tc8[{settings.feature}]",
+        }
         assert "selection" not in result and "dashboard" not in result  # no corpus labels on GPT-2
     if name == "walkthrough":
         assert set(result["splice"]) == {"clean", "mlp1-7_spliced", "mlp0-7_spliced"}

@@ -57,18 +57,29 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
     transcoders = circuit_transcoders(cfg)
     result, figures = ANALYSES[study.analysis](cfg, study, settings, model, transcoders)
     result = _plain(
-        {"name": name, "title": study.title, "question": study.question, "profile": cfg.profile.name, **result}
+        {
+            "name": name,
+            "title": study.title,
+            "question": study.question,
+            "profile": cfg.profile.name,
+            **result,
+        }
     )
     result["expected"] = {
-        key: {"expected": vars(expectation), "measured": lookup(result, key),
-              "verdict": verdict(expectation, lookup(result, key))}
+        key: {
+            "expected": vars(expectation),
+            "measured": lookup(result, key),
+            "verdict": verdict(expectation, lookup(result, key)),
+        }
         for key, expectation in settings.expected.items()
-    }  # fmt: skip
+    }
     if write:
         json_path, figure_dir = output_paths(cfg, name)
         result["figures"] = []
         for stem, figure in figures.items():
-            result["figures"] += [str(path) for path in save_figure(figure, figure_dir / stem) if path.suffix == ".png"]
+            result["figures"] += [
+                str(path) for path in save_figure(figure, figure_dir / stem) if path.suffix == ".png"
+            ]
         io.write_text(json_path, json.dumps(result, indent=2) + "\n")
     result["figure_objects"] = figures
     return result

@@ -50,7 +50,10 @@ def circuit_transcoders(cfg: Config) -> dict[int, Dictionary]:
     """The transcoders circuits run on: the published ones (gpt2_small) or the trained ones at
     `evaluation.splice_all_l1` (every layer with a transcoder cell)."""
     if cfg.profile.published_transcoder_layers:
-        return {layer: load_dictionary(published_dir(cfg, layer)) for layer in cfg.profile.published_transcoder_layers}
+        return {
+            layer: load_dictionary(published_dir(cfg, layer))
+            for layer in cfg.profile.published_transcoder_layers
+        }
     l1 = cfg.profile.evaluation.splice_all_l1
     layers = cfg.profile.dictionaries.layers_of("transcoder")
     if l1 is None or not layers:
@@ -186,7 +189,10 @@ def corpus_prompts(tokens: LabelledTokens, labels: list[str], n: int, window: in
         body = slice(start, position + 1)
         bos = tokens.contexts[row, :1]
         prompts.append(
-            Prompt(torch.cat([bos, tokens.contexts[row, body]]), torch.cat([tokens.labels[row, :1], tokens.labels[row, body]]))
+            Prompt(
+                torch.cat([bos, tokens.contexts[row, body]]),
+                torch.cat([tokens.labels[row, :1], tokens.labels[row, body]]),
+            )
         )
     return prompts
 

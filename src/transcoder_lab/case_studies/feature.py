@@ -5,9 +5,11 @@ Algorithm (`run_feature_study`):
 1. Root. A configured (layer, feature), or on organism profiles the feature most selective for
    the study's target labels (`common.select_feature`), with its AUROC against every other token
    and against the contrast labels.
-2. Blind hypothesis (when `blind`): from input-invariant circuit evidence only, no activating
-   examples: the tokens whose embeddings drive the feature directly (de-embedding) and, through
-   the attention head with the largest OV connection to it, the earlier tokens it reads.
+2. Blind hypothesis (when `blind`): no activating examples, only the model and the transcoder:
+   the feature's response to every token alone ([BOS, t]; the current token it wants) and to
+   every token before the best one ([BOS, t, best]; the context that raises it), beside the
+   weights-only de-embedding. (The de-embedding alone misleads above layer 0: the layer-0 MLP
+   acts as an extended embedding, so token identity reaches later features mostly through it.)
 3. Activations at the last token of the study's prompts and of its contrast prompts.
 4. Circuit on the prompt where the root is most active: direct attribution of the root
    (exact, transcoder_lab.circuits), grouped into the root token's own features, attention from
@@ -48,11 +50,9 @@ from transcoder_lab.circuits import (
     beam_search,
     build_graph,
     de_embedding,
-    de_embedding_through_head,
     feature_root,
     graph_figure,
     graph_to_json,
-    ov_norm_table,
     top_contributors,
     verify_graph,
 )
@@ -60,6 +60,7 @@ from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
 from transcoder_lab.data import BOS_LABEL
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.evaluation import spliced
+from transcoder_lab.models import mlp_in_hook
 from transcoder_lab.organism.corpus import LABELS
 
 TOP_TOKENS = 10  # tokens a hypothesis names; activating tokens a dashboard shows
@@ -73,23 +74,50 @@ def _label_name(label: int) -> str:
     return "BOS" if label == BOS_LABEL else LABELS[label]
 
 
+@torch.no_grad()
+def _token_probe(
+    model: HookedTransformer, transcoder: Dictionary, feature: int, prefix: list[int], suffix: list[int]
+) -> torch.Tensor:
+    """The feature's pre-activation at the last position of [BOS, *prefix, t, *suffix] for every
+    token t of the tokenizer (synthetic inputs, not examples from any data set)."""
+    vocab = torch.arange(len(model.tokenizer))
+    rows = torch.cat(
+        [
+            torch.full((len(vocab), 1), model.tokenizer.bos_token_id),
+            torch.tensor(prefix, dtype=torch.long).expand(len(vocab), len(prefix)),
+            vocab[:, None],
+            torch.tensor(suffix, dtype=torch.long).expand(len(vocab), len(suffix)),
+        ],
+        dim=1,
+    )
+    hook, out = mlp_in_hook(transcoder.spec.layer), []
+    for batch in rows.split(1024):
+        _, cache = model.run_with_cache(
+            batch.to(model.cfg.device), names_filter=hook, stop_at_layer=transcoder.spec.layer + 1
+        )
+        out.append(
+            transcoder.pre_activations(cache[hook][:, -1].to(transcoder.dtype))[:, feature].float().cpu()
+        )
+    return torch.cat(out)
+
+
 def blind_hypothesis(model: HookedTransformer, transcoder: Dictionary, feature: int) -> dict[str, Any]:
-    """Step 2: the hypothesis from weights alone (no activating examples)."""
+    """Step 2: a hypothesis without activating examples: the feature's response to every token
+    alone ([BOS, t]: which current token it wants) and to every token placed before the best one
+    ([BOS, t, best]: which earlier context raises it), plus the weights-only de-embedding."""
+    current = _token_probe(model, transcoder, feature, [], []).topk(TOP_TOKENS).indices.tolist()
+    context = _token_probe(model, transcoder, feature, [], [current[0]]).topk(TOP_TOKENS).indices.tolist()
     direct = de_embedding(model, transcoder, feature)
     assert direct is not None
-    current = direct.topk(TOP_TOKENS).indices.tolist()
-    norms = ov_norm_table(model, transcoder, feature)  # [layer, head]
-    layer, head = divmod(int(norms.argmax()), norms.shape[1])
-    through = de_embedding_through_head(model, transcoder, feature, layer, head).topk(TOP_TOKENS).indices.tolist()
+    weights_only = direct.topk(TOP_TOKENS).indices.tolist()
     return {
         "current_token_ids": current,
         "current_tokens": [_decode(model, t) for t in current],
-        "context_head": f"attn{layer}.{head}",
-        "context_tokens": [_decode(model, t) for t in through],
+        "context_tokens": [_decode(model, t) for t in context],
+        "de_embedding_tokens": [_decode(model, t) for t in weights_only],
         "statement": (
             f"fires on the current token {', '.join(repr(_decode(model, t)) for t in current[:3])}, "
-            f"reading earlier {', '.join(repr(_decode(model, t)) for t in through[:3])} "
-            f"through head {layer}.{head}"
+            f"more so after {', '.join(repr(_decode(model, t)) for t in context[:3])}"
         ),
     }
 
@@ -119,7 +147,9 @@ def dashboard_check(
     return out
 
 
-def contribution_groups(ctx: AttributionContext, root_attribution, labels: torch.Tensor | None) -> dict[str, float]:
+def contribution_groups(
+    ctx: AttributionContext, root_attribution, labels: torch.Tensor | None
+) -> dict[str, float]:
     """Step 4: the root's direct contributions summed by where they come from (root units)."""
     a, t = root_attribution, root_attribution.root.position
     heads_by_source = a.heads.sum(dim=(0, 1))  # [pos]
@@ -152,7 +182,11 @@ def swap_earlier(prompt: Prompt, old: int, new: int) -> Prompt | None:
 
 @torch.no_grad()
 def splice_experiment(
-    model: HookedTransformer, transcoders: dict[int, Dictionary], root_layer: int, feature: int, prompts: list[Prompt]
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    root_layer: int,
+    feature: int,
+    prompts: list[Prompt],
 ) -> dict[str, float]:
     """Step 5b: mean root activation clean and with earlier MLPs replaced by transcoders."""
     transcoder = transcoders[root_layer]
@@ -171,11 +205,15 @@ def splice_experiment(
 def _single_token_id(model: HookedTransformer, text: str) -> int:
     ids = model.to_tokens(text, prepend_bos=False)[0]
     if len(ids) != 1:
-        raise ValueError(f"replace_earlier: {text!r} is {len(ids)} tokens for this tokenizer; use single tokens")
+        raise ValueError(
+            f"replace_earlier: {text!r} is {len(ids)} tokens for this tokenizer; use single tokens"
+        )
     return int(ids[0])
 
 
-def _prompts(model: HookedTransformer, heldout: LabelledTokens | None, texts: list[str], labels: list[str], n: int):
+def _prompts(
+    model: HookedTransformer, heldout: LabelledTokens | None, texts: list[str], labels: list[str], n: int
+):
     if texts:
         return text_prompts(model, texts[:n] if n else texts)
     if heldout is not None and labels:
@@ -209,7 +247,12 @@ def run_feature_study(
         layer, feature = settings.layer, settings.feature
     elif heldout is not None and settings.target_labels:
         chosen: Selection = select_feature(
-            model, transcoders, heldout, settings.target_labels, settings.contrast_labels, settings.candidate_layers
+            model,
+            transcoders,
+            heldout,
+            settings.target_labels,
+            settings.contrast_labels,
+            settings.candidate_layers,
         )
         layer, feature = chosen.layer, chosen.feature
         result["selection"] = vars(chosen) | {
@@ -217,7 +260,9 @@ def run_feature_study(
             "contrast_labels": settings.contrast_labels,
         }
     else:
-        raise ValueError("a feature case study needs `layer` and `feature`, or `target_labels` on an organism profile")
+        raise ValueError(
+            "a feature case study needs `layer` and `feature`, or `target_labels` on an organism profile"
+        )
     transcoder = transcoders[layer]
     result["root"] = {"layer": layer, "feature": feature, "label": f"tc{layer}[{feature}]"}
 
@@ -226,7 +271,9 @@ def run_feature_study(
         result["blind"] = {"hypothesis": hypothesis}  # written before any activating example is looked at
 
     prompts = _prompts(model, heldout, settings.prompts, settings.target_labels, settings.n_prompts)
-    contrast = _prompts(model, heldout, settings.contrast_prompts, settings.contrast_labels, settings.n_prompts)
+    contrast = _prompts(
+        model, heldout, settings.contrast_prompts, settings.contrast_labels, settings.n_prompts
+    )
     if not prompts:
         raise ValueError("the case study has no prompts: give `prompts` or (organism) `target_labels`")
     target_acts = root_activations(model, transcoder, feature, prompts)
@@ -245,7 +292,9 @@ def run_feature_study(
     root = feature_root(ctx, layer, feature, len(prompt.tokens) - 1)
     root_attribution = attribute(ctx, root)
     top = top_contributors(root_attribution, k=5)
-    paths = beam_search(ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node)
+    paths = beam_search(
+        ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node
+    )
     graph = build_graph(ctx, root, paths)
     verification = verify_graph(model, transcoders, prompt.tokens, root, graph)
     result["circuit"] = {
@@ -293,14 +342,21 @@ def describe(result: dict[str, Any]) -> str:
         s = result["selection"]
         lines.append(
             f"chosen for {s['target_labels']}: AUROC vs every other token {s['auroc_vs_rest']:.3f}"
-            + (f", vs {s['contrast_labels']} {s['auroc_vs_contrast']:.3f}" if s["auroc_vs_contrast"] is not None else "")
+            + (
+                f", vs {s['contrast_labels']} {s['auroc_vs_contrast']:.3f}"
+                if s["auroc_vs_contrast"] is not None
+                else ""
+            )
         )
     a = result["activations"]
     lines.append(f"mean activation: prompts {_fmt(a['prompts_mean'])}, contrast {_fmt(a['contrast_mean'])}")
     c = result["circuit"]
     lines.append(f"circuit on {c['prompt']!r} (activation {c['root_activation']:.3f}):")
     lines += [f"  {t['value']:+.3f}  {t['label']}" for t in c["top_contributors"]]
-    lines.append(f"graph explains {_fmt(c['fraction_explained'])} of the root; ablation Spearman {_fmt(c['ablation_spearman'])}")
+    lines.append(
+        f"graph explains {_fmt(c['fraction_explained'])} of the root; "
+        f"ablation Spearman {_fmt(c['ablation_spearman'])}"
+    )
     return "\n".join(lines)
 
 

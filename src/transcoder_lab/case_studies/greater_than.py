@@ -6,16 +6,22 @@ Algorithm (`run_greater_than`):
    "The war lasted from 17{YY} to 17"); the metric is `behaviour.greater_than_scores` (the paper's
    restricted-softmax probability difference and Hanna et al.'s full-softmax one).
 2. Layer: the configured one (gpt2_small: 10) or, on the organism, the transcoder layer whose MLP
-   matters most: the largest drop in probability difference when that MLP's output is zeroed.
+   matters most *for this task*: the largest drop in probability difference when the MLP's output
+   at the last token is replaced by its mean over the prompts (zeroing it would instead pick the
+   layer-0 MLP, which every prediction needs as an extended embedding).
 3. Probability difference of the original model, with that MLP replaced by its transcoder (no
    error term), with the MLP removed (output zeroed) and, if `feature` is set, with the
    transcoder spliced but that feature ablated.
 4. Components ranked by the variance of their activation across the prompts (at the last token):
    transcoder features, and MLP neurons (`mlp.hook_post`).
-5. Curves, n = 0..n_components: the probability difference with only the top-n features kept
-   (the rest zeroed, the decoder bias kept) and with only the top-n neurons kept (the rest zeroed,
-   the output bias kept). Reported: the n at which each curve first reaches 90% of its full
-   value (spliced transcoder, original model), and of the common threshold 0.9 x spliced.
+5. Curves, n = 0..n_components: the probability difference with only the top-n features kept at
+   the last token and every other feature mean-ablated there (its mean over the prompts), the
+   transcoder spliced in everywhere; likewise with only the top-n neurons kept (`mlp.hook_post`).
+   n = 0 removes everything prompt-specific the layer computes at the last token; n = all gives
+   the spliced transcoder and the original model. Mean rather than zero ablation keeps what the
+   component does on every prompt alike, so the curves measure the task, not the MLP's generic
+   role. Reported: the n at which each curve first reaches 90% of its full value (spliced
+   transcoder, original model), and of the common threshold 0.9 x spliced.
 6. Planted-task check for the top features: for each, the years that activate it (activation-
    weighted mean YY) and its direct logit effects on the 100 year tokens; it "favours later years"
    when its mean effect on years above that centre exceeds its mean effect on years at or below.
@@ -48,7 +54,7 @@ from transcoder_lab.circuits import (
 from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.evaluation import spliced, zero_ablated
-from transcoder_lab.models import mlp_in_hook
+from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 from transcoder_lab.organism.tokenizer import two_digit_token_ids
 
 N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
@@ -76,6 +82,17 @@ def _last_token_values(model: HookedTransformer, texts: list[str], hook: str, tr
         _, cache = model.run_with_cache(model.to_tokens(text), names_filter=hook)
         rows.append(transform(cache[hook][0, -1]).float().cpu())
     return torch.stack(rows)
+
+
+def _last_token_edit(model: HookedTransformer, hook_name: str, edit: Callable[[Tensor], Tensor]):
+    """Run with `edit` applied to the activation at the last position (prompts are unpadded)."""
+
+    def hook(activation: Tensor, hook) -> Tensor:
+        activation = activation.clone()
+        activation[:, -1] = edit(activation[:, -1])
+        return activation
+
+    return model.hooks(fwd_hooks=[(hook_name, hook)])
 
 
 def curve(
@@ -111,10 +128,18 @@ def run_greater_than(
     ids = two_digit_token_ids(model.tokenizer)
     original = _score(model, texts, yy, ids)
 
+    mlp_means = {
+        layer: _last_token_values(model, texts, mlp_out_hook(layer), lambda x: x).mean(0)
+        for layer in transcoders
+    }
     drops = {}
     for layer in sorted(transcoders):
-        with zero_ablated(model, [layer]):
-            drops[layer] = original["probability_difference"] - _score(model, texts, yy, ids)["probability_difference"]
+        with _last_token_edit(
+            model, mlp_out_hook(layer), lambda last, mean=mlp_means[layer]: mean.expand_as(last)
+        ):
+            drops[layer] = (
+                original["probability_difference"] - _score(model, texts, yy, ids)["probability_difference"]
+            )
     layer = settings.layer if settings.layer is not None else max(drops, key=drops.get)
     transcoder = transcoders[layer]
     with spliced(model, [transcoder]):
@@ -123,7 +148,7 @@ def run_greater_than(
         removed = _score(model, texts, yy, ids)
     result: dict[str, Any] = {
         "layer": layer,
-        "mlp_removal_drop_by_layer": drops,
+        "mlp_mean_ablation_drop_by_layer": drops,
         "probability_difference": {
             "original": original["probability_difference"],
             "transcoder_spliced": replaced["probability_difference"],
@@ -137,6 +162,7 @@ def run_greater_than(
         },
     }
     if settings.feature is not None:
+
         def ablate(dictionary: Dictionary, z: Tensor) -> Tensor:
             z = z.clone()
             z[..., settings.feature] = 0
@@ -148,29 +174,38 @@ def run_greater_than(
             )["probability_difference"]
 
     # Step 4: rank by activation variance across prompts.
-    feature_acts = _last_token_values(model, texts, mlp_in_hook(layer), lambda x: transcoder.encode(x.to(transcoder.dtype)))
+    feature_acts = _last_token_values(
+        model, texts, mlp_in_hook(layer), lambda x: transcoder.encode(x.to(transcoder.dtype))
+    )
     neuron_acts = _last_token_values(model, texts, f"blocks.{layer}.mlp.hook_post", lambda x: x)
     feature_order = feature_acts.var(0).argsort(descending=True)
     neuron_order = neuron_acts.var(0).argsort(descending=True)
 
     # Step 5: the curves.
+    feature_mean, neuron_mean = feature_acts.mean(0), neuron_acts.mean(0)
+
+    def keep_top(keep: Tensor, mean: Tensor) -> Callable[[Tensor], Tensor]:
+        mask = torch.zeros_like(mean)
+        mask[keep] = 1.0
+
+        def edit(last: Tensor) -> Tensor:
+            return mean.to(last) + mask.to(last) * (last - mean.to(last))
+
+        return edit
+
     def top_features(keep: Tensor):
+        edit_last = keep_top(keep, feature_mean)
+
         def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
-            out = torch.zeros_like(z)
-            out[..., keep] = z[..., keep]
-            return out
+            z = z.clone()
+            z[:, -1] = edit_last(z[:, -1])
+            return z
 
         return spliced(model, [transcoder], edit_features=edit)
 
     def top_neurons(keep: Tensor):
-        def edit(activation: Tensor, hook) -> Tensor:
-            out = torch.zeros_like(activation)
-            out[..., keep] = activation[..., keep]
-            return out
+        return _last_token_edit(model, f"blocks.{layer}.mlp.hook_post", keep_top(keep, neuron_mean))
 
-        return model.hooks(fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", edit)])
-
-    # past a curve's own component count it stays at its full value (every component kept)
     n_max = min(settings.n_components, max(transcoder.spec.d_sae, model.cfg.d_mlp))
     feature_curve = curve(model, texts, yy, ids, feature_order, n_max, top_features)
     neuron_curve = curve(model, texts, yy, ids, neuron_order, n_max, top_neurons)
@@ -188,11 +223,21 @@ def run_greater_than(
         "features_need_at_most_half": (
             n_features is not None and (n_neurons is None or 2 * n_features <= n_neurons)
         ),
+        # the same comparison at stricter thresholds (each curve against its own full value)
+        "components_by_threshold": {
+            f"{fraction:g}": {
+                "features": first_reaching(feature_curve, fraction * spliced_pd),
+                "neurons": first_reaching(neuron_curve, fraction * original_pd),
+            }
+            for fraction in (0.9, 0.95, 0.98, 0.99)
+        },
     }
     result["top_features"] = feature_order[:10].tolist()
     result["top_neurons"] = neuron_order[:10].tolist()
     if settings.expected_features:
-        result["expected_features_in_top10"] = sorted(set(settings.expected_features) & set(result["top_features"]))
+        result["expected_features_in_top10"] = sorted(
+            set(settings.expected_features) & set(result["top_features"])
+        )
 
     # Step 6: planted-task check and the effects figure.
     checks, figure_effects = [], plt.figure(figsize=(4.0 * N_TOP_FEATURES, 3.4))
@@ -203,8 +248,12 @@ def run_greater_than(
         effects = logit_effects(model, transcoder, feature)[ids].double()
         embeds = de_embedding(model, transcoder, feature)[ids].double()
         later = years > centre
-        favours_later = bool(later.any() and (~later).any() and effects[later].mean() > effects[~later].mean())
-        checks.append({"feature": feature, "activating_year_centre": centre, "favours_later_years": favours_later})
+        favours_later = bool(
+            later.any() and (~later).any() and effects[later].mean() > effects[~later].mean()
+        )
+        checks.append(
+            {"feature": feature, "activating_year_centre": centre, "favours_later_years": favours_later}
+        )
         axis = figure_effects.add_subplot(1, N_TOP_FEATURES, i + 1)
         axis.plot(years, embeds, label="de-embedding (which YY activate it)")
         axis.plot(years, effects, label="logit effect (which YY it promotes)")
@@ -226,7 +275,9 @@ def run_greater_than(
     tokens = model.to_tokens(texts[index])[0]
     ctx = AttributionContext.from_tokens(model, transcoders, tokens)
     root = logit_diff_root(ctx, ids[late], ids[early])
-    paths = beam_search(ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node)
+    paths = beam_search(
+        ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node
+    )
     graph = build_graph(ctx, root, paths)
     str_tokens = model.to_str_tokens(tokens)
     heads = sorted({label.split("@")[0] for p in paths for label in p.labels if label.startswith("attn")})
