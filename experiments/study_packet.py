@@ -19,9 +19,9 @@ def run(cfg: Config) -> dict:
     start = time.perf_counter()
     model = load_model(cfg.profile, cfg.paths.models)
     scan = scan_contexts(cfg, model)
-    samples, dictionaries = sample_features(cfg, model, scan)
+    samples, dictionaries, activations = sample_features(cfg, model, scan)
     paths = {"packet": study_packet_dir(cfg), "key": study_key_file(cfg), "scan": study_scan_file(cfg)}
-    packet, key = build_packet(cfg, model, scan, samples, dictionaries, paths)
+    packet, key = build_packet(cfg, model, scan, samples, dictionaries, activations, paths)
     for name, sample in samples.items():
         arm = sample.arm
         print(

@@ -48,14 +48,20 @@ def test_counts_in_the_papers_layout():
 def test_fisher_on_the_papers_table_matches_the_hypergeometric_formula():
     tests = fisher_tests(arm_counts(paper_arms()))
     assert tests["interpretable"]["table"] == [[41, 9], [38, 12]]
-    assert tests["interpretable"]["p_value"] == pytest.approx(hypergeometric_two_sided([[41, 9], [38, 12]]), rel=1e-9)
+    assert tests["interpretable"]["p_value"] == pytest.approx(
+        hypergeometric_two_sided([[41, 9], [38, 12]]), rel=1e-9
+    )
     assert tests["interpretable"]["odds_ratio"] == pytest.approx(41 * 12 / (9 * 38))
     assert tests["yes_or_maybe"]["table"] == [[49, 1], [46, 4]]
-    assert tests["yes_or_maybe"]["p_value"] == pytest.approx(hypergeometric_two_sided([[49, 1], [46, 4]]), rel=1e-9)
+    assert tests["yes_or_maybe"]["p_value"] == pytest.approx(
+        hypergeometric_two_sided([[49, 1], [46, 4]]), rel=1e-9
+    )
     assert tests["context_free"]["table"] == [[6, 44], [16, 34]]
     free = tests["context_free"]["p_value"]
     assert free == pytest.approx(hypergeometric_two_sided([[6, 44], [16, 34]]), rel=1e-9)
-    assert tests["interpretable"]["p_value"] > 0.5 and free < 0.05  # the paper's reading: only context-free differs
+    assert (
+        tests["interpretable"]["p_value"] > 0.5 and free < 0.05
+    )  # the paper's reading: only context-free differs
 
 
 def test_cohen_kappa_on_a_hand_worked_example():

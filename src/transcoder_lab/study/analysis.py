@@ -113,6 +113,14 @@ def analyse(
     return summary
 
 
+def _number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def _number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
 def summary_table(summary: dict[str, Any]) -> str:
     """Step 5: the paper's table layout per rater, with the Fisher p-values."""
     lines = [f"# Blind study: {summary['profile']} ({summary['n_cards']} cards)", ""]
@@ -144,11 +152,14 @@ def summary_table(summary: dict[str, Any]) -> str:
         alpha = summary["agreement"]["krippendorff_alpha"]
         lines += [
             "",
-            f"Krippendorff's alpha (nominal): rating {alpha['rating']}, context-free {alpha['context_free']}",
+            f"Krippendorff's alpha (nominal): rating {_number(alpha['rating'])}, "
+            f"context-free {_number(alpha['context_free'])}",
         ]
         for pair in summary["agreement"]["pairs"]:
+            a, b = pair["raters"]
             lines.append(
-                f"- {pair['raters'][0]} vs {pair['raters'][1]}: n {pair['n']}, kappa {pair['kappa']}"
+                f"- {a} vs {b}: {pair['n']} cards, agreement {_number(pair['observed'])}, "
+                f"Cohen's kappa {_number(pair['kappa'])} (context-free {_number(pair['kappa_context_free'])})"
             )
     if summary["skipped_raters"]:
         lines += ["", "Skipped ratings files:"] + [

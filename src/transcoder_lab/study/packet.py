@@ -29,7 +29,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
@@ -37,8 +37,10 @@ from torch import Tensor
 
 from transcoder_lab import io
 from transcoder_lab.config import Config
-from transcoder_lab.dashboards import FeatureDashboard, build_dashboards, dashboard_html, feature_activations
-from transcoder_lab.study.sample import ArmSample, ScanSet
+
+if TYPE_CHECKING:  # the rating server imports this module and should start without TransformerLens
+    from transcoder_lab.dashboards import FeatureDashboard
+    from transcoder_lab.study.sample import ArmSample, ScanSet
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -85,6 +87,8 @@ def sha256_file(path: str | Path) -> str:
 
 def render_card(dashboard: FeatureDashboard, tokenizer: Any, show_de_embedding: bool) -> str:
     """The blind HTML fragment of one dashboard (step 1)."""
+    from transcoder_lab.dashboards import dashboard_html
+
     dashboard.logit_effects_top = dashboard.logit_effects_bottom = None
     return dashboard_html(dashboard, tokenizer, show_values=False, show_effects=show_de_embedding)
 
@@ -260,11 +264,15 @@ def build_packet(
     scan: ScanSet,
     samples: dict[str, ArmSample],
     dictionaries: dict,
+    activations: dict[str, Tensor],
     paths: dict[str, Path],
 ) -> tuple[Packet, dict[str, Any]]:
     """Dashboards of both arms' samples, shuffled into cards; the key, packet and scan data written.
 
-    `paths`: "packet", "key", "scan" (transcoder_lab.paths)."""
+    `activations[arm]`: [n, n_ctx, f], the sampled features' activations on the scanned contexts
+    (transcoder_lab.study.sample.sample_features); `paths`: "packet", "key", "scan"."""
+    from transcoder_lab.dashboards import build_dashboards
+
     study = cfg.profile.study
     entries: list[tuple[str, int, str, Tensor]] = []  # (arm, feature, card html, activations)
     for name, sample in samples.items():
@@ -274,7 +282,7 @@ def build_packet(
             window=study.window, n_quantile_bands=study.n_quantile_bands, batch_size=study.batch_size,
             seed=study.seed,
         )  # fmt: skip
-        acts = feature_activations(model, dictionary, scan.contexts, sample.features, study.batch_size)
+        acts = activations[name]
         for column, dashboard in enumerate(dashboards):
             html = render_card(dashboard, model.tokenizer, study.show_de_embedding)
             entries.append((name, dashboard.feature, html, acts[..., column]))

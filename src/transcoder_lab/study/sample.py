@@ -23,12 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.config import Config, DictionaryKind
-from transcoder_lab.dashboards import feature_activations
 from transcoder_lab.data import BOS_LABEL, pack_contexts
 from transcoder_lab.dictionaries import Dictionary, load_dictionary, load_log10_frequency
 from transcoder_lab.paths import corpus_dir, dictionary_dir
@@ -157,16 +156,45 @@ def scan_contexts(cfg: Config, model: HookedTransformer) -> ScanSet:
     return ScanSet(contexts_t, counted, None, None, f"{harvest.dataset} held-out stream")
 
 
+def hook_inputs(
+    model: HookedTransformer, hook: str, contexts: Int[Tensor, "n n_ctx"], batch_size: int
+) -> Float[Tensor, "n n_ctx d_in"]:
+    """The activations at `hook` (a dictionary's input) on every context, from one model pass."""
+    layer = int(hook.split(".")[1])
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(contexts), batch_size):
+            tokens = contexts[start : start + batch_size].to(model.cfg.device)
+            _, cache = model.run_with_cache(
+                tokens, names_filter=lambda name: name == hook, stop_at_layer=layer + 1
+            )
+            chunks.append(cache[hook].float().cpu())
+    return torch.cat(chunks)
+
+
+def encode(
+    dictionary: Dictionary, x: Float[Tensor, "n n_ctx d_in"], features: list[int] | None, batch_size: int
+) -> Float[Tensor, "n n_ctx f"]:
+    """`dictionary.encode(x)[..., features]` (all features when None), chunk by chunk."""
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            acts = dictionary.encode(x[start : start + batch_size].to(dictionary.device, dictionary.dtype))
+            chunks.append((acts if features is None else acts[..., features]).float().cpu())
+    return torch.cat(chunks)
+
+
 def activating_counts(
-    model: HookedTransformer, dictionary: Dictionary, scan: ScanSet, batch_size: int
+    dictionary: Dictionary,
+    x: Float[Tensor, "n n_ctx d_in"],
+    counted: Bool[Tensor, "n n_ctx"],
+    batch_size: int,
 ) -> Int[Tensor, " d_sae"]:
     """Per feature, the number of counted scanned tokens where it is active (activation > 0)."""
     counts = torch.zeros(dictionary.spec.d_sae, dtype=torch.long)
-    for start in range(0, len(scan.contexts), batch_size):
-        chunk = scan.contexts[start : start + batch_size]
-        acts = feature_activations(model, dictionary, chunk, None, batch_size)
-        mask = scan.counted[start : start + batch_size]
-        counts += ((acts > 0) & mask[..., None]).sum(dim=(0, 1))
+    for start in range(0, len(x), batch_size):
+        acts = encode(dictionary, x[start : start + batch_size], None, batch_size)
+        counts += ((acts > 0) & counted[start : start + batch_size, :, None]).sum(dim=(0, 1))
     return counts
 
 
@@ -202,13 +230,20 @@ def sample_arm(
 
 def sample_features(
     cfg: Config, model: HookedTransformer, scan: ScanSet
-) -> tuple[dict[str, ArmSample], dict[str, Dictionary]]:
-    """Both arms' samples (steps 1, 3 and 4) and their loaded dictionaries."""
+) -> tuple[dict[str, ArmSample], dict[str, Dictionary], dict[str, Float[Tensor, "n n_ctx f"]]]:
+    """Both arms' samples (steps 1, 3 and 4), their dictionaries, and the sampled features'
+    activations on the scanned contexts. Both arms read the same MLP input: one model pass."""
+    batch_size = cfg.profile.study.batch_size
     arms = study_arms(cfg)
-    samples, dictionaries = {}, {}
+    inputs: dict[str, Tensor] = {}
+    samples, dictionaries, activations = {}, {}, {}
     for index, (name, arm) in enumerate(arms.items()):
         dictionary = load_dictionary(arm.path)
-        counts = activating_counts(model, dictionary, scan, cfg.profile.study.batch_size)
+        hook = dictionary.spec.hook_in
+        if hook not in inputs:
+            inputs[hook] = hook_inputs(model, hook, scan.contexts, batch_size)
+        counts = activating_counts(dictionary, inputs[hook], scan.counted, batch_size)
         samples[name] = sample_arm(arm, dictionary, counts, cfg, index, scan.n_counted)
         dictionaries[name] = dictionary
-    return samples, dictionaries
+        activations[name] = encode(dictionary, inputs[hook], samples[name].features, batch_size)
+    return samples, dictionaries, activations
