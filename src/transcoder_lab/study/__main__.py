@@ -18,7 +18,12 @@ def main(argv: list[str] | None = None) -> None:
         "--ratings", type=Path, default=None, help="where <rater>.json files go (default: ratings/<profile>)"
     )
     args = parser.parse_args(argv)
-    serve(args.packet, args.ratings, args.port)
+    try:
+        serve(args.packet, args.ratings, args.port)
+    except (FileNotFoundError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    except OSError as error:  # e.g. the port is taken
+        parser.exit(2, f"error: cannot listen on 127.0.0.1:{args.port} ({error}); try another --port\n")
 
 
 if __name__ == "__main__":
