@@ -67,3 +67,22 @@ def test_sampling_keeps_live_features_with_enough_activating_tokens(tmp_path):
     ):
         sample_arm(fake_arm(tmp_path, frequency), dictionary, counts, cfg, 0, 100)
     json.dumps(first.arm.to_json())
+
+
+def test_one_shared_pass_gives_the_dashboards_activations(tiny_pipeline):
+    """Both arms encode one cached MLP-input pass; it must equal dashboards.feature_activations."""
+    from transcoder_lab.dashboards import feature_activations
+    from transcoder_lab.dictionaries import load_dictionary
+    from transcoder_lab.models import load_model
+    from transcoder_lab.study.sample import encode, hook_inputs, scan_contexts
+
+    cfg, _ = tiny_pipeline
+    model = load_model(cfg.profile, cfg.paths.models)
+    scan = scan_contexts(cfg, model)
+    assert scan.labels is not None and not scan.counted[:, 0].any()
+    for kind in ("transcoder", "sae_mlp_in"):
+        dictionary = load_dictionary(dictionary_dir(cfg, 1, kind, 1e-3))
+        x = hook_inputs(model, dictionary.spec.hook_in, scan.contexts, 16)
+        features = [0, 5, 17]
+        expected = feature_activations(model, dictionary, scan.contexts, features, 16)
+        torch.testing.assert_close(encode(dictionary, x, features, 16), expected, rtol=1e-5, atol=1e-6)
