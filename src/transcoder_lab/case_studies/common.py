@@ -92,15 +92,32 @@ def labelled_heldout(cfg: Config, bos_id: int, n_contexts: int = HELDOUT_CONTEXT
 
 @torch.no_grad()
 def feature_activations(
-    model: HookedTransformer, transcoder: Dictionary, contexts: Int[Tensor, "n n_ctx"], batch_size: int = 32
+    model: HookedTransformer, transcoder: Dictionary, contexts: Int[Tensor, "n n_ctx"], batch_size: int = 64
 ) -> Float[Tensor, "n n_ctx d_sae"]:
     """Every feature's activation on every token (one model pass per batch, stopped at the layer)."""
-    layer, out = transcoder.spec.layer, []
+    layer = transcoder.spec.layer
+    return layer_activations(model, {layer: transcoder}, contexts, batch_size)[layer]
+
+
+@torch.no_grad()
+def layer_activations(
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    contexts: Int[Tensor, "n n_ctx"],
+    batch_size: int = 64,
+) -> dict[int, Float[Tensor, "n n_ctx d_sae"]]:
+    """`feature_activations` for several transcoders from one model pass per batch."""
+    hooks = {mlp_in_hook(layer): layer for layer in transcoders}
+    out: dict[int, list[Tensor]] = {layer: [] for layer in transcoders}
     for start in range(0, len(contexts), batch_size):
         batch = contexts[start : start + batch_size].to(model.cfg.device)
-        _, cache = model.run_with_cache(batch, names_filter=mlp_in_hook(layer), stop_at_layer=layer + 1)
-        out.append(transcoder.encode(cache[mlp_in_hook(layer)].to(transcoder.dtype)).float().cpu())
-    return torch.cat(out)
+        _, cache = model.run_with_cache(
+            batch, names_filter=lambda name: name in hooks, stop_at_layer=max(transcoders) + 1
+        )
+        for hook, layer in hooks.items():
+            tc = transcoders[layer]
+            out[layer].append(tc.encode(cache[hook].to(tc.dtype)).float().cpu())
+    return {layer: torch.cat(chunks) for layer, chunks in out.items()}
 
 
 def auroc(positive: Float[Tensor, "f n_pos"], negative: Float[Tensor, "f n_neg"]) -> Float[Tensor, " f"]:
@@ -147,9 +164,9 @@ def select_feature(
     best: Selection | None = None
     best_score = -1.0
     layers = [layer for layer in candidate_layers if layer in transcoders] or sorted(transcoders)
+    by_layer = layer_activations(model, {layer: transcoders[layer] for layer in layers}, tokens.contexts)
     for layer in layers:
-        d_sae = transcoders[layer].spec.d_sae
-        acts = feature_activations(model, transcoders[layer], tokens.contexts).reshape(-1, d_sae).T
+        acts = by_layer[layer].reshape(-1, transcoders[layer].spec.d_sae).T
         vs_rest = auroc(acts[:, is_target], acts[:, is_rest])
         vs_contrast = auroc(acts[:, is_target], acts[:, is_contrast]) if is_contrast is not None else None
         score = torch.minimum(vs_rest, vs_contrast) if vs_contrast is not None else vs_rest
@@ -205,5 +222,13 @@ def text_prompts(model: HookedTransformer, texts: list[str]) -> list[Prompt]:
 def root_activations(
     model: HookedTransformer, transcoder: Dictionary, feature: int, prompts: list[Prompt]
 ) -> list[float]:
-    """The root feature's activation at each prompt's last token."""
-    return [float(feature_activations(model, transcoder, p.tokens[None])[0, -1, feature]) for p in prompts]
+    """The root feature's activation at each prompt's last token. Prompts are right-padded into one
+    batch: attention is causal, so padding after a token never changes its activation."""
+    if not prompts:
+        return []
+    lengths = torch.tensor([len(p.tokens) for p in prompts])
+    batch = torch.zeros(len(prompts), int(lengths.max()), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        batch[row, : len(p.tokens)] = p.tokens
+    acts = feature_activations(model, transcoder, batch)[torch.arange(len(prompts)), lengths - 1, feature]
+    return acts.tolist()

@@ -225,7 +225,7 @@ def run_greater_than(
         ),
         # the same comparison at stricter thresholds (each curve against its own full value)
         "components_by_threshold": {
-            f"{fraction:g}": {
+            f"{fraction:.0%}": {
                 "features": first_reaching(feature_curve, fraction * spliced_pd),
                 "neurons": first_reaching(neuron_curve, fraction * original_pd),
             }
