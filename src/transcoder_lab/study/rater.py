@@ -32,7 +32,7 @@ import torch
 
 from transcoder_lab.config import GroundTruthRaterConfig
 from transcoder_lab.study.packet import ScanData
-from transcoder_lab.study.ratings import GROUND_TRUTH, Rating, RatingsFile, now
+from transcoder_lab.study.ratings import GROUND_TRUTH, Rating, RatingsFile
 
 
 @dataclass
@@ -118,14 +118,12 @@ def _note(e: Evidence) -> str:
 
 
 def rate_all(scan: ScanData, cfg: GroundTruthRaterConfig, packet_id: str) -> RatingsFile:
-    """Every card of the packet, as a ratings file of the reserved rater 'ground_truth'."""
-    stamp = now()
+    """Every card of the packet, as a ratings file of the reserved rater 'ground_truth' (no time
+    stamps, so the same packet always gives the same file)."""
     ratings, evidences = {}, {}
     for card in range(1, scan.n_cards + 1):
         e = evidence(scan, card, cfg)
-        rating = judge(e, cfg)
-        rating.saved_at = stamp
-        ratings[card] = rating
+        ratings[card] = judge(e, cfg)
         evidences[str(card)] = asdict(e)
     extra = {"rule": asdict(cfg), "evidence": evidences}
     return RatingsFile(GROUND_TRUTH, packet_id, ratings, extra)
