@@ -1,12 +1,20 @@
 """DVC stage `activations`: one model pass over corpus tokens, all configured layers' MLP inputs
 and outputs saved as safetensors shards (the organism default, `harvest.mode: shards`):
-`train/` from the training split for the trainer, `heldout/` from the held-out split for evaluation."""
+`train/` from the training split for the trainer, `heldout/` from the held-out split for evaluation.
+The model runs on `profile.device` ("auto": CUDA when present), under autocast when
+`harvest.autocast_dtype` is set; shards are written from float32 rows either way."""
 
 import torch
 from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
-from transcoder_lab.activations import context_batches, harvest_batches, needed_hooks, write_shards
+from transcoder_lab.activations import (
+    autocast_dtype,
+    context_batches,
+    harvest_batches,
+    needed_hooks,
+    write_shards,
+)
 from transcoder_lab.config import Config
 from transcoder_lab.models import load_model
 from transcoder_lab.organism.train import split_contexts
@@ -25,7 +33,8 @@ def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: i
             f"{len(contexts)}. Lower profile.dictionaries.harvest token counts or enlarge the corpus."
         )
     contexts = context_batches(contexts[:n_contexts], grid.harvest.batch_contexts)
-    batches = harvest_batches(model, contexts, needed_hooks(grid.layers))
+    precision = autocast_dtype(grid.harvest.autocast_dtype)
+    batches = harvest_batches(model, contexts, needed_hooks(grid.layers), precision)
     dtype = getattr(torch, grid.harvest.dtype)
     return write_shards(batches, activations_dir(cfg, split), grid.harvest.shard_tokens, dtype)
 

@@ -1,16 +1,31 @@
 """DVC stage `dictionaries`: train the configured cells ("L<layer>_<kind>") at every L1 coefficient.
 
+1. The jobs: every listed cell x every L1 coefficient (`jobs`).
+2. One batch stream for all of them (`batch_stream`): the activations stage's shards, or (stream
+   mode, the paper profile) one model pass over streamed text that harvests every needed hook at
+   once, so the forward cost is paid once however many dictionaries train.
+3. `train_dictionaries` trains them side by side on `profile.device` ("auto": CUDA when present)
+   and saves each; with shards, held-out FVU and L0 are written beside each dictionary.
+
 dvc.yaml runs one instance per cell by narrowing the list on the command line
 (`profile.dictionaries.cells=[L2_transcoder]`); all L1 values of that cell train side by side on
-one pass over the activations. Run without the override, every cell trains on one shared pass.
+one pass over the activations. Run without the override, every cell trains on one shared pass,
+e.g. the paper profile's 12 transcoders from one streamed GPT-2 pass:
+`python experiments/dictionaries.py "profile.dictionaries.cells=[L0_transcoder,...,L11_transcoder]"`.
+Each dictionary's weights do not depend on which other cells share its pass (training.job_seeds),
+so `dvc commit dictionaries` can then record the results as the per-cell stage outputs.
+Hydra multirun sweeps (`-m`, e.g. through the submitit launcher) run one job per override
+combination; see docs/scale_out.md.
 """
 
+import hashlib
 from collections.abc import Callable, Iterator
 
 from transcoder_lab import io
 from transcoder_lab.activations import (
     Batch,
     ShuffleBuffer,
+    autocast_dtype,
     harvest_batches,
     read_shards,
     shard_training_batches,
@@ -19,7 +34,7 @@ from transcoder_lab.config import Config
 from transcoder_lab.data import hub_texts, stream_contexts, tokenized_texts
 from transcoder_lab.dictionaries import DictionarySpec, load_dictionary
 from transcoder_lab.evaluation import reconstruction_metrics
-from transcoder_lab.models import load_model
+from transcoder_lab.models import load_model, resolve_device
 from transcoder_lab.paths import activations_dir, checkpoint_dir, dictionary_dir
 from transcoder_lab.stage import stage_main
 from transcoder_lab.training import DictionaryJob, JobResult, train_dictionaries
@@ -71,9 +86,17 @@ def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[B
         tokens = tokenized_texts(hub_texts(harvest.dataset), model.tokenizer)
         contexts = stream_contexts(tokens, harvest.context_size, bos, harvest.batch_contexts)
         buffer = ShuffleBuffer(harvest.buffer_tokens, training.batch_size, training.seed)
-        return buffer(harvest_batches(model, contexts, hooks))
+        return buffer(harvest_batches(model, contexts, hooks, autocast_dtype(harvest.autocast_dtype)))
 
     return from_hub, f"stream:{harvest.dataset}:{harvest.context_size}"
+
+
+def checkpoint_name(cfg: Config) -> str:
+    """The checkpoint folder of this grid: its cells and L1 values, so concurrent sweep jobs (one
+    L1 value each) never share a checkpoint; a long name is replaced by its hash."""
+    grid = cfg.profile.dictionaries
+    name = "-".join(grid.cells) + "__l1_" + "-".join(f"{l1:g}" for l1 in grid.l1_coefficients)
+    return name if len(name) <= 120 else "grid_" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def run(cfg: Config) -> list[JobResult]:
@@ -81,8 +104,10 @@ def run(cfg: Config) -> list[JobResult]:
     todo = jobs(cfg)
     hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
     batches, data_id = batch_stream(cfg, hooks)
-    checkpoints = checkpoint_dir(cfg, "dictionaries", "-".join(grid.cells))
-    results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id)
+    checkpoints = checkpoint_dir(cfg, "dictionaries", checkpoint_name(cfg))
+    device = resolve_device(cfg.profile.device)
+    print(f"training {len(todo)} dictionaries of {len(grid.cells)} cells on one pass, on {device}")
+    results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id, device=device)
     heldout = activations_dir(cfg, "heldout")
     if grid.harvest.mode == "shards":  # held-out FVU and L0 beside each saved dictionary
         for job in todo:

@@ -6,7 +6,9 @@ Algorithm:
 2. Model pass (`harvest_batches`): `run_with_cache` with a names filter of just the needed hooks
    and `stop_at_layer = max(layer) + 1`, so no layer after the last needed one is computed.
    Each hook's activations are flattened over (batch, position) into [tokens, d], so row i of
-   every hook refers to the same token.
+   every hook refers to the same token. One pass serves every configured layer and dictionary.
+   On a GPU the pass may run under `torch.autocast` (`harvest.autocast_dtype: bfloat16`); the
+   rows are returned as float32 either way, and dictionaries always train in float32.
 3. Shuffle buffer (`ShuffleBuffer`): keeps up to `capacity` rows; when full it shuffles the whole
    buffer, yields the first half as training batches and keeps the second half, which then mixes
    with the next incoming rows. Memory is bounded by the capacity, never by the token budget.
@@ -15,10 +17,14 @@ Algorithm:
 4. Shards (`write_shards` / `read_shards`): harvested rows saved as safetensors files of
    `shard_tokens` rows per hook (fp16 or fp32) with a manifest.json; reading yields them shard by
    shard in file order, so memory again depends only on the shard and buffer sizes.
+5. Devices (`to_device`): rows and tokens go from host to a CUDA device through pinned
+   (page-locked) memory with a non-blocking copy, so the transfer overlaps the GPU's work; on the
+   CPU nothing is copied. Nothing here assumes a GPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -41,19 +47,55 @@ def needed_hooks(layers: Iterable[int]) -> list[str]:
     return [hook for layer in sorted(set(layers)) for hook in (mlp_in_hook(layer), mlp_out_hook(layer))]
 
 
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def autocast_dtype(name: str | None) -> torch.dtype | None:
+    """`harvest.autocast_dtype` as a torch dtype: None (or "none") runs the model pass in float32."""
+    if name is None or name == "none":
+        return None
+    if name not in AUTOCAST_DTYPES:
+        raise ValueError(
+            f"profile.dictionaries.harvest.autocast_dtype is '{name}'; use null (float32), "
+            f"{' or '.join(AUTOCAST_DTYPES)}."
+        )
+    return AUTOCAST_DTYPES[name]
+
+
+def to_device(tensor: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """`tensor` on `device`: from host to CUDA through pinned memory, non-blocking; else `.to`."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)  # the same tensor when it is already there (the CPU path)
+
+
+def batch_to_device(batch: Batch, device: str | torch.device) -> Batch:
+    return {hook: to_device(rows, device) for hook, rows in batch.items()}
+
+
 @torch.no_grad()
 def harvest_batches(
     model: HookedTransformer,
     contexts: Iterable[Int[torch.Tensor, "batch n_ctx"]],
     hooks: Sequence[str],
+    autocast: torch.dtype | None = None,
 ) -> Iterator[Batch]:
-    """Per batch of contexts: {hook: [batch * n_ctx, d]} with rows aligned across hooks."""
+    """Per batch of contexts: {hook: [batch * n_ctx, d]} float32 rows on the CPU, aligned across
+    hooks. `autocast` (e.g. torch.bfloat16) runs the model pass under torch.autocast."""
     last_layer = max(int(hook.split(".")[1]) for hook in hooks)
     names = set(hooks)
+    device = torch.device(model.cfg.device)
     for tokens in contexts:
-        _, cache = model.run_with_cache(
-            tokens.to(model.cfg.device), names_filter=lambda name: name in names, stop_at_layer=last_layer + 1
+        precision = (
+            torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
         )
+        with precision:
+            _, cache = model.run_with_cache(
+                to_device(tokens, device),
+                names_filter=lambda name: name in names,
+                stop_at_layer=last_layer + 1,
+            )
         yield {hook: cache[hook].reshape(-1, cache[hook].shape[-1]).float().cpu() for hook in hooks}
 
 

@@ -95,6 +95,9 @@ class HarvestConfig:
     dtype: str = "float16"  # float16 | float32 (shards on disk; training reads float32)
     buffer_tokens: int = 65_536  # shuffle buffer capacity
     dataset: str | None = None  # pretrained profiles: a `datasets` name streamed for tokens
+    # Precision of the model pass while harvesting: null (float32) | bfloat16 | float16, under
+    # torch.autocast (meant for GPUs); harvested rows and the dictionaries stay float32.
+    autocast_dtype: str | None = None
 
 
 @dataclass
@@ -341,6 +344,11 @@ def _check_consistency(config: Config) -> None:
                 f"profile.dictionaries.cells: layer {layer} does not exist in a "
                 f"{profile.model.n_layers}-layer model; use layers 0..{profile.model.n_layers - 1}."
             )
+    if grid.harvest.autocast_dtype not in (None, "bfloat16", "float16"):
+        raise ConfigError(
+            f"profile.dictionaries.harvest.autocast_dtype is '{grid.harvest.autocast_dtype}'; use null "
+            "(a float32 model pass), bfloat16 or float16."
+        )
     if len(set(grid.cells)) != len(grid.cells):
         raise ConfigError("profile.dictionaries.cells lists a cell twice; keep each once.")
     if profile.model.d_model != profile.model.n_heads * profile.model.d_head:

@@ -56,8 +56,24 @@ def mlp_out_hook(layer: int) -> str:
 
 
 def resolve_device(device: str) -> str:
+    """`profile.device` as a torch device name: "auto" is CUDA when present, else the CPU.
+
+    Any other value ("cpu", "cuda", "cuda:1", "mps") is used as given, after a check that it
+    exists here, so a config asking for a GPU on a machine without one stops at once with the fix.
+    """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(
+            f"profile.device is '{device}', not a torch device; use 'auto', 'cpu' or 'cuda[:index]'."
+        ) from error
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"profile.device is '{device}' but torch sees no CUDA device (torch {torch.__version__}); "
+            "use profile.device=auto (CUDA when present, else the CPU) or profile.device=cpu."
+        )
     return device
 
 

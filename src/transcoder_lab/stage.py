@@ -7,11 +7,21 @@ typed schema, and the plain function `run(cfg)` does the work, so tests and note
 Stages run with `hydra.run.dir=.` and no `.hydra/` output folder, so every output lands where
 dvc.yaml says; command-line overrides (`python experiments/x.py profile.training.max_steps=10`)
 still work because they come after these defaults.
+
+Multirun sweeps work too (`python experiments/dictionaries.py -m hydra/launcher=local
+"profile.dictionaries.l1_coefficients=[1e-3],[1e-2]"`): the defaults are inserted before the
+first override, after Hydra's own flags such as `-m`, and the repository's `conf/` (beside the
+script's `experiments/`) is on Hydra's search path, so the launcher configs in
+`conf/hydra/launcher/` (submitit: `local`, `slurm`) are found. Jobs run in the working directory
+(Hydra 1.3 does not change into the job's folder), so outputs land where dvc.yaml says; only the
+launcher's logs go to `hydra.sweep.dir` (default `multirun/<date>/<time>/`, git-ignored).
+See docs/scale_out.md.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,13 +40,24 @@ STAGE_OVERRIDES = [
 ]
 
 
+def with_stage_overrides(args: list[str], conf_dir: Path | None = None) -> list[str]:
+    """`args` with STAGE_OVERRIDES (and conf_dir on Hydra's search path) placed before the first
+    override, so flags such as `-m` or `--cfg job` stay in front and the user's overrides win."""
+    defaults = list(STAGE_OVERRIDES)
+    if conf_dir is not None and conf_dir.is_dir():
+        defaults.append(f"hydra.searchpath=[file://{conf_dir.resolve()}]")
+    first = next((i for i, arg in enumerate(args) if "=" in arg and not arg.startswith("-")), 0)
+    return [*args[:first], *defaults, *args[first:]]
+
+
 def stage_main(run: Callable[[Config], object]) -> Callable[[], None]:
     @hydra.main(config_path=str(Path.cwd()), config_name="params", version_base="1.3")
     def main(raw: DictConfig) -> None:
         run(load_config(raw))
 
     def entry() -> None:
-        sys.argv[1:1] = STAGE_OVERRIDES
+        conf_dir = Path(inspect.getfile(run)).resolve().parents[1] / "conf"  # experiments/../conf
+        sys.argv[1:] = with_stage_overrides(sys.argv[1:], conf_dir)
         main()
 
     return entry

@@ -1,7 +1,9 @@
 """One trainer for every dictionary arm: transcoders, SAEs on the MLP output, SAEs on the MLP input.
 
 Several dictionaries (a sparsity sweep, several layers, both arms) train side by side on one
-stream of harvested activation batches, so the model's forward pass is paid once.
+stream of harvested activation batches, so the model's forward pass is paid once. A dictionary's
+initialisation seed depends only on its position among the jobs of its own cell (same kind and
+layer), so it trains to the same weights whether its cell runs alone or beside other cells.
 
 Algorithm, per step and per dictionary (DESIGN §4.1):
 1. Read its input x and target y from the batch (by hook name: a transcoder reads the MLP input
@@ -24,6 +26,10 @@ Every `checkpoint_every` steps all dictionaries, optimisers and counters are wri
 a rerun resumes there and replays the (seeded, deterministic) batch stream up to that step
 without training, so a resumed run ends with the same weights as an uninterrupted one.
 A NaN or Inf loss stops the run naming the step and the dictionary; the last checkpoint stays.
+Devices: dictionaries are initialised on the CPU (the same weights everywhere), then moved to
+`device`, where they train in float32; each batch is moved there once per step through pinned
+memory (transcoder_lab.activations.batch_to_device) and shared by every dictionary. Checkpoints
+load onto any device, and saved dictionaries are always CPU tensors.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from transcoder_lab import io
-from transcoder_lab.activations import Batch
+from transcoder_lab.activations import Batch, batch_to_device
 from transcoder_lab.config import DictionaryTrainingConfig
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
 
@@ -99,14 +105,17 @@ def ghost_grad_loss(
 class DictionaryTrainer:
     """The state of one dictionary's training: weights, Adam, firing counters."""
 
-    def __init__(self, job: DictionaryJob, cfg: DictionaryTrainingConfig, seed: int) -> None:
+    def __init__(
+        self, job: DictionaryJob, cfg: DictionaryTrainingConfig, seed: int, device: str | torch.device = "cpu"
+    ) -> None:
         self.job, self.cfg = job, cfg
-        generator = torch.Generator().manual_seed(seed)
-        self.dictionary = Dictionary.initialise(job.spec, generator=generator)
+        self.device = torch.device(device)
+        generator = torch.Generator().manual_seed(seed)  # on the CPU: the same weights on every device
+        self.dictionary = Dictionary.initialise(job.spec, generator=generator).to(self.device)
         self.optimizer = torch.optim.Adam(self.dictionary.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         d_sae = job.spec.d_sae
-        self.steps_since_fired = torch.zeros(d_sae, dtype=torch.long)
-        self.fire_counts = torch.zeros(d_sae, dtype=torch.long)  # over the frequency window
+        self.steps_since_fired = torch.zeros(d_sae, dtype=torch.long, device=self.device)
+        self.fire_counts = torch.zeros(d_sae, dtype=torch.long, device=self.device)  # frequency window
         self.window_tokens = 0
         self.last = {"mse": math.nan, "l0": math.nan}
 
@@ -167,7 +176,11 @@ class DictionaryTrainer:
         directions = residual[worst] / residual[worst].norm(dim=-1, keepdim=True).clamp_min(1e-8)
         dictionary = self.dictionary
         alive = ~dead
-        encoder_norm = dictionary.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+        encoder_norm = (
+            dictionary.W_enc[:, alive].norm(dim=0).mean()
+            if alive.any()
+            else torch.tensor(1.0, device=x.device)
+        )
         inputs = x[worst] - dictionary.b_dec
         inputs = inputs / inputs.norm(dim=-1, keepdim=True).clamp_min(1e-8)
         dictionary.W_dec[dead_ids] = directions
@@ -195,10 +208,11 @@ class DictionaryTrainer:
         }
 
     def load(self, state: dict) -> None:
+        """A checkpoint's state (read onto the CPU), placed on this trainer's device."""
         self.dictionary.load_state_dict(state["dictionary"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.steps_since_fired = state["steps_since_fired"]
-        self.fire_counts = state["fire_counts"]
+        self.optimizer.load_state_dict(state["optimizer"])  # moves Adam's moments to the parameters
+        self.steps_since_fired = state["steps_since_fired"].to(self.device)
+        self.fire_counts = state["fire_counts"].to(self.device)
         self.window_tokens = state["window_tokens"]
 
 
@@ -210,6 +224,19 @@ def jobs_fingerprint(jobs: list[DictionaryJob], cfg: DictionaryTrainingConfig, d
     ).hexdigest()
 
 
+def job_seeds(jobs: list[DictionaryJob], seed: int) -> list[int]:
+    """Each job's initialisation seed: seed * 1000 + its index among the jobs of its own cell (the
+    same kind and layer). A cell's dictionaries so get the same seeds whether the cell trains alone
+    (one DVC stage instance per cell) or in one pass with other cells."""
+    seen: dict[tuple[str, int], int] = {}
+    seeds = []
+    for job in jobs:
+        cell = (str(job.spec.kind), job.spec.layer)
+        seeds.append(seed * 1000 + seen.get(cell, 0))
+        seen[cell] = seen.get(cell, 0) + 1
+    return seeds
+
+
 def train_dictionaries(
     jobs: list[DictionaryJob],
     batches: Callable[[], Iterator[Batch]],
@@ -217,15 +244,18 @@ def train_dictionaries(
     checkpoint_dir: Path,
     data_id: str = "",
     stop_after_step: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[JobResult]:
     """Train every job on one batch stream; save each to its out_dir in sae-lens's format.
 
     `batches()` must return a fresh, deterministic iterator of batches (the same sequence on every
     call); `data_id` names that stream in the checkpoint fingerprint. `stop_after_step` ends the
-    run early after that step's checkpoint, as an interruption would.
+    run early after that step's checkpoint, as an interruption would. `device` is where the
+    dictionaries train (a resolved name: see transcoder_lab.models.resolve_device).
     """
     start_time = time.time()
-    trainers = [DictionaryTrainer(job, cfg, seed=cfg.seed * 1000 + i) for i, job in enumerate(jobs)]
+    seeds = job_seeds(jobs, cfg.seed)
+    trainers = [DictionaryTrainer(job, cfg, seed, device) for job, seed in zip(jobs, seeds, strict=True)]
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT
     fingerprint = jobs_fingerprint(jobs, cfg, data_id)
     start_step = 0
@@ -254,6 +284,7 @@ def train_dictionaries(
             ) from None
         if step < start_step:
             continue  # replaying the stream up to the checkpoint
+        batch = batch_to_device(batch, device)  # once per step, shared by every dictionary
         if step == 0:
             for trainer in trainers:
                 trainer.initialise_biases(batch)
@@ -288,5 +319,7 @@ def train_dictionaries(
         )
         if done == cfg.n_steps:
             metadata = {"l1_coefficient": trainer.job.l1_coefficient, "training": asdict(cfg)}
-            save_dictionary(trainer.dictionary, trainer.job.out_dir, trainer.log10_frequency(), metadata)
+            save_dictionary(
+                trainer.dictionary.cpu(), trainer.job.out_dir, trainer.log10_frequency().cpu(), metadata
+            )
     return results
