@@ -222,7 +222,9 @@ def build_report(
             lines += _case_study_section(
                 study, analyses.get(study["name"], "feature"), f"{figures_link}/case_studies/{study['name']}"
             )
-    summary = results / "study" / "summary.json"
-    if summary.exists():
-        lines += ["## Blind interpretability study", "", "```json", summary.read_text().strip(), "```", ""]
+    table = results / "study" / "table.md"  # written by study_analysis beside summary.json
+    if table.exists():
+        body = table.read_text().strip().splitlines()[1:]  # its own title becomes ours
+        lines += ["## Blind interpretability study", "", *[f"#{line}" if line.startswith("#") else line for line in body]]
+        lines += ["", f"![ratings]({figures_link}/study/ratings.png)", ""]
     return "\n".join(lines).rstrip() + "\n"
