@@ -19,17 +19,10 @@
 # the ..."). The root is the feature most selective for passive " caught" against active ones.
 
 # %%
-import os
-from pathlib import Path
-
-from transcoder_lab.case_studies import run_case_study
+from transcoder_lab.case_studies import run_for_notebook
 from transcoder_lab.case_studies.feature import describe
-from transcoder_lab.config import REPO_ROOT, load_profile
 
-profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
-root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
-cfg = load_profile(profile, root)
-result = run_case_study(cfg, "caught", write=False)
+result = run_for_notebook("caught")
 figures = result["figure_objects"]
 print(describe(result))
 
@@ -43,8 +36,6 @@ print(describe(result))
 result["circuit"]["contribution_groups"]
 
 # %%
-for path in result["circuit"]["paths"][:5]:
-    print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
 figures["graph"], figures["activations"]
 
 # %% [markdown]

@@ -20,17 +20,10 @@
 # is written down before any activating example is shown.
 
 # %%
-import os
-from pathlib import Path
-
-from transcoder_lab.case_studies import run_case_study
+from transcoder_lab.case_studies import run_for_notebook
 from transcoder_lab.case_studies.feature import describe
-from transcoder_lab.config import REPO_ROOT, load_profile
 
-profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
-root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
-cfg = load_profile(profile, root)
-result = run_case_study(cfg, "citation", write=False)
+result = run_for_notebook("citation")
 figures = result["figure_objects"]
 print(describe(result))
 
@@ -44,14 +37,12 @@ print(describe(result))
 result["circuit"]["contribution_groups"]
 
 # %%
-for path in result["circuit"]["paths"][:5]:
-    print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
 figures["graph"], figures["activations"]
 
 # %% [markdown]
 # ## The blind hypothesis, then the dashboard
-# Written from de-embeddings and the strongest OV connection only; the dashboard (top-activating
-# held-out tokens and their ground-truth labels) comes afterwards.
+# Written from the model's response to single tokens and token pairs (no data set examples); the
+# dashboard (top-activating held-out tokens and their ground-truth labels) comes afterwards.
 
 # %%
 result.get("blind"), result.get("dashboard")

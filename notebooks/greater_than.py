@@ -20,25 +20,19 @@
 # `TRANSCODER_LAB_PROFILE` / `TRANSCODER_LAB_ROOT` to read another profile's or checkout's outputs.
 
 # %%
-import os
-from pathlib import Path
+from transcoder_lab.case_studies import run_for_notebook
 
-from transcoder_lab.case_studies import run_case_study
-from transcoder_lab.config import REPO_ROOT, load_profile
-
-profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
-root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
-cfg = load_profile(profile, root)
-result = run_case_study(cfg, "greater_than", write=False)
+result = run_for_notebook("greater_than")
 figures = result["figure_objects"]
 
 # %% [markdown]
 # ## Which MLP?
-# On the organism the layer is the one whose MLP, when its output is zeroed, costs the most
-# probability difference (the paper's layer 10 on GPT-2 small is configured, not searched).
+# On the organism the layer is the one whose MLP output at the last token, replaced by its mean
+# over the prompts, costs the most probability difference (the paper's layer 10 on GPT-2 small is
+# configured, not searched).
 
 # %%
-result["mlp_removal_drop_by_layer"], result["layer"]
+result["mlp_mean_ablation_drop_by_layer"], result["layer"]
 
 # %% [markdown]
 # ## The behaviour, three ways
@@ -52,7 +46,8 @@ result["probability_difference"], result["hanna_probability_difference"]
 # %% [markdown]
 # ## Features vs neurons
 # Keep only the top-n transcoder features (or MLP neurons), ranked by activation variance across
-# the 100 prompts, zero the rest, and watch the probability difference come back.
+# the 100 prompts, mean-ablate the rest at the last token, and watch the probability difference
+# come back. The counts at stricter marks show where features pull ahead.
 
 # %%
 curves = result["curves"]
@@ -61,6 +56,7 @@ print(
     f"neurons to 90% of the original: {curves['neurons_to_90pct_of_original']}; "
     f"neurons to 90% of the spliced value: {curves['neurons_to_90pct_of_spliced']}"
 )
+print(curves["components_by_threshold"])
 figures["curves"]
 
 # %% [markdown]

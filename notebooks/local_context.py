@@ -16,17 +16,10 @@
 # the " cost"/" of" tokens of that phrase. Run blind: the hypothesis comes from weights only.
 
 # %%
-import os
-from pathlib import Path
-
-from transcoder_lab.case_studies import run_case_study
+from transcoder_lab.case_studies import run_for_notebook
 from transcoder_lab.case_studies.feature import describe
-from transcoder_lab.config import REPO_ROOT, load_profile
 
-profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
-root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
-cfg = load_profile(profile, root)
-result = run_case_study(cfg, "local_context", write=False)
+result = run_for_notebook("local_context")
 figures = result["figure_objects"]
 print(describe(result))
 
@@ -40,8 +33,6 @@ print(describe(result))
 result["circuit"]["contribution_groups"]
 
 # %%
-for path in result["circuit"]["paths"][:5]:
-    print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
 figures["graph"], figures["activations"]
 
 # %% [markdown]

@@ -20,17 +20,10 @@
 # only the context tells them apart.
 
 # %%
-import os
-from pathlib import Path
-
-from transcoder_lab.case_studies import run_case_study
+from transcoder_lab.case_studies import run_for_notebook
 from transcoder_lab.case_studies.feature import describe
-from transcoder_lab.config import REPO_ROOT, load_profile
 
-profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
-root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
-cfg = load_profile(profile, root)
-result = run_case_study(cfg, "walkthrough", write=False)
+result = run_for_notebook("walkthrough")
 figures = result["figure_objects"]
 print(describe(result))
 
@@ -44,8 +37,6 @@ print(describe(result))
 result["circuit"]["contribution_groups"]
 
 # %%
-for path in result["circuit"]["paths"][:5]:
-    print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
 figures["graph"], figures["activations"]
 
 # %% [markdown]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +22,7 @@ from transcoder_lab import io
 from transcoder_lab.case_studies.common import circuit_transcoders, output_paths, settings_for
 from transcoder_lab.case_studies.feature import run_feature_study
 from transcoder_lab.case_studies.greater_than import run_greater_than
-from transcoder_lab.config import Config
+from transcoder_lab.config import REPO_ROOT, Config, load_profile
 from transcoder_lab.models import load_model
 from transcoder_lab.plotting import save_figure
 from transcoder_lab.report import lookup, verdict
@@ -83,3 +85,12 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
         io.write_text(json_path, json.dumps(result, indent=2) + "\n")
     result["figure_objects"] = figures
     return result
+
+
+def run_for_notebook(name: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """`run_case_study` on the profile and outputs named by the environment variables
+    TRANSCODER_LAB_PROFILE (default organism) and TRANSCODER_LAB_ROOT (default this checkout),
+    writing nothing: notebooks start here, and the tests run them on the tiny profile so."""
+    profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
+    root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
+    return run_case_study(load_profile(profile, root, overrides), name, write=False)

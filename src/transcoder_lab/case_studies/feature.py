@@ -353,6 +353,8 @@ def describe(result: dict[str, Any]) -> str:
     c = result["circuit"]
     lines.append(f"circuit on {c['prompt']!r} (activation {c['root_activation']:.3f}):")
     lines += [f"  {t['value']:+.3f}  {t['label']}" for t in c["top_contributors"]]
+    lines.append("strongest paths (root <- ... <- source):")
+    lines += [f"  {p['value']:+.3f}  " + " <- ".join(p["nodes"]) for p in c["paths"][:5]]
     lines.append(
         f"graph explains {_fmt(c['fraction_explained'])} of the root; "
         f"ablation Spearman {_fmt(c['ablation_spearman'])}"
