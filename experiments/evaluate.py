@@ -50,11 +50,11 @@ def heldout_tokens(cfg: Config, model: HookedTransformer) -> torch.Tensor:
     return contexts[: evaluation.n_contexts]
 
 
-def splice_all_set(cfg: Config) -> list[Dictionary]:
+def splice_all_set(cfg: Config, device: str | torch.device = "cpu") -> list[Dictionary]:
     evaluation, grid = cfg.profile.evaluation, cfg.profile.dictionaries
     layers = evaluation.splice_all_layers or grid.layers_of("transcoder")
     if evaluation.splice_all_source == "published":
-        return [load_dictionary(published_dir(cfg, layer)) for layer in layers]
+        return [load_dictionary(published_dir(cfg, layer), device) for layer in layers]
     missing = [f"L{layer}_transcoder" for layer in layers if f"L{layer}_transcoder" not in grid.cells]
     if missing or evaluation.splice_all_l1 not in grid.l1_coefficients:
         raise ValueError(
@@ -62,7 +62,7 @@ def splice_all_set(cfg: Config) -> list[Dictionary]:
             f"profile.dictionaries.cells must hold a transcoder at every splice-all layer; missing: {missing}"
         )
     return [
-        load_dictionary(dictionary_dir(cfg, layer, "transcoder", evaluation.splice_all_l1))
+        load_dictionary(dictionary_dir(cfg, layer, "transcoder", evaluation.splice_all_l1), device)
         for layer in layers
     ]
 
@@ -72,11 +72,12 @@ def run(cfg: Config) -> dict:
     model = load_model(profile, cfg.paths.models)
     tokens = heldout_tokens(cfg, model)
     cells = [(layer, kind, l1) for layer, kind in grid.parsed_cells for l1 in grid.l1_coefficients]
+    device = model.cfg.device
     sets = {
-        f"{kind}@L{layer} l1={l1:g}": [load_dictionary(dictionary_dir(cfg, layer, kind, l1))]
+        f"{kind}@L{layer} l1={l1:g}": [load_dictionary(dictionary_dir(cfg, layer, kind, l1), device)]
         for layer, kind, l1 in cells
     }
-    sets["splice_all"] = splice_all_set(cfg)
+    sets["splice_all"] = splice_all_set(cfg, device)
     results = splice_metrics(model, sets, tokens, profile.evaluation.batch_size)
 
     rows = []

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from omegaconf import OmegaConf
+from repository import copy_repository
 
-from transcoder_lab.config import REPO_ROOT, compose, load_config, load_profile
+from transcoder_lab.config import compose, load_config, load_profile
 from transcoder_lab.evaluation import token_hash
 from transcoder_lab.models import load_model
 from transcoder_lab.stage import load_stage
@@ -65,17 +66,7 @@ def test_pretrained_profile_corpus_stage_generates_nothing(tmp_path):
 @pytest.mark.skipif(shutil.which("git") is None, reason="dvc repro needs git")
 def test_dvc_repro_runs_the_stage_graph_on_the_tiny_profile(tmp_path):
     """A copy of the repository with params.yaml composed for `tiny`, reproduced by DVC itself."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO_ROOT / name).is_file():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, tmp_path / name)
+    copy_repository(tmp_path)
     (tmp_path / "dvc.lock").unlink(missing_ok=True)
     params = OmegaConf.to_container(compose(["profile=tiny"]), resolve=True)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from omegaconf import OmegaConf
+from repository import copy_repository
 
 from transcoder_lab.activations import (
     autocast_dtype,
@@ -230,21 +231,6 @@ def test_submitit_local_sweep_of_two_jobs_saves_both_dictionaries(tiny_pipeline,
 
 
 # -- sharing a finished pipeline through a DVC remote --------------------------------------------
-
-
-def copy_repository(target: Path) -> None:
-    """The working tree's tracked and untracked, not ignored files (as the DVC repro test does)."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO_ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, target / name)
 
 
 def same_tree(a: Path, b: Path) -> list[str]:

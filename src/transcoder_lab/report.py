@@ -225,6 +225,7 @@ def build_report(
     table = results / "study" / "table.md"  # written by study_analysis beside summary.json
     if table.exists():
         body = table.read_text().strip().splitlines()[1:]  # its own title becomes ours
-        lines += ["## Blind interpretability study", "", *[f"#{line}" if line.startswith("#") else line for line in body]]
+        demoted = [f"#{line}" if line.startswith("#") else line for line in body]
+        lines += ["## Blind interpretability study", "", *demoted]
         lines += ["", f"![ratings]({figures_link}/study/ratings.png)", ""]
     return "\n".join(lines).rstrip() + "\n"

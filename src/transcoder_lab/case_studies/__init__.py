@@ -56,7 +56,7 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
     settings = settings_for(cfg, study, name)
     torch.manual_seed(0)
     model = load_model(cfg.profile, cfg.paths.models)
-    transcoders = circuit_transcoders(cfg)
+    transcoders = circuit_transcoders(cfg, model.cfg.device)
     result, figures = ANALYSES[study.analysis](cfg, study, settings, model, transcoders)
     result = _plain(
         {

@@ -46,12 +46,12 @@ def settings_for(cfg: Config, study: CaseStudyConfig, name: str) -> CaseStudyPro
     )
 
 
-def circuit_transcoders(cfg: Config) -> dict[int, Dictionary]:
+def circuit_transcoders(cfg: Config, device: str | torch.device = "cpu") -> dict[int, Dictionary]:
     """The transcoders circuits run on: the published ones (gpt2_small) or the trained ones at
     `evaluation.splice_all_l1` (every layer with a transcoder cell)."""
     if cfg.profile.published_transcoder_layers:
         return {
-            layer: load_dictionary(published_dir(cfg, layer))
+            layer: load_dictionary(published_dir(cfg, layer), device)
             for layer in cfg.profile.published_transcoder_layers
         }
     l1 = cfg.profile.evaluation.splice_all_l1
@@ -61,7 +61,7 @@ def circuit_transcoders(cfg: Config) -> dict[int, Dictionary]:
             "case studies need transcoders: list L<layer>_transcoder cells in profile.dictionaries.cells "
             "and set profile.evaluation.splice_all_l1 to one of profile.dictionaries.l1_coefficients."
         )
-    return {layer: load_dictionary(dictionary_dir(cfg, layer, "transcoder", l1)) for layer in layers}
+    return {layer: load_dictionary(dictionary_dir(cfg, layer, "transcoder", l1), device) for layer in layers}
 
 
 def output_paths(cfg: Config, name: str) -> tuple[Path, Path]:

@@ -238,7 +238,7 @@ def sample_features(
     inputs: dict[str, Tensor] = {}
     samples, dictionaries, activations = {}, {}, {}
     for index, (name, arm) in enumerate(arms.items()):
-        dictionary = load_dictionary(arm.path)
+        dictionary = load_dictionary(arm.path, model.cfg.device)
         hook = dictionary.spec.hook_in
         if hook not in inputs:
             inputs[hook] = hook_inputs(model, hook, scan.contexts, batch_size)
