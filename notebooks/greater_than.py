@@ -27,12 +27,13 @@ figures = result["figure_objects"]
 
 # %% [markdown]
 # ## Which MLP?
-# On the organism the layer is the one whose MLP output at the last token, replaced by its mean
-# over the prompts, costs the most probability difference (the paper's layer 10 on GPT-2 small is
-# configured, not searched).
+# The paper's answer: the MLP whose removal (output zeroed) costs the most probability difference
+# (layer 10 on GPT-2 small is configured, not searched). On the organism that is MLP 0, which every
+# prediction also needs as an extended embedding, so a second protocol asks which MLP's *last-token*
+# output, replaced by its mean over the prompts, matters most.
 
 # %%
-result["mlp_mean_ablation_drop_by_layer"], result["layer"]
+result["mlp_removal_drop_by_layer"], result["layer"], result["mean_ablation_protocol"]["layer"]
 
 # %% [markdown]
 # ## The behaviour, three ways
@@ -46,8 +47,8 @@ result["probability_difference"], result["hanna_probability_difference"]
 # %% [markdown]
 # ## Features vs neurons
 # Keep only the top-n transcoder features (or MLP neurons), ranked by activation variance across
-# the 100 prompts, mean-ablate the rest at the last token, and watch the probability difference
-# come back. The counts at stricter marks show where features pull ahead.
+# the 100 prompts, remove the rest (zeroed everywhere, as in the paper; or mean-ablated at the last
+# token), and watch the probability difference come back.
 
 # %%
 curves = result["curves"]
@@ -56,7 +57,8 @@ print(
     f"neurons to 90% of the original: {curves['neurons_to_90pct_of_original']}; "
     f"neurons to 90% of the spliced value: {curves['neurons_to_90pct_of_spliced']}"
 )
-print(curves["components_by_threshold"])
+print("paper protocol:", curves["components_by_threshold"])
+print("mean-ablation protocol:", result["mean_ablation_protocol"]["curves"]["components_by_threshold"])
 figures["curves"]
 
 # %% [markdown]

@@ -117,6 +117,11 @@ def test_greater_than_curves_reach_the_full_values_with_every_component(tiny_pip
     # float32 forward passes of identical computations up to summation order: 1e-5 is generous
     assert curves["features"][-1] == pytest.approx(pd["transcoder_spliced"], abs=1e-5)
     assert curves["neurons"][-1] == pytest.approx(pd["original"], abs=1e-5)
+    mean_protocol = result["mean_ablation_protocol"]
+    assert mean_protocol["curves"]["neurons"][-1] == pytest.approx(pd["original"], abs=1e-5)
+    assert mean_protocol["curves"]["features"][-1] == pytest.approx(
+        mean_protocol["probability_difference"]["transcoder_spliced"], abs=1e-5
+    )
 
 
 def test_unknown_case_study_names_the_configured_ones(tiny_pipeline):

@@ -82,7 +82,7 @@ def _behaviour_section(behaviour: dict[str, Any]) -> list[str]:
 # headline entries of a case study's JSON, by analysis: (dotted key, what it is)
 CASE_STUDY_HEADLINES = {
     "greater_than": [
-        ("layer", "MLP layer studied"),
+        ("layer", "MLP layer studied (largest drop when zeroed)"),
         ("probability_difference.original", "probability difference, original model"),
         ("probability_difference.transcoder_spliced", "... MLP replaced by its transcoder"),
         ("probability_difference.mlp_removed", "... MLP removed"),
@@ -91,8 +91,10 @@ CASE_STUDY_HEADLINES = {
         ("curves.neurons_to_90pct_of_original", "neurons to reach 90% of the original value"),
         ("curves.neurons_to_90pct_of_spliced", "neurons to reach 90% of the spliced value"),
         ("curves.components_by_threshold.95%", "features / neurons to 95% of their full values"),
-        ("curves.components_by_threshold.98%", "features / neurons to 98%"),
         ("curves.components_by_threshold.99%", "features / neurons to 99%"),
+        ("mean_ablation_protocol.layer", "mean-ablation protocol: layer"),
+        ("mean_ablation_protocol.curves.components_by_threshold.90%", "... features / neurons to 90%"),
+        ("mean_ablation_protocol.curves.components_by_threshold.99%", "... features / neurons to 99%"),
         ("planted_task_check.share_favouring_later_years", "top features promoting later years"),
         ("graph.heads_on_paths", "heads on the paths of the logit graph"),
     ],

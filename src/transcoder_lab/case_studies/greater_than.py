@@ -6,22 +6,24 @@ Algorithm (`run_greater_than`):
    "The war lasted from 17{YY} to 17"); the metric is `behaviour.greater_than_scores` (the paper's
    restricted-softmax probability difference and Hanna et al.'s full-softmax one).
 2. Layer: the configured one (gpt2_small: 10) or, on the organism, the transcoder layer whose MLP
-   matters most *for this task*: the largest drop in probability difference when the MLP's output
-   at the last token is replaced by its mean over the prompts (zeroing it would instead pick the
-   layer-0 MLP, which every prediction needs as an extended embedding).
+   matters most. Two protocols, both reported: "zero" (the paper's) takes the largest drop in
+   probability difference when the MLP's output is zeroed everywhere; "mean" the largest drop when
+   its output at the last token is replaced by its mean over the prompts, which leaves the MLP's
+   prompt-independent work alone (on the organism "zero" picks the layer-0 MLP, which every
+   prediction also needs as an extended embedding; "mean" picks a later one).
 3. Probability difference of the original model, with that MLP replaced by its transcoder (no
-   error term), with the MLP removed (output zeroed) and, if `feature` is set, with the
-   transcoder spliced but that feature ablated.
+   error term), with the MLP removed (output zeroed) and, if `feature` is set (paper layer), with
+   the transcoder spliced but that feature ablated.
 4. Components ranked by the variance of their activation across the prompts (at the last token):
    transcoder features, and MLP neurons (`mlp.hook_post`).
-5. Curves, n = 0..n_components: the probability difference with only the top-n features kept at
-   the last token and every other feature mean-ablated there (its mean over the prompts), the
-   transcoder spliced in everywhere; likewise with only the top-n neurons kept (`mlp.hook_post`).
-   n = 0 removes everything prompt-specific the layer computes at the last token; n = all gives
-   the spliced transcoder and the original model. Mean rather than zero ablation keeps what the
-   component does on every prompt alike, so the curves measure the task, not the MLP's generic
-   role. Reported: the n at which each curve first reaches 90% of its full value (spliced
-   transcoder, original model), and of the common threshold 0.9 x spliced.
+5. Curves, n = 0..n_components, per protocol at its layer: the probability difference with only
+   the top-n features kept (the transcoder spliced in) and with only the top-n neurons kept
+   (`mlp.hook_post`); the rest zeroed at every position ("zero": n = 0 is the MLP removed, as in
+   the paper) or mean-ablated at the last token ("mean": n = 0 removes only what the layer computes
+   differently per prompt). n = all gives the spliced transcoder and the original model. Reported:
+   the n at which each curve first reaches 90% of its full value (spliced transcoder, original
+   model), of the common threshold 0.9 x spliced, and at 95/98/99%. The headline (`curves`) is
+   the paper's protocol; `mean_ablation_protocol` holds the other.
 6. Planted-task check for the top features: for each, the years that activate it (activation-
    weighted mean YY) and its direct logit effects on the 100 year tokens; it "favours later years"
    when its mean effect on years above that centre exceeds its mean effect on years at or below.
@@ -116,110 +118,76 @@ def first_reaching(values: list[float], target: float) -> int | None:
     return next((n for n, v in enumerate(values) if v >= target), None)
 
 
-@torch.no_grad()
-def run_greater_than(
-    cfg: Config,
-    study: CaseStudyConfig,
-    settings: CaseStudyProfile,
-    model: HookedTransformer,
-    transcoders: dict[int, Dictionary],
-) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
-    texts, yy = prompts_for(cfg)
-    ids = two_digit_token_ids(model.tokenizer)
-    original = _score(model, texts, yy, ids)
+def _pd(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int]) -> float:
+    return _score(model, texts, yy, ids)["probability_difference"]
 
-    mlp_means = {
-        layer: _last_token_values(model, texts, mlp_out_hook(layer), lambda x: x).mean(0)
-        for layer in transcoders
-    }
-    drops = {}
-    for layer in sorted(transcoders):
-        with _last_token_edit(
-            model, mlp_out_hook(layer), lambda last, mean=mlp_means[layer]: mean.expand_as(last)
-        ):
-            drops[layer] = (
-                original["probability_difference"] - _score(model, texts, yy, ids)["probability_difference"]
-            )
-    layer = settings.layer if settings.layer is not None else max(drops, key=drops.get)
-    transcoder = transcoders[layer]
+
+def _layer_curves(
+    model: HookedTransformer,
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    original: dict[str, float],
+    transcoder: Dictionary,
+    ablation: str,
+    settings: CaseStudyProfile,
+) -> dict[str, Any]:
+    """Steps 3-5 at one layer. ablation "zero": components not kept are zeroed at every position
+    (n = 0 is the MLP removed: the paper's protocol); "mean": they are replaced by their mean over
+    the prompts at the last token only."""
+    layer = transcoder.spec.layer
     with spliced(model, [transcoder]):
         replaced = _score(model, texts, yy, ids)
     with zero_ablated(model, [layer]):
         removed = _score(model, texts, yy, ids)
-    result: dict[str, Any] = {
-        "layer": layer,
-        "mlp_mean_ablation_drop_by_layer": drops,
-        "probability_difference": {
-            "original": original["probability_difference"],
-            "transcoder_spliced": replaced["probability_difference"],
-            "mlp_removed": removed["probability_difference"],
-            "chance": original["chance_probability_difference"],
-        },
-        "hanna_probability_difference": {
-            "original": original["hanna_probability_difference"],
-            "transcoder_spliced": replaced["hanna_probability_difference"],
-            "mlp_removed": removed["hanna_probability_difference"],
-        },
-    }
-    if settings.feature is not None:
-
-        def ablate(dictionary: Dictionary, z: Tensor) -> Tensor:
-            z = z.clone()
-            z[..., settings.feature] = 0
-            return z
-
-        with spliced(model, [transcoder], edit_features=ablate):
-            result["probability_difference"][f"transcoder_without_{settings.feature}"] = _score(
-                model, texts, yy, ids
-            )["probability_difference"]
-
-    # Step 4: rank by activation variance across prompts.
+    post = f"blocks.{layer}.mlp.hook_post"
     feature_acts = _last_token_values(
         model, texts, mlp_in_hook(layer), lambda x: transcoder.encode(x.to(transcoder.dtype))
     )
-    neuron_acts = _last_token_values(model, texts, f"blocks.{layer}.mlp.hook_post", lambda x: x)
-    feature_order = feature_acts.var(0).argsort(descending=True)
+    neuron_acts = _last_token_values(model, texts, post, lambda x: x)
+    feature_order = feature_acts.var(0).argsort(descending=True)  # step 4
     neuron_order = neuron_acts.var(0).argsort(descending=True)
 
-    # Step 5: the curves.
-    feature_mean, neuron_mean = feature_acts.mean(0), neuron_acts.mean(0)
-
-    def keep_top(keep: Tensor, mean: Tensor) -> Callable[[Tensor], Tensor]:
+    def masked(keep: Tensor, mean: Tensor) -> Callable[[Tensor], Tensor]:
         mask = torch.zeros_like(mean)
         mask[keep] = 1.0
-
-        def edit(last: Tensor) -> Tensor:
-            return mean.to(last) + mask.to(last) * (last - mean.to(last))
-
-        return edit
+        if ablation == "zero":
+            return lambda values: values * mask.to(values)
+        return lambda last: mean.to(last) + mask.to(last) * (last - mean.to(last))
 
     def top_features(keep: Tensor):
-        edit_last = keep_top(keep, feature_mean)
+        edit_values = masked(keep, feature_acts.mean(0))
 
         def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
+            if ablation == "zero":
+                return edit_values(z)
             z = z.clone()
-            z[:, -1] = edit_last(z[:, -1])
+            z[:, -1] = edit_values(z[:, -1])
             return z
 
         return spliced(model, [transcoder], edit_features=edit)
 
     def top_neurons(keep: Tensor):
-        return _last_token_edit(model, f"blocks.{layer}.mlp.hook_post", keep_top(keep, neuron_mean))
+        edit_values = masked(keep, neuron_acts.mean(0))
+        if ablation == "zero":
+            return model.hooks(fwd_hooks=[(post, lambda activation, hook: edit_values(activation))])
+        return _last_token_edit(model, post, edit_values)
 
+    # past a curve's own component count it stays at its full value (every component kept)
     n_max = min(settings.n_components, max(transcoder.spec.d_sae, model.cfg.d_mlp))
     feature_curve = curve(model, texts, yy, ids, feature_order, n_max, top_features)
     neuron_curve = curve(model, texts, yy, ids, neuron_order, n_max, top_neurons)
     spliced_pd, original_pd = replaced["probability_difference"], original["probability_difference"]
     n_features = first_reaching(feature_curve, THRESHOLD * spliced_pd)
     n_neurons = first_reaching(neuron_curve, THRESHOLD * original_pd)
-    n_neurons_common = first_reaching(neuron_curve, THRESHOLD * spliced_pd)
-    result["curves"] = {
+    curves = {
+        "ablation": ablation,
         "n": list(range(n_max + 1)),
         "features": feature_curve,
         "neurons": neuron_curve,
         "features_to_90pct_of_spliced": n_features,
         "neurons_to_90pct_of_original": n_neurons,
-        "neurons_to_90pct_of_spliced": n_neurons_common,
+        "neurons_to_90pct_of_spliced": first_reaching(neuron_curve, THRESHOLD * spliced_pd),
         "features_need_at_most_half": (
             n_features is not None and (n_neurons is None or 2 * n_features <= n_neurons)
         ),
@@ -232,6 +200,83 @@ def run_greater_than(
             for fraction in (0.9, 0.95, 0.98, 0.99)
         },
     }
+    return {
+        "pd": {"transcoder_spliced": spliced_pd, "mlp_removed": removed["probability_difference"]},
+        "hanna": {
+            "transcoder_spliced": replaced["hanna_probability_difference"],
+            "mlp_removed": removed["hanna_probability_difference"],
+        },
+        "curves": curves,
+        "feature_acts": feature_acts,
+        "feature_order": feature_order,
+        "neuron_order": neuron_order,
+    }
+
+
+@torch.no_grad()
+def run_greater_than(
+    cfg: Config,
+    study: CaseStudyConfig,
+    settings: CaseStudyProfile,
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
+    texts, yy = prompts_for(cfg)
+    ids = two_digit_token_ids(model.tokenizer)
+    original = _score(model, texts, yy, ids)
+
+    # Step 2: the layer, by each protocol.
+    zero_drops, mean_drops = {}, {}
+    for layer in sorted(transcoders):
+        with zero_ablated(model, [layer]):
+            zero_drops[layer] = original["probability_difference"] - _pd(model, texts, yy, ids)
+        mean = _last_token_values(model, texts, mlp_out_hook(layer), lambda x: x).mean(0)
+        with _last_token_edit(model, mlp_out_hook(layer), lambda last, mean=mean: mean.expand_as(last)):
+            mean_drops[layer] = original["probability_difference"] - _pd(model, texts, yy, ids)
+    layers = {
+        "zero": settings.layer if settings.layer is not None else max(zero_drops, key=zero_drops.get),
+        "mean": settings.layer if settings.layer is not None else max(mean_drops, key=mean_drops.get),
+    }
+    analyses = {
+        ablation: _layer_curves(model, texts, yy, ids, original, transcoders[layer], ablation, settings)
+        for ablation, layer in layers.items()
+    }
+    layer = layers["zero"]
+    transcoder = transcoders[layer]
+    paper = analyses["zero"]
+    result: dict[str, Any] = {
+        "layer": layer,
+        "mlp_removal_drop_by_layer": zero_drops,
+        "probability_difference": {
+            "original": original["probability_difference"],
+            **paper["pd"],
+            "chance": original["chance_probability_difference"],
+        },
+        "hanna_probability_difference": {
+            "original": original["hanna_probability_difference"],
+            **paper["hanna"],
+        },
+        "curves": paper["curves"],
+        "mean_ablation_protocol": {
+            "layer": layers["mean"],
+            "mlp_last_token_mean_ablation_drop_by_layer": mean_drops,
+            "probability_difference": analyses["mean"]["pd"],
+            "curves": analyses["mean"]["curves"],
+        },
+    }
+    if settings.feature is not None:
+
+        def ablate(dictionary: Dictionary, z: Tensor) -> Tensor:
+            z = z.clone()
+            z[..., settings.feature] = 0
+            return z
+
+        with spliced(model, [transcoder], edit_features=ablate):
+            result["probability_difference"][f"transcoder_without_{settings.feature}"] = _pd(
+                model, texts, yy, ids
+            )
+    feature_acts, feature_order = paper["feature_acts"], paper["feature_order"]
+    neuron_order = paper["neuron_order"]
     result["top_features"] = feature_order[:10].tolist()
     result["top_neurons"] = neuron_order[:10].tolist()
     if settings.expected_features:
@@ -292,13 +337,22 @@ def run_greater_than(
         result["graph"]["expected_heads_found"] = sorted(set(settings.expected_heads) & set(heads))
     figures["graph"] = graph_figure(graph, str_tokens, f"{study.title}: {result['graph']['root']}")
 
-    figure_curve, axis = plt.subplots(figsize=(6, 4))
-    axis.plot(result["curves"]["n"], feature_curve, label=f"top-n transcoder {layer} features kept")
-    axis.plot(result["curves"]["n"], neuron_curve, label=f"top-n MLP {layer} neurons kept")
-    axis.axhline(spliced_pd, color="C0", linestyle=":", label="transcoder spliced")
-    axis.axhline(original_pd, color="C1", linestyle=":", label="original model")
-    axis.axhline(removed["probability_difference"], color="grey", linestyle="--", label="MLP removed")
-    axis.set(xlabel="components kept (ranked by activation variance)", ylabel="probability difference")
-    axis.legend(fontsize=8)
+    figure_curve, axes = plt.subplots(1, 2, figsize=(12, 4))
+    protocols = [
+        ("zero: the rest zeroed everywhere (paper)", layers["zero"], analyses["zero"]),
+        ("mean: the rest mean-ablated at the last token", layers["mean"], analyses["mean"]),
+    ]
+    for axis, (title, at, analysis) in zip(axes, protocols, strict=True):
+        c = analysis["curves"]
+        axis.plot(c["n"], c["features"], label=f"top-n transcoder {at} features kept")
+        axis.plot(c["n"], c["neurons"], label=f"top-n MLP {at} neurons kept")
+        axis.axhline(
+            analysis["pd"]["transcoder_spliced"], color="C0", linestyle=":", label="transcoder spliced"
+        )
+        axis.axhline(original["probability_difference"], color="C1", linestyle=":", label="original model")
+        axis.axhline(analysis["pd"]["mlp_removed"], color="grey", linestyle="--", label="MLP removed")
+        axis.set(xlabel="components kept (ranked by activation variance)", ylabel="probability difference")
+        axis.set_title(f"layer {at}; {title}", fontsize=9)
+        axis.legend(fontsize=7)
     figures["curves"] = figure_curve
     return result, figures
