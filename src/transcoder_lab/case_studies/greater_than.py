@@ -180,6 +180,7 @@ def _layer_curves(
     spliced_pd, original_pd = replaced["probability_difference"], original["probability_difference"]
     n_features = first_reaching(feature_curve, THRESHOLD * spliced_pd)
     n_neurons = first_reaching(neuron_curve, THRESHOLD * original_pd)
+    n_neurons_same_target = first_reaching(neuron_curve, THRESHOLD * spliced_pd)
     curves = {
         "ablation": ablation,
         "n": list(range(n_max + 1)),
@@ -187,10 +188,11 @@ def _layer_curves(
         "neurons": neuron_curve,
         "features_to_90pct_of_spliced": n_features,
         "neurons_to_90pct_of_original": n_neurons,
-        "neurons_to_90pct_of_spliced": first_reaching(neuron_curve, THRESHOLD * spliced_pd),
-        "features_need_at_most_half": (
-            n_features is not None and (n_neurons is None or 2 * n_features <= n_neurons)
-        ),
+        "neurons_to_90pct_of_spliced": n_neurons_same_target,
+        # the criterion: to the same mark (90% of the spliced transcoder's value), features need at
+        # most half as many components as neurons (neurons that never get there count as infinite)
+        "features_need_at_most_half": n_features is not None
+        and (n_neurons_same_target is None or 2 * n_features <= n_neurons_same_target),
         # the same comparison at stricter thresholds (each curve against its own full value)
         "components_by_threshold": {
             f"{fraction:.0%}": {
