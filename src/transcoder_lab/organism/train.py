@@ -24,6 +24,8 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -137,6 +139,20 @@ def run_fingerprint(model_cfg: ModelConfig, cfg: TrainingConfig, corpus_dir: Pat
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+@contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Deterministic kernels for the duration. Without them two CPU training runs of the organism
+    differ at the 1e-8 level within 150 steps and the difference grows (held-out greater-than
+    0.8864 vs 0.8857 after 1800 steps); with them runs are bit-identical, at the same speed."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+@deterministic_algorithms()
 def train_organism(
     model_cfg: ModelConfig,
     cfg: TrainingConfig,
