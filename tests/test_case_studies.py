@@ -117,11 +117,17 @@ def test_greater_than_curves_reach_the_full_values_with_every_component(tiny_pip
     # float32 forward passes of identical computations up to summation order: 1e-5 is generous
     assert curves["features"][-1] == pytest.approx(pd["transcoder_spliced"], abs=1e-5)
     assert curves["neurons"][-1] == pytest.approx(pd["original"], abs=1e-5)
-    mean_protocol = result["mean_ablation_protocol"]
-    assert mean_protocol["curves"]["neurons"][-1] == pytest.approx(pd["original"], abs=1e-5)
-    assert mean_protocol["curves"]["features"][-1] == pytest.approx(
-        mean_protocol["probability_difference"]["transcoder_spliced"], abs=1e-5
+    other = result["other_protocol"]
+    assert {curves["protocol"], other["curves"]["protocol"]} == {"zero", "mean"}
+    assert other["curves"]["neurons"][-1] == pytest.approx(pd["original"], abs=1e-5)
+    assert other["curves"]["features"][-1] == pytest.approx(
+        other["probability_difference"]["transcoder_spliced"], abs=1e-5
     )
+    # every neuron mean-ablated at the last token is the MLP's last-token output mean-ablated
+    # (W_out is linear), so the mean protocol's neuron curve starts at that probability difference
+    mean = curves if curves["protocol"] == "mean" else other["curves"]
+    mean_pd = pd if curves["protocol"] == "mean" else other["probability_difference"]
+    assert mean["neurons"][0] == pytest.approx(mean_pd["mlp_last_token_mean_ablated"], abs=1e-5)
 
 
 def test_unknown_case_study_names_the_configured_ones(tiny_pipeline):

@@ -16,7 +16,7 @@ of the vocabulary under a uniform guess) or a two-way choice between expected to
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -28,21 +28,29 @@ from transcoder_lab.organism.tokenizer import first_token_ids, two_digit_token_i
 YY_METRIC_RANGE = (1, 98)  # the paper averages over YY = 01..98
 
 
+def batches_by_length(
+    model: HookedTransformer, texts: Sequence[str], batch_size: int = 64
+) -> Iterator[tuple[list[int], Int[torch.Tensor, "batch pos"]]]:
+    """(indices into `texts`, their tokens with BOS) for batches of equally long prompts: no padding,
+    so position -1 is every prompt's last token."""
+    token_lists = [model.to_tokens(text)[0] for text in texts]
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for index, tokens in enumerate(token_lists):
+        by_length[len(tokens)].append(index)
+    for indices in by_length.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            yield chunk, torch.stack([token_lists[i] for i in chunk]).to(model.cfg.device)
+
+
 @torch.no_grad()
 def last_token_logits(
     model: HookedTransformer, texts: Sequence[str], batch_size: int = 64
 ) -> Float[torch.Tensor, "n_prompts d_vocab"]:
     """Next-token logits after each text (BOS prepended); prompts batched by token length, no padding."""
-    token_lists = [model.to_tokens(text)[0] for text in texts]
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for index, tokens in enumerate(token_lists):
-        by_length[len(tokens)].append(index)
     out = torch.empty(len(texts), model.cfg.d_vocab)
-    for indices in by_length.values():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            batch = torch.stack([token_lists[i] for i in chunk]).to(model.cfg.device)
-            out[chunk] = model(batch)[:, -1].float().cpu()
+    for chunk, batch in batches_by_length(model, texts, batch_size):
+        out[chunk] = model(batch)[:, -1].float().cpu()
     return out
 
 

@@ -275,6 +275,10 @@ class CaseStudyProfile:
     replace_earlier: list[str] = field(default_factory=list)  # [old, new]: the token-swap intervention
     logit_root: list[int] = field(default_factory=list)  # greater-than: [prompt YY, late YY, early YY]
     n_components: int = 100  # greater-than: the features-vs-neurons curve runs n = 0..n_components
+    # greater-than: the headline protocol of the features-vs-neurons comparison (both are reported):
+    # "zero" (the paper: layer by zeroing its MLP, the rest zeroed everywhere) or "mean" (layer by
+    # mean-ablating its MLP's last-token output, the rest mean-ablated at the last token)
+    protocol: str = "zero"
     expected_features: list[int] = field(default_factory=list)  # published indices to look for
     expected_heads: list[str] = field(default_factory=list)  # e.g. "attn9.1": heads expected on paths
     expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation

@@ -6,11 +6,12 @@ Algorithm (`run_greater_than`):
    "The war lasted from 17{YY} to 17"); the metric is `behaviour.greater_than_scores` (the paper's
    restricted-softmax probability difference and Hanna et al.'s full-softmax one).
 2. Layer: the configured one (gpt2_small: 10) or, on the organism, the transcoder layer whose MLP
-   matters most. Two protocols, both reported: "zero" (the paper's) takes the largest drop in
+   matters most. Two protocols, both computed: "zero" (the paper's) takes the largest drop in
    probability difference when the MLP's output is zeroed everywhere; "mean" the largest drop when
    its output at the last token is replaced by its mean over the prompts, which leaves the MLP's
    prompt-independent work alone (on the organism "zero" picks the layer-0 MLP, which every
-   prediction also needs as an extended embedding; "mean" picks a later one).
+   prediction also needs as an extended embedding; "mean" picks a later one). The profile's
+   `protocol` names the headline one (gpt2_small: "zero", as in the paper; organism: "mean").
 3. Probability difference of the original model, with that MLP replaced by its transcoder (no
    error term), with the MLP removed (output zeroed) and, if `feature` is set (paper layer), with
    the transcoder spliced but that feature ablated.
@@ -22,8 +23,10 @@ Algorithm (`run_greater_than`):
    the paper) or mean-ablated at the last token ("mean": n = 0 removes only what the layer computes
    differently per prompt). n = all gives the spliced transcoder and the original model. Reported:
    the n at which each curve first reaches 90% of its full value (spliced transcoder, original
-   model), of the common threshold 0.9 x spliced, and at 95/98/99%. The headline (`curves`) is
-   the paper's protocol; `mean_ablation_protocol` holds the other.
+   model), of the common threshold 0.9 x spliced, and at 95/98/99%; and the n at which each curve
+   recovers 90/95/99% of the gap between its n = 0 value and its full value (a reading that does
+   not depend on how much the n = 0 ablation leaves). `curves` holds the headline protocol,
+   `other_protocol` the other one.
 6. Planted-task check for the top features: for each, the years that activate it (activation-
    weighted mean YY) and its direct logit effects on the 100 year tokens; it "favours later years"
    when its mean effect on years above that centre exceeds its mean effect on years at or below.
@@ -42,7 +45,7 @@ import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from transcoder_lab.behaviour import greater_than_scores, last_token_logits
+from transcoder_lab.behaviour import batches_by_length, greater_than_scores, last_token_logits
 from transcoder_lab.circuits import (
     AttributionContext,
     beam_search,
@@ -61,6 +64,7 @@ from transcoder_lab.organism.tokenizer import two_digit_token_ids
 
 N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
 THRESHOLD = 0.9
+PROTOCOLS = ("zero", "mean")  # step 2
 
 
 def prompts_for(cfg: Config, seed: int = 7) -> tuple[list[str], Tensor]:
@@ -79,10 +83,12 @@ def _score(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int
 
 def _last_token_values(model: HookedTransformer, texts: list[str], hook: str, transform: Callable) -> Tensor:
     """`transform(activation)` at the last token of every prompt, read at `hook`."""
-    rows = []
-    for text in texts:
-        _, cache = model.run_with_cache(model.to_tokens(text), names_filter=hook)
-        rows.append(transform(cache[hook][0, -1]).float().cpu())
+    rows: list[Tensor] = [torch.empty(0)] * len(texts)
+    for chunk, batch in batches_by_length(model, texts):
+        _, cache = model.run_with_cache(batch, names_filter=hook)
+        values = transform(cache[hook][:, -1]).float().cpu()
+        for row, index in enumerate(chunk):
+            rows[index] = values[row]
     return torch.stack(rows)
 
 
@@ -118,6 +124,10 @@ def first_reaching(values: list[float], target: float) -> int | None:
     return next((n for n, v in enumerate(values) if v >= target), None)
 
 
+def _along(start: float, end: float, fraction: float) -> float:
+    return start + fraction * (end - start)
+
+
 def _pd(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int]) -> float:
     return _score(model, texts, yy, ids)["probability_difference"]
 
@@ -129,10 +139,10 @@ def _layer_curves(
     ids: list[int],
     original: dict[str, float],
     transcoder: Dictionary,
-    ablation: str,
+    protocol: str,
     settings: CaseStudyProfile,
 ) -> dict[str, Any]:
-    """Steps 3-5 at one layer. ablation "zero": components not kept are zeroed at every position
+    """Steps 3-5 at one layer. protocol "zero": components not kept are zeroed at every position
     (n = 0 is the MLP removed: the paper's protocol); "mean": they are replaced by their mean over
     the prompts at the last token only."""
     layer = transcoder.spec.layer
@@ -151,7 +161,7 @@ def _layer_curves(
     def masked(keep: Tensor, mean: Tensor) -> Callable[[Tensor], Tensor]:
         mask = torch.zeros_like(mean)
         mask[keep] = 1.0
-        if ablation == "zero":
+        if protocol == "zero":
             return lambda values: values * mask.to(values)
         return lambda last: mean.to(last) + mask.to(last) * (last - mean.to(last))
 
@@ -159,7 +169,7 @@ def _layer_curves(
         edit_values = masked(keep, feature_acts.mean(0))
 
         def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
-            if ablation == "zero":
+            if protocol == "zero":
                 return edit_values(z)
             z = z.clone()
             z[:, -1] = edit_values(z[:, -1])
@@ -169,7 +179,7 @@ def _layer_curves(
 
     def top_neurons(keep: Tensor):
         edit_values = masked(keep, neuron_acts.mean(0))
-        if ablation == "zero":
+        if protocol == "zero":
             return model.hooks(fwd_hooks=[(post, lambda activation, hook: edit_values(activation))])
         return _last_token_edit(model, post, edit_values)
 
@@ -182,7 +192,7 @@ def _layer_curves(
     n_neurons = first_reaching(neuron_curve, THRESHOLD * original_pd)
     n_neurons_same_target = first_reaching(neuron_curve, THRESHOLD * spliced_pd)
     curves = {
-        "ablation": ablation,
+        "protocol": protocol,
         "n": list(range(n_max + 1)),
         "features": feature_curve,
         "neurons": neuron_curve,
@@ -200,6 +210,14 @@ def _layer_curves(
                 "neurons": first_reaching(neuron_curve, fraction * original_pd),
             }
             for fraction in (0.9, 0.95, 0.98, 0.99)
+        },
+        # n at which each curve recovers a fraction of the way from its n = 0 value to its full one
+        "gap_recovered_by_threshold": {
+            f"{fraction:.0%}": {
+                "features": first_reaching(feature_curve, _along(feature_curve[0], spliced_pd, fraction)),
+                "neurons": first_reaching(neuron_curve, _along(neuron_curve[0], original_pd, fraction)),
+            }
+            for fraction in (0.9, 0.95, 0.99)
         },
     }
     return {
@@ -223,6 +241,11 @@ def run_greater_than(
     model: HookedTransformer,
     transcoders: dict[int, Dictionary],
 ) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
+    if settings.protocol not in PROTOCOLS:
+        raise ValueError(
+            f"greater-than protocol {settings.protocol!r} is not one of {PROTOCOLS}; set "
+            "case_study.greater_than.profiles.<profile>.protocol to 'zero' (the paper's) or 'mean'"
+        )
     texts, yy = prompts_for(cfg)
     ids = two_digit_token_ids(model.tokenizer)
     original = _score(model, texts, yy, ids)
@@ -235,20 +258,32 @@ def run_greater_than(
         mean = _last_token_values(model, texts, mlp_out_hook(layer), lambda x: x).mean(0)
         with _last_token_edit(model, mlp_out_hook(layer), lambda last, mean=mean: mean.expand_as(last)):
             mean_drops[layer] = original["probability_difference"] - _pd(model, texts, yy, ids)
+    drops = {"zero": zero_drops, "mean": mean_drops}
     layers = {
-        "zero": settings.layer if settings.layer is not None else max(zero_drops, key=zero_drops.get),
-        "mean": settings.layer if settings.layer is not None else max(mean_drops, key=mean_drops.get),
+        protocol: settings.layer if settings.layer is not None else max(by_layer, key=by_layer.get)
+        for protocol, by_layer in drops.items()
     }
     analyses = {
-        ablation: _layer_curves(model, texts, yy, ids, original, transcoders[layer], ablation, settings)
-        for ablation, layer in layers.items()
+        protocol: _layer_curves(model, texts, yy, ids, original, transcoders[layer], protocol, settings)
+        for protocol, layer in layers.items()
     }
-    layer = layers["zero"]
+    for protocol, analysis in analyses.items():  # what n = 0 of the mean protocol's neuron curve is
+        analysis["pd"]["mlp_last_token_mean_ablated"] = (
+            original["probability_difference"] - mean_drops[layers[protocol]]
+        )
+    headline, other = settings.protocol, "mean" if settings.protocol == "zero" else "zero"
+    layer = layers[headline]
     transcoder = transcoders[layer]
-    paper = analyses["zero"]
+    paper = analyses[headline]
+    drop_meaning = {
+        "zero": "MLP output zeroed everywhere",
+        "mean": "MLP output at the last token replaced by its mean over the prompts",
+    }
     result: dict[str, Any] = {
+        "protocol": headline,
         "layer": layer,
-        "mlp_removal_drop_by_layer": zero_drops,
+        "mlp_ablation": drop_meaning[headline],
+        "mlp_ablation_drop_by_layer": drops[headline],
         "probability_difference": {
             "original": original["probability_difference"],
             **paper["pd"],
@@ -259,11 +294,13 @@ def run_greater_than(
             **paper["hanna"],
         },
         "curves": paper["curves"],
-        "mean_ablation_protocol": {
-            "layer": layers["mean"],
-            "mlp_last_token_mean_ablation_drop_by_layer": mean_drops,
-            "probability_difference": analyses["mean"]["pd"],
-            "curves": analyses["mean"]["curves"],
+        "other_protocol": {
+            "protocol": other,
+            "layer": layers[other],
+            "mlp_ablation": drop_meaning[other],
+            "mlp_ablation_drop_by_layer": drops[other],
+            "probability_difference": analyses[other]["pd"],
+            "curves": analyses[other]["curves"],
         },
     }
     if settings.feature is not None:
@@ -340,10 +377,11 @@ def run_greater_than(
     figures["graph"] = graph_figure(graph, str_tokens, f"{study.title}: {result['graph']['root']}")
 
     figure_curve, axes = plt.subplots(1, 2, figsize=(12, 4))
-    protocols = [
-        ("zero: the rest zeroed everywhere (paper)", layers["zero"], analyses["zero"]),
-        ("mean: the rest mean-ablated at the last token", layers["mean"], analyses["mean"]),
-    ]
+    titles = {
+        "zero": "the rest zeroed everywhere (the paper's protocol)",
+        "mean": "the rest mean-ablated at the last token",
+    }
+    protocols = [(f"{p}: {titles[p]}", layers[p], analyses[p]) for p in (headline, other)]
     for axis, (title, at, analysis) in zip(axes, protocols, strict=True):
         c = analysis["curves"]
         axis.plot(c["n"], c["features"], label=f"top-n transcoder {at} features kept")
