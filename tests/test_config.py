@@ -51,6 +51,12 @@ def test_inconsistent_head_shape_is_rejected():
         load_config(raw)
 
 
+def test_square_mlp_is_rejected_before_training():
+    raw = compose(["profile=tiny", "profile.model.d_mlp=${profile.model.d_model}"])
+    with pytest.raises(ConfigError, match="d_mlp equals d_model"):
+        load_config(raw)
+
+
 def test_pretrained_profile_has_no_corpus_and_gpt2_shapes():
     cfg = load_config(compose(["profile=gpt2_small"]))
     assert cfg.profile.corpus is None and cfg.profile.training is None

@@ -360,6 +360,13 @@ def _check_consistency(config: Config) -> None:
             f"profile.model: d_model ({profile.model.d_model}) must equal n_heads * d_head "
             f"({profile.model.n_heads} * {profile.model.d_head})."
         )
+    if profile.model.d_mlp == profile.model.d_model:
+        # TransformerLens's fold_ln changes what a model with square MLP weights computes (a trained
+        # organism with d_mlp = d_model = 128 failed the processing check at 6.6 nats): fail first
+        raise ConfigError(
+            f"profile.model: d_mlp equals d_model ({profile.model.d_model}); TransformerLens's weight "
+            "processing (fold_ln) is wrong for square MLP weights. Use a d_mlp other than d_model."
+        )
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:
