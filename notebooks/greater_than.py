@@ -67,6 +67,11 @@ print(
 print("headline protocol, by threshold:", curves["components_by_threshold"])
 print("headline protocol, by share of the gap:", curves["gap_recovered_by_threshold"])
 print("other protocol, by threshold:", other["curves"]["components_by_threshold"])
+for sample in result.get("prompt_resamples", {}).get("samples", []):  # the same on fresh prompt draws
+    print(
+        f"prompt draw {sample['prompt_seed']}: {sample['features_to_90pct_of_spliced']} features vs "
+        f"{sample['neurons_to_90pct_of_spliced']} neurons to 90% of the spliced value"
+    )
 figures["curves"]
 
 # %% [markdown]

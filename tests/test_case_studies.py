@@ -97,6 +97,9 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
         curves = saved["curves"]
         assert len(curves["features"]) == len(curves["neurons"]) == len(curves["n"])
         assert saved["layer"] in (0, 1)
+        n_draws = cfg.case_study["greater_than"].profiles["organism"].n_prompt_resamples
+        samples = saved["prompt_resamples"]["samples"]
+        assert n_draws > 0 and len({s["prompt_seed"] for s in samples}) == len(samples) == n_draws
     else:
         assert saved["root"]["label"].startswith("tc") and "circuit" in saved
         assert result["circuit"]["graph"]["nodes"]
@@ -128,6 +131,15 @@ def test_greater_than_curves_reach_the_full_values_with_every_component(tiny_pip
     mean = curves if curves["protocol"] == "mean" else other["curves"]
     mean_pd = pd if curves["protocol"] == "mean" else other["probability_difference"]
     assert mean["neurons"][0] == pytest.approx(mean_pd["mlp_last_token_mean_ablated"], abs=1e-5)
+
+
+def test_greater_than_prompt_draws_differ_in_wording_not_in_years(tiny_pipeline):
+    from transcoder_lab.case_studies.greater_than import RESAMPLE_SEED, prompts_for
+
+    cfg, _ = tiny_pipeline
+    (main_texts, main_yy), (draw_texts, draw_yy) = prompts_for(cfg), prompts_for(cfg, RESAMPLE_SEED)
+    assert torch.equal(main_yy, torch.arange(100)) and torch.equal(draw_yy, main_yy)
+    assert sum(a != b for a, b in zip(main_texts, draw_texts, strict=True)) > 50
 
 
 def test_unknown_case_study_names_the_configured_ones(tiny_pipeline):

@@ -279,6 +279,9 @@ class CaseStudyProfile:
     # "zero" (the paper: layer by zeroing its MLP, the rest zeroed everywhere) or "mean" (layer by
     # mean-ablating its MLP's last-token output, the rest mean-ablated at the last token)
     protocol: str = "zero"
+    # greater-than: redo the headline curves on this many fresh prompt draws (organism prompts vary in
+    # noun and century) to show how much the feature and neuron counts depend on the draw
+    n_prompt_resamples: int = 0
     expected_features: list[int] = field(default_factory=list)  # published indices to look for
     expected_heads: list[str] = field(default_factory=list)  # e.g. "attn9.1": heads expected on paths
     expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation

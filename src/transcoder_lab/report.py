@@ -95,6 +95,7 @@ CASE_STUDY_HEADLINES = {
         ("curves.components_by_threshold.95%", "features / neurons to 95% of their full values"),
         ("curves.components_by_threshold.99%", "features / neurons to 99%"),
         ("curves.gap_recovered_by_threshold.90%", "features / neurons to recover 90% of the n = 0 gap"),
+        ("prompt_resamples.share_meeting_criterion", "share of fresh prompt draws meeting the 90% criterion"),
         ("other_protocol.protocol", "other protocol"),
         ("other_protocol.layer", "... its layer"),
         ("other_protocol.curves.components_by_threshold.90%", "... features / neurons to 90%"),

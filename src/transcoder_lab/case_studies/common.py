@@ -13,8 +13,9 @@ Root selection by ground truth (organism profiles; `select_feature`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,6 +140,11 @@ class Selection:
     auroc_vs_contrast: float | None
     n_target: int
     n_contrast: int
+    # the chosen feature on every held-out token, kept so the dashboard need not encode them again
+    activations: Float[Tensor, "n_ctx pos"] | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {key: value for key, value in vars(self).items() if key != "activations"}
 
 
 def select_feature(
@@ -180,6 +186,7 @@ def select_feature(
                 float(vs_contrast[feature]) if vs_contrast is not None else None,
                 int(is_target.sum()),
                 int(is_contrast.sum()) if is_contrast is not None else 0,
+                by_layer[layer][..., feature],
             )
     assert best is not None
     return best

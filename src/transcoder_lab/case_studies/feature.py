@@ -128,9 +128,13 @@ def dashboard_check(
     feature: int,
     heldout: LabelledTokens,
     hypothesis: dict[str, Any] | None,
+    activations: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Step 6: the top-activating held-out tokens (and their labels) against the hypothesis."""
-    acts = feature_activations(model, transcoder, heldout.contexts)[..., feature].reshape(-1)
+    """Step 6: the top-activating held-out tokens (and their labels) against the hypothesis.
+    `activations`: the feature on `heldout` when already computed (by `select_feature`)."""
+    if activations is None:
+        activations = feature_activations(model, transcoder, heldout.contexts)[..., feature]
+    acts = activations.reshape(-1)
     tokens, labels = heldout.contexts.reshape(-1), heldout.labels.reshape(-1)
     n_active = int((acts > 0).sum())
     top = acts.topk(min(TOP_TOKENS * 2, n_active)).indices if n_active else torch.zeros(0, dtype=torch.long)
@@ -243,6 +247,7 @@ def run_feature_study(
     organism = cfg.profile.corpus is not None
     heldout = labelled_heldout(cfg, model.tokenizer.bos_token_id) if organism else None
     result: dict[str, Any] = {}
+    selected_activations = None
     if settings.feature is not None and settings.layer is not None:
         layer, feature = settings.layer, settings.feature
     elif heldout is not None and settings.target_labels:
@@ -255,7 +260,8 @@ def run_feature_study(
             settings.candidate_layers,
         )
         layer, feature = chosen.layer, chosen.feature
-        result["selection"] = vars(chosen) | {
+        selected_activations = chosen.activations
+        result["selection"] = chosen.summary() | {
             "target_labels": settings.target_labels,
             "contrast_labels": settings.contrast_labels,
         }
@@ -324,7 +330,9 @@ def run_feature_study(
             }
     result["splice"] = splice_experiment(model, transcoders, layer, feature, prompts)
     if heldout is not None:
-        result["dashboard"] = dashboard_check(model, transcoder, feature, heldout, hypothesis)
+        result["dashboard"] = dashboard_check(
+            model, transcoder, feature, heldout, hypothesis, selected_activations
+        )
         if hypothesis is not None:
             result["blind"]["confirmed_by_dashboard"] = result["dashboard"]["confirmed"]
 

@@ -27,6 +27,8 @@ Algorithm (`run_greater_than`):
    recovers 90/95/99% of the gap between its n = 0 value and its full value (a reading that does
    not depend on how much the n = 0 ablation leaves). `curves` holds the headline protocol,
    `other_protocol` the other one.
+   5b. With `n_prompt_resamples`, the headline protocol again on fresh prompt draws (organism: other
+   nouns and centuries), so the counts come with their spread over draws.
 6. Planted-task check for the top features: for each, the years that activate it (activation-
    weighted mean YY) and its direct logit effects on the 100 year tokens; it "favours later years"
    when its mean effect on years above that centre exceeds its mean effect on years at or below.
@@ -65,6 +67,7 @@ from transcoder_lab.organism.tokenizer import two_digit_token_ids
 N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
 THRESHOLD = 0.9
 PROTOCOLS = ("zero", "mean")  # step 2
+RESAMPLE_SEED = 100  # step 5b: first seed of the fresh prompt draws (the main draw uses 7)
 
 
 def prompts_for(cfg: Config, seed: int = 7) -> tuple[list[str], Tensor]:
@@ -233,6 +236,36 @@ def _layer_curves(
     }
 
 
+def prompt_resamples(
+    cfg: Config,
+    model: HookedTransformer,
+    ids: list[int],
+    transcoder: Dictionary,
+    protocol: str,
+    settings: CaseStudyProfile,
+) -> dict[str, Any]:
+    """Step 5b: the headline protocol's counts on fresh prompt draws (seeds after the main one's),
+    components re-ranked on each draw."""
+    samples = []
+    for seed in range(RESAMPLE_SEED, RESAMPLE_SEED + settings.n_prompt_resamples):
+        texts, yy = prompts_for(cfg, seed)
+        original = _score(model, texts, yy, ids)
+        curves = _layer_curves(model, texts, yy, ids, original, transcoder, protocol, settings)["curves"]
+        samples.append(
+            {
+                "prompt_seed": seed,
+                "features_to_90pct_of_spliced": curves["features_to_90pct_of_spliced"],
+                "neurons_to_90pct_of_spliced": curves["neurons_to_90pct_of_spliced"],
+                "features_need_at_most_half": curves["features_need_at_most_half"],
+                "components_by_threshold": curves["components_by_threshold"],
+            }
+        )
+    return {
+        "samples": samples,
+        "share_meeting_criterion": float(np.mean([s["features_need_at_most_half"] for s in samples])),
+    }
+
+
 @torch.no_grad()
 def run_greater_than(
     cfg: Config,
@@ -314,6 +347,8 @@ def run_greater_than(
             result["probability_difference"][f"transcoder_without_{settings.feature}"] = _pd(
                 model, texts, yy, ids
             )
+    if settings.n_prompt_resamples:  # step 5b
+        result["prompt_resamples"] = prompt_resamples(cfg, model, ids, transcoder, headline, settings)
     feature_acts, feature_order = paper["feature_acts"], paper["feature_order"]
     neuron_order = paper["neuron_order"]
     result["top_features"] = feature_order[:10].tolist()
