@@ -142,6 +142,22 @@ def test_greater_than_prompt_draws_differ_in_wording_not_in_years(tiny_pipeline)
     assert sum(a != b for a, b in zip(main_texts, draw_texts, strict=True)) > 50
 
 
+@pytest.mark.parametrize(
+    "features, neurons, holds",
+    [
+        ([0.1, 0.5, 0.95], [0.1, 0.2, 0.3, 0.5, 0.95], True),  # 2 features vs 4 neurons
+        ([0.1, 0.5, 0.95], [0.1, 0.2, 0.95], False),  # 2 vs 2
+        ([0.1, 0.95], [0.1, 0.2, 0.3], True),  # neurons never reach the mark
+        ([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], False),  # features never reach it
+        ([0.95, 0.95], [0.1, 0.2, 0.3, 0.95], False),  # void: ablating every feature stays above it
+    ],
+)
+def test_features_need_at_most_half(features, neurons, holds):
+    from transcoder_lab.case_studies.greater_than import features_need_at_most_half
+
+    assert features_need_at_most_half(features, neurons, mark=0.9) is holds
+
+
 def test_unknown_case_study_names_the_configured_ones(tiny_pipeline):
     cfg, _ = tiny_pipeline
     with pytest.raises(KeyError, match="greater_than"):

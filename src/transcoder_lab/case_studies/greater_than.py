@@ -12,6 +12,8 @@ Algorithm (`run_greater_than`):
    prompt-independent work alone (on the organism "zero" picks the layer-0 MLP, which every
    prediction also needs as an extended embedding; "mean" picks a later one). The profile's
    `protocol` names the headline one (gpt2_small: "zero", as in the paper; organism: "mean").
+   Also measured: the probability difference with every MLP after layer 0 zeroed together, which
+   says whether the task needs any MLP beyond the embedding MLP at all.
 3. Probability difference of the original model, with that MLP replaced by its transcoder (no
    error term), with the MLP removed (output zeroed) and, if `feature` is set (paper layer), with
    the transcoder spliced but that feature ablated.
@@ -127,6 +129,17 @@ def first_reaching(values: list[float], target: float) -> int | None:
     return next((n for n, v in enumerate(values) if v >= target), None)
 
 
+def features_need_at_most_half(feature_curve: list[float], neuron_curve: list[float], mark: float) -> bool:
+    """The case-study criterion: to the same mark (90% of the spliced transcoder's value) the features
+    need at most half as many components as the neurons (neurons that never get there count as
+    infinitely many). Void (False) when ablating every feature leaves the spliced model at or above
+    the mark: then "0 features" only says the transcoder does not carry the computation."""
+    if feature_curve[0] >= mark:
+        return False
+    n_features, n_neurons = first_reaching(feature_curve, mark), first_reaching(neuron_curve, mark)
+    return n_features is not None and (n_neurons is None or 2 * n_features <= n_neurons)
+
+
 def _along(start: float, end: float, fraction: float) -> float:
     return start + fraction * (end - start)
 
@@ -194,6 +207,7 @@ def _layer_curves(
     n_features = first_reaching(feature_curve, THRESHOLD * spliced_pd)
     n_neurons = first_reaching(neuron_curve, THRESHOLD * original_pd)
     n_neurons_same_target = first_reaching(neuron_curve, THRESHOLD * spliced_pd)
+    mark = THRESHOLD * spliced_pd
     curves = {
         "protocol": protocol,
         "n": list(range(n_max + 1)),
@@ -202,10 +216,8 @@ def _layer_curves(
         "features_to_90pct_of_spliced": n_features,
         "neurons_to_90pct_of_original": n_neurons,
         "neurons_to_90pct_of_spliced": n_neurons_same_target,
-        # the criterion: to the same mark (90% of the spliced transcoder's value), features need at
-        # most half as many components as neurons (neurons that never get there count as infinite)
-        "features_need_at_most_half": n_features is not None
-        and (n_neurons_same_target is None or 2 * n_features <= n_neurons_same_target),
+        "features_needed_for_the_mark": feature_curve[0] < mark,
+        "features_need_at_most_half": features_need_at_most_half(feature_curve, neuron_curve, mark),
         # the same comparison at stricter thresholds (each curve against its own full value)
         "components_by_threshold": {
             f"{fraction:.0%}": {
@@ -291,6 +303,9 @@ def run_greater_than(
         mean = _last_token_values(model, texts, mlp_out_hook(layer), lambda x: x).mean(0)
         with _last_token_edit(model, mlp_out_hook(layer), lambda last, mean=mean: mean.expand_as(last)):
             mean_drops[layer] = original["probability_difference"] - _pd(model, texts, yy, ids)
+    later_mlps = list(range(1, model.cfg.n_layers))
+    with zero_ablated(model, later_mlps):  # does the task need any MLP beyond the embedding MLP?
+        without_later_mlps = _pd(model, texts, yy, ids)
     drops = {"zero": zero_drops, "mean": mean_drops}
     layers = {
         protocol: settings.layer if settings.layer is not None else max(by_layer, key=by_layer.get)
@@ -321,6 +336,7 @@ def run_greater_than(
             "original": original["probability_difference"],
             **paper["pd"],
             "chance": original["chance_probability_difference"],
+            "every_mlp_after_layer_0_zeroed": without_later_mlps,
         },
         "hanna_probability_difference": {
             "original": original["hanna_probability_difference"],
