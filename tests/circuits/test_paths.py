@@ -182,3 +182,38 @@ def test_split_error_nodes(ctx):
     assert torch.isclose(
         torch.tensor(fraction_explained(lumped)), torch.tensor(fraction_explained(everything)), rtol=1e-9
     )
+
+
+GRAPH_SCRIPT = """
+import json, sys
+sys.path.insert(0, {tests_dir!r})
+from models_for_tests import small_context
+from transcoder_lab.circuits import EXPANDABLE_KINDS, PathFilter, beam_search, build_graph, logit_diff_root
+ctx = small_context(skip_layer=1)[3]
+root = logit_diff_root(ctx, 1, 2, 9)
+paths = beam_search(ctx, root, 3, 12, PathFilter(kinds=EXPANDABLE_KINDS | {{"embedding"}}))
+graph = build_graph(ctx, root, paths)
+print(json.dumps([[n.node_id, n.value] for n in graph.nodes.values()]))
+"""
+
+
+def test_graph_node_order_does_not_depend_on_string_hashing():
+    """Nodes of one layer and kind used to come out in set-iteration order, which changes with
+    PYTHONHASHSEED: the same graph was written in a different order on every run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path as FilePath
+
+    script = GRAPH_SCRIPT.format(tests_dir=str(FilePath(__file__).parent))
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    ]
+    assert outputs[0] and outputs[0] == outputs[1] == outputs[2]

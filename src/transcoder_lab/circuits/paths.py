@@ -334,10 +334,11 @@ def build_graph(
     merged: dict[str, Root] = {root_id: root}  # summed child roots, in the root's units
     leaf_totals: dict[str, float] = {}
 
-    def order(node_id: str) -> tuple[int, int]:
+    def order(node_id: str) -> tuple[int, int, str]:
+        # the label breaks ties, so the graph (and its JSON) does not depend on set iteration order
         if node_id == root_id:
-            return _point("root", root.layer, root.sublayer)
-        return _point(templates[node_id].kind, int(templates[node_id].layer))
+            return (*_point("root", root.layer, root.sublayer), node_id)
+        return (*_point(templates[node_id].kind, int(templates[node_id].layer)), node_id)
 
     for node_id in sorted(merged.keys() | {t for t in templates if templates[t].expandable}, key=order)[::-1]:
         node_root = merged[node_id]
