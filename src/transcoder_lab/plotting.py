@@ -20,13 +20,20 @@ ARM_STYLE = {
 }
 
 
+# SVG ids come from this salt instead of a random uuid, and no date is written, so the same figure
+# gives the same bytes in every run (PNG from Agg already does)
+SVG_REPRODUCIBLE = {"rc": {"svg.hashsalt": "transcoder-lab"}, "metadata": {"Date": None}}
+
+
 def save_figure(figure: plt.Figure, stem: Path) -> list[Path]:
-    """Write `stem`.png and `stem`.svg atomically; returns the paths."""
+    """Write `stem`.png and `stem`.svg atomically and byte-reproducibly; returns the paths."""
     paths = []
     for suffix in (".png", ".svg"):
         target = Path(stem).with_suffix(suffix)
-        with io.atomic_path(target) as tmp:
-            figure.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight")
+        svg = suffix == ".svg"
+        with io.atomic_path(target) as tmp, plt.rc_context(SVG_REPRODUCIBLE["rc"] if svg else {}):
+            metadata = SVG_REPRODUCIBLE["metadata"] if svg else None
+            figure.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight", metadata=metadata)
         paths.append(target)
     return paths
 
