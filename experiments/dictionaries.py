@@ -74,7 +74,10 @@ def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[B
                 shard_dir, hooks, training.batch_size, harvest.buffer_tokens, training.seed
             )
 
-        return from_shards, f"shards:{shard_dir}"
+        # the first shard's content stands for the harvest (same model, corpus and hooks, or not)
+        first_shard = min(shard_dir.glob("shard_*.safetensors"), default=None)
+        content = io.sha256_file(first_shard) if first_shard else "no shards"
+        return from_shards, f"shards:{shard_dir}:{content}"
     if harvest.mode != "stream" or not harvest.dataset:
         raise ValueError(
             "profile.dictionaries.harvest: use mode 'shards', or mode 'stream' with a dataset name"

@@ -114,6 +114,18 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
         torch.testing.assert_close(q, p, rtol=0, atol=1e-6, msg=name)
 
 
+def test_checkpoint_of_other_data_or_code_is_not_resumed(tmp_path, monkeypatch):
+    from transcoder_lab import io
+    from transcoder_lab.training import jobs_fingerprint
+
+    cfg, jobs = config(), [DictionaryJob(spec(), 1e-3, tmp_path / "d")]
+    reference = jobs_fingerprint(jobs, cfg, "shards:a:hash1")
+    assert jobs_fingerprint(jobs, cfg, "shards:a:hash1") == reference
+    assert jobs_fingerprint(jobs, cfg, "shards:a:hash2") != reference  # same folder, new content
+    monkeypatch.setattr(io, "sha256_file", lambda path: "edited source")
+    assert jobs_fingerprint(jobs, cfg, "shards:a:hash1") != reference
+
+
 def test_resample_revives_dead_features(tmp_path):
     job = DictionaryJob(spec(), 1e-3, tmp_path / "d")
     trainer = DictionaryTrainer(job, config(dead_features="resample"), seed=0)

@@ -64,3 +64,10 @@ def write_torch(target: str | Path, obj: Any) -> None:
 
 def read_torch(path: str | Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Content hash of a file (checkpoint fingerprints use it for the training code and the data)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

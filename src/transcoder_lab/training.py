@@ -217,10 +217,13 @@ class DictionaryTrainer:
 
 
 def jobs_fingerprint(jobs: list[DictionaryJob], cfg: DictionaryTrainingConfig, data_id: str) -> str:
+    """What a checkpoint must match to be resumed: the jobs, the settings, the data's identity and
+    the code that trains (this module's source, torch's version)."""
     payload = [[asdict(job.spec), job.l1_coefficient, str(job.out_dir)] for job in jobs]
     settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
+    code = [io.sha256_file(__file__), torch.__version__]
     return hashlib.sha256(
-        json.dumps([payload, settings, data_id], sort_keys=True, default=str).encode()
+        json.dumps([payload, settings, data_id, code], sort_keys=True, default=str).encode()
     ).hexdigest()
 
 

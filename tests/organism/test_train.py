@@ -56,6 +56,16 @@ def test_checkpoint_of_another_config_is_not_resumed(tiny, corpus_dir, tmp_path)
     assert result.resumed_from_step == 0
 
 
+def test_checkpoint_of_other_training_code_is_not_resumed(tiny, corpus_dir, tmp_path, monkeypatch):
+    """The fingerprint holds the training module's source hash: edited code starts afresh."""
+    from transcoder_lab import io
+
+    train_organism(tiny.model, tiny.training, corpus_dir, tmp_path / "m", tmp_path / "c", stop_after_step=5)
+    monkeypatch.setattr(io, "sha256_file", lambda path: "edited source")
+    result = train_organism(tiny.model, tiny.training, corpus_dir, tmp_path / "m", tmp_path / "c")
+    assert result.resumed_from_step == 0
+
+
 def test_saved_organism_loads_processed_and_takes_strings(tiny, corpus_dir, tmp_path):
     result = train_organism(tiny.model, tiny.training, corpus_dir, tmp_path / "m", tmp_path / "c")
     assert result.processing_max_logprob_diff < 1e-4

@@ -10,7 +10,7 @@ Algorithm:
    step: a resumed run sees exactly the batches an uninterrupted one would.
 4. Every `checkpoint_every` steps write model, optimiser and step atomically to `checkpoint_dir`
    (outside DVC's outputs, which DVC deletes before a stage runs); on start, resume from that
-   checkpoint if its fingerprint (model and training config, corpus hashes) matches. A NaN or
+   checkpoint if its fingerprint (model and training config, corpus hashes, training code) matches. A NaN or
    Inf loss stops the run naming the step; the last good checkpoint stays on disk.
 5. Save the raw (unprocessed) weights, the config and the tokenizer. Loading (transcoder_lab.models)
    applies TransformerLens's default processing; step 6 checks that this leaves log-probs intact.
@@ -130,12 +130,15 @@ def max_logprob_difference(a: HookedTransformer, b: HookedTransformer, tokens: t
 
 
 def run_fingerprint(model_cfg: ModelConfig, cfg: TrainingConfig, corpus_dir: Path) -> str:
-    """What a checkpoint must match to be resumed: the configs and the corpus's content hashes."""
+    """What a checkpoint must match to be resumed: the configs, the corpus's content hashes, and
+    the code that trains (this module's source, torch's version): a checkpoint left by older code
+    would otherwise be picked up as if it were this code's."""
     import hashlib
 
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint_every", "n_threads")}
     manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
-    payload = json.dumps([asdict(model_cfg), settings, manifest], sort_keys=True)
+    code = [io.sha256_file(__file__), torch.__version__]
+    payload = json.dumps([asdict(model_cfg), settings, manifest, code], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
