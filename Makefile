@@ -1,11 +1,10 @@
 # Two entry points on a fresh machine: `make repro` (the pipeline) and `make test` (the tests).
-# Both create .venv if absent and install the CPU torch first, then the project.
+# Both create .venv if absent and install the CPU torch first, then the project, and fetch GPT-2's BPE ranks.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export WANDB_MODE := disabled
 export DVC_NO_ANALYTICS := 1
-export HF_HUB_OFFLINE := 1
 # tqdm bars redraw at most every 5 s, so logs of non-interactive runs stay readable.
 export TQDM_MININTERVAL := 5
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -20,13 +19,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# GPT-2's BPE ranks (tiktoken's r50k_base), for building GPT-2's real tokenizer offline
+# (transcoder_lab.gpt2_tokenizer). openai-whisper's sdist ships them as whisper/assets/gpt2.tiktoken:
+# pip downloads the sdist only (never installs it) and one file is copied out of it, hash-checked
+# (transcoder_lab.gpt2_tokenizer.GPT2_RANKS_SHA256) and moved into place atomically.
+GPT2_RANKS := .cache/gpt2.tiktoken
+WHISPER_SDIST := openai-whisper==20250625
+
+$(GPT2_RANKS): | $(STAMP)
+	@echo "fetching GPT-2's BPE ranks from $(WHISPER_SDIST)'s sdist into $@"
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: $(WHISPER_SDIST) -d "$$tmp" \
+	  || { echo "make: could not download $(WHISPER_SDIST)'s sdist from the package index" >&2; exit 1; }; \
+	$(PY) -m transcoder_lab.gpt2_tokenizer extract "$$tmp"/openai_whisper-*.tar.gz $@
+
+setup: $(STAMP) $(GPT2_RANKS)
 
 repro: setup
+	@echo "dvc repro on the profile params.yaml selects: $$(sed -n 's/^  name: //p' params.yaml | head -1)"
 	@start=$$(date +%s); dvc repro && echo "dvc repro took $$(( $$(date +%s) - start )) s"
 
+# Tests never reach the hub (the paper profiles run on an offline stand-in of it); `make repro` does
+# not set HF_HUB_OFFLINE, so a paper profile selected in params.yaml can download what it needs.
 test: setup browser
-	$(PY) -m pytest -v -rA
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -v -rA
 
 # Debian's chromium for the blind study's browser test (driven by Playwright; never
 # `playwright install`, which downloads a browser). With CI=true a failed install stops here.

@@ -42,7 +42,8 @@ def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: i
 def run(cfg: Config) -> dict:
     harvest = cfg.profile.dictionaries.harvest
     if harvest.mode == "stream":  # harvested while training (pretrained profiles)
-        manifest = {"mode": "stream", "dataset": harvest.dataset}
+        source = cfg.profile.text
+        manifest = {"mode": "stream", "text": vars(source) if source is not None else None}
         io.write_json(activations_dir(cfg) / "manifest.json", manifest)
         return manifest
     model = load_model(cfg.profile, cfg.paths.models)

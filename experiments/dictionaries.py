@@ -5,7 +5,10 @@
    mode, the paper profile) one model pass over streamed text that harvests every needed hook at
    once, so the forward cost is paid once however many dictionaries train.
 3. `train_dictionaries` trains them side by side on `profile.device` ("auto": CUDA when present)
-   and saves each; with shards, held-out FVU and L0 are written beside each dictionary.
+   and saves each.
+4. Held-out FVU and L0 are written beside each dictionary (`heldout_metrics.json`, which the blind
+   study reads to match the arms' sparsity): on the held-out shards, or in stream mode on the
+   held-out contexts that `evaluate` uses (one model pass, shared by every dictionary).
 
 dvc.yaml runs one instance per cell by narrowing the list on the command line
 (`profile.dictionaries.cells=[L2_transcoder]`); all L1 values of that cell train side by side on
@@ -26,17 +29,21 @@ from transcoder_lab.activations import (
     Batch,
     ShuffleBuffer,
     autocast_dtype,
+    batch_to_device,
+    context_batches,
     harvest_batches,
     read_shards,
     shard_training_batches,
 )
 from transcoder_lab.config import Config
-from transcoder_lab.data import hub_texts, stream_contexts, tokenized_texts
+from transcoder_lab.data import stream_contexts, tokenized_texts
 from transcoder_lab.dictionaries import DictionarySpec, load_dictionary
 from transcoder_lab.evaluation import reconstruction_metrics
 from transcoder_lab.models import load_model, resolve_device
 from transcoder_lab.paths import activations_dir, checkpoint_dir, dictionary_dir
 from transcoder_lab.stage import stage_main
+from transcoder_lab.study.sample import HELDOUT_METRICS
+from transcoder_lab.text_source import heldout_contexts, text_documents
 from transcoder_lab.training import DictionaryJob, JobResult, train_dictionaries
 
 
@@ -78,20 +85,36 @@ def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[B
         first_shard = min(shard_dir.glob("shard_*.safetensors"), default=None)
         content = io.sha256_file(first_shard) if first_shard else "no shards"
         return from_shards, f"shards:{shard_dir}:{content}"
-    if harvest.mode != "stream" or not harvest.dataset:
+    source = cfg.profile.text
+    if harvest.mode != "stream" or source is None:
         raise ValueError(
-            "profile.dictionaries.harvest: use mode 'shards', or mode 'stream' with a dataset name"
+            "profile.dictionaries.harvest: use mode 'shards' (organism profiles), or mode 'stream' "
+            "with a profile.text source (pretrained profiles)"
         )
     model = load_model(cfg.profile, cfg.paths.models)
     bos = model.tokenizer.bos_token_id
 
     def from_hub() -> Iterator[Batch]:
-        tokens = tokenized_texts(hub_texts(harvest.dataset), model.tokenizer)
+        tokens = tokenized_texts(text_documents(source), model.tokenizer)
         contexts = stream_contexts(tokens, harvest.context_size, bos, harvest.batch_contexts)
         buffer = ShuffleBuffer(harvest.buffer_tokens, training.batch_size, training.seed)
         return buffer(harvest_batches(model, contexts, hooks, autocast_dtype(harvest.autocast_dtype)))
 
-    return from_hub, f"stream:{harvest.dataset}:{harvest.context_size}"
+    return from_hub, f"stream:{source.repo}@{source.revision}:{source.files}:{harvest.context_size}"
+
+
+def heldout_batches(cfg: Config, hooks: list[str]) -> list[Batch]:
+    """The held-out rows every dictionary is measured on: the activations stage's held-out shards,
+    or (stream mode) one model pass over the held-out contexts that `evaluate` splices on."""
+    harvest = cfg.profile.dictionaries.harvest
+    if harvest.mode == "shards":
+        return list(read_shards(activations_dir(cfg, "heldout"), hooks))
+    model = load_model(cfg.profile, cfg.paths.models)
+    n_contexts = cfg.profile.evaluation.n_contexts
+    contexts = context_batches(
+        heldout_contexts(cfg, model.tokenizer, n_contexts, harvest.context_size), harvest.batch_contexts
+    )
+    return list(harvest_batches(model, contexts, hooks, autocast_dtype(harvest.autocast_dtype)))
 
 
 def checkpoint_name(cfg: Config) -> str:
@@ -111,12 +134,12 @@ def run(cfg: Config) -> list[JobResult]:
     device = resolve_device(cfg.profile.device)
     print(f"training {len(todo)} dictionaries of {len(grid.cells)} cells on one pass, on {device}")
     results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id, device=device)
-    heldout = activations_dir(cfg, "heldout")
-    if grid.harvest.mode == "shards":  # held-out FVU and L0 beside each saved dictionary
-        for job in todo:
-            metrics = reconstruction_metrics(load_dictionary(job.out_dir), read_shards(heldout, hooks))
-            io.write_json(job.out_dir / "heldout_metrics.json", {"name": job.name, **metrics})
-            print(f"{job.name}: held-out FVU {metrics['fvu']:.4f}, L0 {metrics['l0']:.1f}")
+    heldout = heldout_batches(cfg, hooks)  # held-out FVU and L0 beside each saved dictionary
+    for job in todo:
+        on_device = (batch_to_device(batch, device) for batch in heldout)
+        metrics = reconstruction_metrics(load_dictionary(job.out_dir, device), on_device)
+        io.write_json(job.out_dir / HELDOUT_METRICS, {"name": job.name, **metrics})
+        print(f"{job.name}: held-out FVU {metrics['fvu']:.4f}, L0 {metrics['l0']:.1f}")
     for r in results:
         print(f"{r.name}: mse {r.final_mse_loss:.4f}, L0 {r.final_l0:.1f}, dead {r.dead_fraction:.2f}")
     return results

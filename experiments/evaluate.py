@@ -10,19 +10,17 @@ import json
 
 import pandas as pd
 import torch
-from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
 from transcoder_lab.config import Config
-from transcoder_lab.data import hub_texts, stream_contexts, tokenized_texts
 from transcoder_lab.dictionaries import Dictionary, load_dictionary
 from transcoder_lab.evaluation import splice_metrics, token_hash
 from transcoder_lab.models import load_model
-from transcoder_lab.organism.train import split_contexts
-from transcoder_lab.paths import corpus_dir, dictionary_dir, figures_dir, published_dir, results_dir
+from transcoder_lab.paths import dictionary_dir, figures_dir, published_dir, results_dir
 from transcoder_lab.plotting import pareto_figure, save_figure
 from transcoder_lab.report import expected_vs_measured
 from transcoder_lab.stage import stage_main
+from transcoder_lab.text_source import heldout_contexts
 
 PARETO_COLUMNS = [
     "profile", "layer", "kind", "l1_coefficient", "l0", "ce_clean", "ce_spliced", "ce_zero_ablation",
@@ -30,29 +28,13 @@ PARETO_COLUMNS = [
 ]  # fmt: skip
 
 
-def heldout_tokens(cfg: Config, model: HookedTransformer) -> torch.Tensor:
-    """The first n_contexts BOS-led contexts of held-out text: deterministic, so built once."""
-    evaluation, context_size = cfg.profile.evaluation, cfg.profile.dictionaries.harvest.context_size
-    bos = model.tokenizer.bos_token_id
-    if cfg.profile.corpus is not None:
-        contexts = split_contexts(corpus_dir(cfg), "heldout", context_size, bos)
-    else:
-        harvest = cfg.profile.dictionaries.harvest
-        texts = hub_texts(harvest.dataset, skip=evaluation.heldout_skip_documents)
-        contexts = next(
-            stream_contexts(tokenized_texts(texts, model.tokenizer), context_size, bos, evaluation.n_contexts)
-        )
-    if len(contexts) < evaluation.n_contexts:
-        raise ValueError(
-            f"the held-out text gives {len(contexts)} contexts; profile.evaluation.n_contexts asks for "
-            f"{evaluation.n_contexts}. Lower it or enlarge profile.corpus.n_heldout_documents."
-        )
-    return contexts[: evaluation.n_contexts]
-
-
-def splice_all_set(cfg: Config, device: str | torch.device = "cpu") -> list[Dictionary]:
+def splice_all_set(
+    cfg: Config, device: str | torch.device = "cpu", layers: list[int] | None = None
+) -> list[Dictionary]:
+    """The transcoders spliced together: at `layers` (default: `splice_all_layers`, else every grid
+    layer), from the published set or from the grid at `splice_all_l1`."""
     evaluation, grid = cfg.profile.evaluation, cfg.profile.dictionaries
-    layers = evaluation.splice_all_layers or grid.layers_of("transcoder")
+    layers = layers or evaluation.splice_all_layers or grid.layers_of("transcoder")
     if evaluation.splice_all_source == "published":
         return [load_dictionary(published_dir(cfg, layer), device) for layer in layers]
     missing = [f"L{layer}_transcoder" for layer in layers if f"L{layer}_transcoder" not in grid.cells]
@@ -70,7 +52,8 @@ def splice_all_set(cfg: Config, device: str | torch.device = "cpu") -> list[Dict
 def run(cfg: Config) -> dict:
     profile, grid = cfg.profile, cfg.profile.dictionaries
     model = load_model(profile, cfg.paths.models)
-    tokens = heldout_tokens(cfg, model)
+    context_size = grid.harvest.context_size
+    tokens = heldout_contexts(cfg, model.tokenizer, profile.evaluation.n_contexts, context_size)
     cells = [(layer, kind, l1) for layer, kind in grid.parsed_cells for l1 in grid.l1_coefficients]
     device = model.cfg.device
     sets = {
@@ -78,6 +61,8 @@ def run(cfg: Config) -> dict:
         for layer, kind, l1 in cells
     }
     sets["splice_all"] = splice_all_set(cfg, device)
+    subsets = profile.evaluation.splice_subsets
+    sets |= {f"subset:{name}": splice_all_set(cfg, device, layers) for name, layers in subsets.items()}
     results = splice_metrics(model, sets, tokens, profile.evaluation.batch_size)
 
     rows = []
@@ -92,10 +77,16 @@ def run(cfg: Config) -> dict:
     details = {
         name: {**results[name]["dictionaries"][0], "ce_spliced": results[name]["ce_spliced"]} for name in sets
     }
-    details.pop("splice_all")
+    for name in [name for name in details if name == "splice_all" or name.startswith("subset:")]:
+        details.pop(name)
     io.write_json(out / "dictionary_metrics.json", details)
     io.write_text(out / "pareto.csv", pareto.to_csv(index=False, float_format="%.6g"))
-    splice_all = {key: value for key, value in results["splice_all"].items() if key != "dictionaries"}
+    def summary(name: str) -> dict:
+        return {key: value for key, value in results[name].items() if key != "dictionaries"}
+
+    splice_all = summary("splice_all")
+    if subsets:  # e.g. the paper's layers 1-9 spliced together, on the same tokens
+        splice_all["subsets"] = {name: summary(f"subset:{name}") for name in subsets}
     splice_all |= {"source": profile.evaluation.splice_all_source, "heldout_sha256": token_hash(tokens),
                    "heldout_tokens": int(tokens.numel())}  # fmt: skip
     io.write_json(out / "splice_all.json", splice_all)

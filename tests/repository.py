@@ -20,3 +20,14 @@ def copy_repository(target: Path) -> None:
         if (REPO_ROOT / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO_ROOT / name, target / name)
+
+
+def init_repository(target: Path) -> None:
+    """A copy of this checkout at `target`, as a git repository with one commit (what `dvc exp run`
+    needs), without dvc.lock (the copy has none of the outputs it records)."""
+    copy_repository(target)
+    (target / "dvc.lock").unlink(missing_ok=True)
+    git = ["git", "-c", "user.name=transcoder-lab tests", "-c", "user.email=tests@transcoder-lab.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=target, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "copy"], cwd=target, check=True)

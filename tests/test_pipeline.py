@@ -15,6 +15,7 @@ from transcoder_lab.config import compose, load_config, load_profile
 from transcoder_lab.evaluation import token_hash
 from transcoder_lab.models import load_model
 from transcoder_lab.stage import load_stage
+from transcoder_lab.text_source import heldout_contexts
 
 
 def tiny_config(root: Path):
@@ -47,7 +48,9 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
     assert splice_all["layers"] == grid.layers_of("transcoder") and len(splice_all["heldout_sha256"]) == 64
     # The held-out set is rebuilt identically (same hash) on every call.
     model = load_model(cfg.profile, cfg.paths.models)
-    assert token_hash(load_stage("evaluate").heldout_tokens(cfg, model)) == splice_all["heldout_sha256"]
+    n_contexts = cfg.profile.evaluation.n_contexts
+    contexts = heldout_contexts(cfg, model.tokenizer, n_contexts, grid.harvest.context_size)
+    assert token_hash(contexts) == splice_all["heldout_sha256"]
     saved = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
     assert saved == json.loads(json.dumps(report))
     for mechanism in ("greater_than", "citation", "caught", "estimate"):

@@ -7,6 +7,14 @@ year's last two digits YY, let p be the next-token distribution over the 100 two
    probability difference = sum_{y>YY} p(y) - sum_{y<=YY} p(y), averaged over YY = 01..98.
 2. Hanna et al.'s convention: p is the full-vocabulary softmax read at those tokens (so the
    difference is diluted by mass outside the years); cutoff sharpness = p(YY+1) - p(YY-1).
+   Their published numbers (GPT-2 small: 0.817 and 0.060) also need their prompts, which
+   `hanna_greater_than_prompts` draws: "The {noun} lasted from the year {XX}{YY} to the year {XX}"
+   with a noun from `hanna_nouns()`, century XX uniform in 10..18 (years 1000-1899) and YY uniform
+   in 02..98, a draw kept only when the prompt tokenizes as the words, then " XX" and "YY" as one
+   token each (GPT-2 has single tokens for some years, " 1850", and splits others as " 100" + "2";
+   those draws are redrawn).
+   The same formulas on the paper's prompts are reported under `full_softmax_*` names, since they
+   are not comparable with Hanna et al.'s numbers.
 Chance levels are the same formulas applied to a uniform distribution, computed, not assumed.
 
 Other mechanisms are probability masses on a set of expected next tokens (chance: the set's share
@@ -15,17 +23,25 @@ of the vocabulary under a uniform guess) or a two-way choice between expected to
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from importlib import resources
 
 import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
+from transformers import PreTrainedTokenizerBase
 
 from transcoder_lab.config import BehaviourConfig, CorpusConfig
 from transcoder_lab.organism.tokenizer import first_token_ids, two_digit_token_ids
 
 YY_METRIC_RANGE = (1, 98)  # the paper averages over YY = 01..98
+HANNA_TEMPLATE = "The {noun} lasted from the year {XX}{YY} to the year {XX}"
+HANNA_CENTURIES = tuple(range(10, 19))  # XX: years 1000-1899
+HANNA_YY = tuple(range(2, 99))  # YY = 02..98, so both YY - 1 and YY + 1 are two-digit years
+HANNA_NOUNS_FILE = "hanna_nouns.txt"  # package data beside this module
+_MAX_DRAWS_PER_PROMPT = 100  # rejection sampling gives up (with an error) after this many draws per prompt
 
 
 def batches_by_length(
@@ -54,12 +70,25 @@ def last_token_logits(
     return out
 
 
+def per_prompt_greater_than(
+    p: Float[torch.Tensor, "n_prompts 100"], yy: Int[torch.Tensor, " n_prompts"]
+) -> tuple[Float[torch.Tensor, " n_prompts"], Float[torch.Tensor, " n_prompts"]]:
+    """Per prompt, from p(y) at the 100 year tokens "00".."99" (YY in 01..98): the probability
+    difference sum_{y>YY} p(y) - sum_{y<=YY} p(y) and the cutoff sharpness p(YY+1) - p(YY-1)."""
+    later = torch.arange(100)[None, :] > yy[:, None]
+    difference = (p * later).sum(-1) - (p * ~later).sum(-1)
+    rows = torch.arange(len(yy))
+    return difference, p[rows, yy + 1] - p[rows, yy - 1]
+
+
 def greater_than_scores(
     logits: Float[torch.Tensor, "n_prompts d_vocab"],
     yy: Int[torch.Tensor, " n_prompts"],
     two_digit_ids: Sequence[int],
 ) -> dict[str, float]:
-    """Both conventions' probability differences and Hanna et al.'s cutoff sharpness."""
+    """Both conventions' probability differences and Hanna et al.'s cutoff sharpness on these
+    prompts' logits (the `hanna_*` keys are Hanna et al.'s formulas; their published values also
+    need their prompts, see `hanna_greater_than_behaviour`)."""
     ids = torch.as_tensor(list(two_digit_ids))
     if len(ids) != 100:
         raise ValueError(f"expected the 100 token ids of '00'..'99', got {len(ids)}")
@@ -70,10 +99,7 @@ def greater_than_scores(
     full = logits.softmax(-1)[:, ids]  # [n, 100]
 
     def summarise(p: torch.Tensor) -> dict[str, float]:
-        later = torch.arange(100)[None, :] > yy[:, None]
-        difference = (p * later).sum(-1) - (p * ~later).sum(-1)
-        rows = torch.arange(len(yy))
-        sharpness = p[rows, yy + 1] - p[rows, yy - 1]
+        difference, sharpness = per_prompt_greater_than(p, yy)
         return {
             "probability_difference": difference.mean().item(),
             "cutoff_sharpness": sharpness.mean().item(),
@@ -153,9 +179,102 @@ def organism_behaviour(model: HookedTransformer, corpus: CorpusConfig, cfg: Beha
     return report
 
 
+def hanna_nouns() -> list[str]:
+    """The nouns of Hanna et al.'s template (package data `hanna_nouns.txt`, comments skipped)."""
+    text = resources.files("transcoder_lab").joinpath(HANNA_NOUNS_FILE).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def hanna_prompt_tokenizes_as_intended(
+    tokenizer: PreTrainedTokenizerBase, noun: str, xx: int, yy: int
+) -> bool:
+    """True when Hanna et al.'s prompt for (noun, XX, YY) tokenizes as its words with " {noun}" one
+    token, then " XX" and "YY" one token each, then " to the year" and " XX" (one token)."""
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    century, year = encode(f" {xx}"), encode(f"{yy:02d}")
+    if len(encode(f" {noun}")) != 1 or len(century) != 1 or len(year) != 1:
+        return False
+    text = HANNA_TEMPLATE.format(noun=noun, XX=xx, YY=f"{yy:02d}")
+    intended = encode(f"The {noun} lasted from the year") + century + year + encode(" to the year") + century
+    return encode(text) == intended
+
+
+def hanna_greater_than_prompts(
+    tokenizer: PreTrainedTokenizerBase, n_prompts: int, seed: int, nouns: Sequence[str] | None = None
+) -> tuple[list[str], Int[torch.Tensor, " n_prompts"]]:
+    """Hanna et al.'s prompts: each draw takes a noun, a century XX in 10..18 and YY in 02..98
+    uniformly (a `random.Random(seed)` stream, so the draw is reproducible) and is kept only when
+    `hanna_prompt_tokenizes_as_intended`. Returns (texts, YY values)."""
+    nouns = list(hanna_nouns() if nouns is None else nouns)
+    rng = random.Random(seed)
+    texts: list[str] = []
+    years: list[int] = []
+    checked: dict[tuple[str, int, int], bool] = {}
+    for _ in range(_MAX_DRAWS_PER_PROMPT * n_prompts):
+        if len(texts) == n_prompts:
+            break
+        draw = (rng.choice(nouns), rng.choice(HANNA_CENTURIES), rng.choice(HANNA_YY))
+        if draw not in checked:
+            checked[draw] = hanna_prompt_tokenizes_as_intended(tokenizer, *draw)
+        if checked[draw]:
+            noun, xx, yy = draw
+            texts.append(HANNA_TEMPLATE.format(noun=noun, XX=xx, YY=f"{yy:02d}"))
+            years.append(yy)
+    if len(texts) < n_prompts:
+        raise ValueError(
+            f"only {len(texts)} of {n_prompts} drawn prompts of {HANNA_TEMPLATE!r} tokenize as century "
+            "and two-digit year tokens; this tokenizer does not split years that way"
+        )
+    return texts, torch.tensor(years)
+
+
+def hanna_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig) -> dict:
+    """Hanna et al.'s greater-than measurement: `cfg.n_prompts` prompts of their template drawn with
+    `cfg.seed`, full-vocabulary softmax at the last token (BOS prepended, as every prompt here),
+    probability difference and cutoff sharpness averaged over the prompts, with standard errors
+    (the spread of a mean over independently drawn prompts)."""
+    nouns = hanna_nouns()
+    texts, yy = hanna_greater_than_prompts(model.tokenizer, cfg.n_prompts, cfg.seed, nouns)
+    logits = last_token_logits(model, texts, cfg.batch_size)
+    ids = two_digit_token_ids(model.tokenizer)
+    full = logits.softmax(-1)[:, torch.as_tensor(ids)]
+    difference, sharpness = per_prompt_greater_than(full, yy)
+    restricted, _ = per_prompt_greater_than(logits[:, torch.as_tensor(ids)].softmax(-1), yy)
+    uniform, _ = per_prompt_greater_than(torch.full_like(full, 1 / logits.shape[-1]), yy)
+    n = len(texts)
+    return {
+        "template": HANNA_TEMPLATE,
+        "metric": "Hanna et al.'s probability difference (full-vocabulary softmax, their prompts)",
+        "probability_difference": difference.mean().item(),
+        "probability_difference_standard_error": (difference.std() / n**0.5).item() if n > 1 else None,
+        "cutoff_sharpness": sharpness.mean().item(),
+        "cutoff_sharpness_standard_error": (sharpness.std() / n**0.5).item() if n > 1 else None,
+        "chance_probability_difference": uniform.mean().item(),
+        "restricted_softmax_probability_difference": restricted.mean().item(),
+        "n_prompts": n,
+        "n_nouns": len(nouns),
+        "seed": cfg.seed,
+    }
+
+
 def paper_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig) -> dict:
-    """GPT-2 on the paper's prompts "The war lasted from 17{YY} to 17" (DESIGN §4.4)."""
+    """GPT-2 on the paper's prompts "The war lasted from 17{YY} to 17" (DESIGN §4.4), and on Hanna
+    et al.'s prompts under their convention (`hanna`)."""
     texts = [f"The war lasted from 17{yy:02d} to 17" for yy in range(100)]
     logits = last_token_logits(model, texts, cfg.batch_size)
     scores = greater_than_scores(logits, torch.arange(100), two_digit_token_ids(model.tokenizer))
-    return {"greater_than": {"template": "The war lasted from 17{YY} to 17", **scores}}
+    greater_than = {
+        "template": "The war lasted from 17{YY} to 17",
+        "probability_difference": scores["probability_difference"],
+        "chance_probability_difference": scores["chance_probability_difference"],
+        # Hanna et al.'s formulas on the paper's prompts: not comparable with their 0.817 / 0.060,
+        # which `hanna` below measures on their own prompts.
+        "full_softmax_probability_difference": scores["hanna_probability_difference"],
+        "full_softmax_cutoff_sharpness": scores["hanna_cutoff_sharpness"],
+        "chance_full_softmax_probability_difference": scores["chance_hanna_probability_difference"],
+        "n_prompts": scores["n_prompts"],
+    }
+    return {"greater_than": greater_than, "hanna": hanna_greater_than_behaviour(model, cfg)}

@@ -59,6 +59,21 @@ class CorpusConfig:
 
 
 @dataclass
+class TextSourceConfig:
+    """Where a pretrained profile's text comes from: parquet files of a hub dataset repo, read in
+    the sorted order of their names (transcoder_lab.data.text_documents). Each file is fetched into
+    the Hugging Face cache once, so later runs work offline (HF_HUB_OFFLINE=1)."""
+
+    repo: str = "Skylion007/openwebtext"
+    # The hub's parquet conversion branch: script-only dataset repos have parquet files only there.
+    revision: str = "refs/convert/parquet"
+    files: str = "plain_text/*train/*.parquet"  # glob over the repo's paths at `revision`
+    text_field: str = "text"
+    heldout_skip_documents: int = 200_000  # documents skipped before the held-out set
+    standin_file: str = "plain_text/train/0000.parquet"  # the offline stand-in's file (hub_standin)
+
+
+@dataclass
 class TrainingConfig:
     """Next-token training of the organism."""
 
@@ -94,7 +109,6 @@ class HarvestConfig:
     shard_tokens: int = 65_536
     dtype: str = "float16"  # float16 | float32 (shards on disk; training reads float32)
     buffer_tokens: int = 65_536  # shuffle buffer capacity
-    dataset: str | None = None  # pretrained profiles: a `datasets` name streamed for tokens
     # Precision of the model pass while harvesting: null (float32) | bfloat16 | float16, under
     # torch.autocast (meant for GPUs); harvested rows and the dictionaries stay float32.
     autocast_dtype: str | None = None
@@ -178,16 +192,32 @@ class Expectation:
 
 
 @dataclass
+class ReferencePoint:
+    """A published point of a sparsity-fidelity sweep, shown beside the grid's dictionary trained at
+    the same (layer, kind, l1_coefficient) as a reference value (no verdict: the L0 a coefficient
+    gives depends on the training run)."""
+
+    kind: str  # transcoder | sae_mlp_out | sae_mlp_in
+    layer: int
+    l1_coefficient: float
+    l0: float
+    ce_spliced: float
+    source: str = ""
+
+
+@dataclass
 class EvaluationConfig:
     """Splicing evaluation on a fixed held-out token set (transcoder_lab.evaluation)."""
 
     n_contexts: int = 256  # held-out contexts of harvest.context_size tokens
     batch_size: int = 32
-    heldout_skip_documents: int = 0  # streamed datasets: documents skipped before the held-out set
     splice_all_source: str = "grid"  # grid: the grid's transcoders at splice_all_l1 | published
     splice_all_l1: float | None = None
     splice_all_layers: list[int] = field(default_factory=list)  # empty: every grid layer
+    # further sets spliced together on the same tokens, by name (e.g. the paper's layers 1-9)
+    splice_subsets: dict[str, list[int]] = field(default_factory=dict)
     expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation
+    reference_points: list[ReferencePoint] = field(default_factory=list)  # a published sweep, for comparison
 
 
 @dataclass
@@ -230,6 +260,7 @@ class ProfileConfig:
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
     corpus: CorpusConfig | None = None  # None for pretrained models (they bring their own text)
+    text: TextSourceConfig | None = None  # pretrained models: their text (None for the organism)
     training: TrainingConfig | None = None
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     dictionaries: DictionariesConfig = field(default_factory=DictionariesConfig)
@@ -343,6 +374,11 @@ def _check_consistency(config: Config) -> None:
     if profile.model.source == "pretrained" and not profile.model.pretrained_name:
         raise ConfigError(
             f"profile '{profile.name}' loads a pretrained model: set profile.model.pretrained_name."
+        )
+    if profile.model.source == "pretrained" and profile.text is None:
+        raise ConfigError(
+            f"profile '{profile.name}' loads a pretrained model and needs profile.text (the hub dataset "
+            "it reads); see conf/profile/gpt2_small.yaml."
         )
     grid = profile.dictionaries
     for layer, _ in grid.parsed_cells:

@@ -82,20 +82,3 @@ def tokenized_texts(texts: Iterable[str], tokenizer: Any, batch_size: int = 256)
             pending = []
     if pending:
         yield from tokenizer(pending, add_special_tokens=False)["input_ids"]
-
-
-def hub_texts(dataset: str, split: str = "train", text_field: str = "text", skip: int = 0) -> Iterator[str]:
-    """Documents of a hub dataset, streamed in their stored order (deterministic, no download of
-    the whole set), after the first `skip` documents. Needs hub access; the organism never calls it."""
-    from datasets import load_dataset
-
-    try:
-        stream = load_dataset(dataset, split=split, streaming=True)
-    except Exception as error:  # datasets raises several types for "unreachable" and "not cached"
-        raise RuntimeError(
-            f"could not stream the dataset '{dataset}' from the Hugging Face hub "
-            f"({type(error).__name__}: {error}). The gpt2_small profile needs hub access; "
-            "offline, run the organism profile: `dvc repro`."
-        ) from error
-    for row in stream.skip(skip) if skip else stream:
-        yield row[text_field]

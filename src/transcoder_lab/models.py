@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from transcoder_lab.config import ModelConfig, ProfileConfig
+from transcoder_lab.hub import hub_advice, offline_reason
 
 # TransformerLens 3.x marks HookedTransformer deprecated in favour of TransformerBridge;
 # DESIGN §3 pins HookedTransformer (<4), so the warning carries no information here.
@@ -139,40 +140,28 @@ def load_organism(model_dir: Path, device: str = "cpu") -> HookedTransformer:
 
 def _unavailable(name: str, reason: str) -> ModelUnavailableError:
     return ModelUnavailableError(
-        f"could not load '{name}' from the Hugging Face hub or the local cache: {reason}. The gpt2_small "
-        "profile needs hub access once to download the weights and tokenizer (afterwards HF_HUB_OFFLINE=1 "
-        "works from the cache). Without network access run the offline organism profile instead: "
-        "`dvc repro` (or `dvc exp run -S profile=organism`)."
+        f"could not load '{name}' from the Hugging Face hub or the local cache: {reason}. A paper profile "
+        f"needs its model's weights and tokenizer from the hub once; {hub_advice()}"
     )
 
 
-def _hub_reachable(timeout_s: float = 5.0) -> bool:
-    """One quick TCP connection to the hub, so an offline machine fails at once, not after retries."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-        return True
-    except OSError:
-        return False
-
-
 def _cached(name: str) -> bool:
+    """Whether the hub repo behind a TransformerLens name ("pythia-410m" -> "EleutherAI/pythia-410m")
+    has its config.json in the local cache."""
     from huggingface_hub import try_to_load_from_cache
+    from transformer_lens.loading_from_pretrained import get_official_model_name
 
-    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    try:
+        repo = get_official_model_name(name)
+    except ValueError:  # not a TransformerLens name: from_pretrained reports it
+        repo = name
+    return isinstance(try_to_load_from_cache(repo, "config.json"), str)
 
 
 def load_pretrained(name: str, device: str = "cpu") -> HookedTransformer:
     """A hub model with TransformerLens default processing; a clear error when it cannot be had."""
-    from huggingface_hub import constants
-
-    if not _cached(name) and (constants.HF_HUB_OFFLINE or not _hub_reachable()):
-        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub is unreachable"
+    why = offline_reason()
+    if why is not None and not _cached(name):
         raise _unavailable(name, f"{why} and the model's files (config.json, weights) are not in the cache")
     try:
         model = HookedTransformer.from_pretrained(name, device=device, **PROCESSING)

@@ -49,6 +49,7 @@ from typing import Any
 import torch
 
 from transcoder_lab.dictionaries import Dictionary, DictionaryKind, DictionarySpec, save_dictionary
+from transcoder_lab.hub import hub_advice, offline_reason
 from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 
 PUBLISHED_REPO = "pchlenski/gpt2-transcoders"
@@ -409,6 +410,7 @@ def download_published_transcoder(layer: int, cache_dir: str | Path | None = Non
 
     if layer not in PUBLISHED_LAYERS:
         raise ValueError(f"the published GPT-2 small transcoders cover layers 0-11, not {layer}")
+    offline_reason()  # an unreachable hub: straight to the cache, without retries
     paths = []
     for filename in (published_weights_filename(layer), published_sparsity_filename(layer)):
         try:
@@ -416,8 +418,8 @@ def download_published_transcoder(layer: int, cache_dir: str | Path | None = Non
         except Exception as error:  # offline, missing from the cache, network or hub errors
             raise PublishedTranscoderUnavailableError(
                 f"could not fetch {filename} from the hub repo {PUBLISHED_REPO} or the local cache "
-                f"({type(error).__name__}: {error}). The gpt2_small profile needs hub access once; "
-                "without it run the offline organism profile instead (`dvc repro`)."
+                f"({type(error).__name__}: {error}). The gpt2_small profile needs them from the hub once; "
+                f"{hub_advice()}"
             ) from error
     return paths[0], paths[1]
 

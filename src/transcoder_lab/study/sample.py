@@ -143,17 +143,14 @@ def scan_contexts(cfg: Config, model: HookedTransformer) -> ScanSet:
         labels_t = torch.from_numpy(labels[:n_contexts])
         counted = labels_t != BOS_LABEL
         return ScanSet(contexts_t, counted, labels_t, names, f"corpus {study.split} split")
-    from transcoder_lab.data import hub_texts, stream_contexts, tokenized_texts
+    from transcoder_lab.text_source import heldout_contexts
 
-    harvest, evaluation = cfg.profile.dictionaries.harvest, cfg.profile.evaluation
-    if harvest.dataset is None:
-        raise StudyError("a pretrained profile needs profile.dictionaries.harvest.dataset to scan text.")
-    texts = hub_texts(harvest.dataset, skip=evaluation.heldout_skip_documents)
-    contexts_t = next(stream_contexts(tokenized_texts(texts, model.tokenizer), n_ctx, bos, n_contexts))
-    contexts_t = torch.as_tensor(contexts_t, dtype=torch.long)
+    source = cfg.profile.text
+    assert source is not None  # load_config requires a text source for pretrained profiles
+    contexts_t = heldout_contexts(cfg, model.tokenizer, n_contexts, n_ctx)
     counted = contexts_t != bos
     counted[:, 0] = False
-    return ScanSet(contexts_t, counted, None, None, f"{harvest.dataset} held-out stream")
+    return ScanSet(contexts_t, counted, None, None, f"{source.repo} held-out stream")
 
 
 def hook_inputs(

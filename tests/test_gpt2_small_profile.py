@@ -1,0 +1,157 @@
+"""The gpt2_small profile as its user runs it: `dvc exp run -S profile=gpt2_small -S budget=smoke`
+through the real loading code, on an offline stand-in of the hub (transcoder_lab.hub_standin: random
+GPT-2 small weights saved by transformers, GPT-2's real tokenizer, generated OpenWebText documents
+in parquet, the 12 published transcoders pickled in their published structure, at full width).
+
+Nothing is monkeypatched: the stages run in subprocesses with HF_HOME pointing at the stand-in.
+The first run has the network path on and finds the hub unreachable (an address nothing listens
+on), so it reads the cache; the rerun of the text-reading stages has HF_HUB_OFFLINE=1.
+"""
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from gpt2_ranks import ranks_path_or_skip
+from repository import init_repository
+
+from transcoder_lab.config import compose, load_config
+from transcoder_lab.hub_standin import write_gpt2_small_standin
+
+N_DOCUMENTS = 600
+HELDOUT_SKIP = 400  # the stand-in has 600 documents: the held-out set starts after 400
+PROFILE = "gpt2_small"
+
+
+def stage_names(dvc_yaml: Path, cfg) -> set[str]:
+    """Every stage instance dvc.yaml expands to under this config (foreach over cells, layers,
+    case studies)."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    names = set()
+    for name, stage in stages.items():
+        if "foreach" not in stage:
+            names.add(name)
+        elif name == "dictionaries":
+            names |= {f"{name}@{cell}" for cell in cfg.profile.dictionaries.cells}
+        elif name == "import_transcoders":
+            names |= {f"{name}@{layer}" for layer in cfg.profile.published_transcoder_layers}
+        elif name == "case_study":
+            names |= {f"{name}@{study}" for study in cfg.case_study}
+        else:
+            raise AssertionError(f"a foreach stage this test does not know: {name}")
+    return names
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{log[-6000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    ranks_path_or_skip()  # the stand-in's tokenizer is GPT-2's real one, built from these ranks
+    hf_home = tmp_path_factory.mktemp("hf_home")
+    write_gpt2_small_standin(hf_home, n_documents=N_DOCUMENTS)
+    repo = tmp_path_factory.mktemp("repository")
+    init_repository(repo)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(repo),
+        "HF_HOME": str(hf_home),
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # the network path runs; the hub is unreachable
+        "DVC_NO_ANALYTICS": "1",
+        "WANDB_MODE": "disabled",
+        "TQDM_MININTERVAL": "30",
+    }
+    overrides = [f"profile={PROFILE}", "budget=smoke", f"profile.text.heldout_skip_documents={HELDOUT_SKIP}"]
+    command = [f"{bin_dir}/dvc", "exp", "run", *[arg for o in overrides for arg in ("-S", o)]]
+    result = run(command, repo, env)
+    cfg = load_config(compose(overrides))
+    return repo, env, cfg, result.stdout + result.stderr
+
+
+def test_every_stage_runs_on_the_standin(paper_run):
+    repo, _, cfg, log = paper_run
+    ran = re.findall(r"Running stage '([^']+)'", log)
+    print("stages run:", *ran, sep="\n  ")
+    assert set(ran) == stage_names(repo / "dvc.yaml", cfg)
+    assert len(ran) == len(set(ran))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["profile"]["name"] == PROFILE
+
+
+def test_dictionaries_read_the_paper_hooks_and_pareto_is_finite(paper_run):
+    repo, _, cfg, _ = paper_run
+    grid = cfg.profile.dictionaries
+    rows = list(csv.DictReader((repo / "results" / PROFILE / "pareto.csv").open()))
+    assert len(rows) == len(grid.cells) * len(grid.l1_coefficients)
+    for row in rows:
+        for column in ("l0", "ce_clean", "ce_spliced", "ce_zero_ablation", "kl", "fvu"):
+            assert math.isfinite(float(row[column])), (row["kind"], column)
+    hooks = {"transcoder": ("ln2.hook_normalized", "hook_mlp_out"), "sae_mlp_out": ("hook_mlp_out",) * 2,
+             "sae_mlp_in": ("ln2.hook_normalized",) * 2}  # fmt: skip
+    for layer, kind in grid.parsed_cells:
+        directory = repo / "dictionaries" / PROFILE / f"L{layer}_{kind}" / f"l1_{grid.l1_coefficients[0]:g}"
+        metadata = json.loads((directory / "cfg.json").read_text())["metadata"]
+        assert metadata["hook_name"] == f"blocks.{layer}.{hooks[kind][0]}"
+        assert metadata["hook_name_out"] == f"blocks.{layer}.{hooks[kind][1]}"
+        heldout = json.loads((directory / "heldout_metrics.json").read_text())  # stream mode writes it too
+        assert heldout["n_rows"] == cfg.profile.evaluation.n_contexts * grid.harvest.context_size
+
+
+def test_published_transcoders_are_imported_at_full_width(paper_run):
+    repo, _, cfg, _ = paper_run
+    for layer in cfg.profile.published_transcoder_layers:
+        directory = repo / "dictionaries" / PROFILE / "published" / f"L{layer}_transcoder"
+        saved = json.loads((directory / "cfg.json").read_text())
+        assert saved["d_sae"] == 24576 and saved["d_in"] == 768
+        assert saved["metadata"]["hook_name"] == f"blocks.{layer}.ln2.hook_normalized"
+
+
+def test_expected_values_are_listed_beside_measurements(paper_run):
+    repo, _, cfg, _ = paper_run
+    table = (repo / "results" / PROFILE / "expected_vs_measured.md").read_text()
+    for key in cfg.profile.evaluation.expected:
+        row = next(line for line in table.splitlines() if f"`{key}`" in line)
+        measured = row.split("|")[3].strip()
+        assert math.isfinite(float(measured)), row  # measured, not "—" (random weights: verdicts differ)
+    report = (repo / "results" / PROFILE / "REPORT.md").read_text()
+    for study in cfg.case_study:
+        assert study in report
+
+
+def test_blind_study_runs_on_a_streaming_profile(paper_run):
+    repo, _, cfg, _ = paper_run
+    manifest = json.loads((repo / "study" / PROFILE / "packet" / "manifest.json").read_text())
+    assert len(manifest["cards"]) == 2 * cfg.profile.study.n_per_arm
+    summary = json.loads((repo / "results" / PROFILE / "study" / "summary.json").read_text())
+    assert summary is not None
+    assert (repo / "results" / PROFILE / "study" / "table.md").exists()
+
+
+def test_offline_rerun_reads_the_filled_cache(paper_run):
+    """HF_HUB_OFFLINE=1: the stages that read hub text run again from the cache, same held-out set."""
+    repo, env, _, _ = paper_run
+    before = json.loads((repo / "results" / PROFILE / "splice_all.json").read_text())
+    run([f"{Path(sys.executable).parent}/dvc", "repro", "--force", "--single-item", "evaluate"], repo,
+        {**env, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    after = json.loads((repo / "results" / PROFILE / "splice_all.json").read_text())
+    assert after["heldout_sha256"] == before["heldout_sha256"]
+    assert after["ce_spliced"] == pytest.approx(before["ce_spliced"], rel=1e-6)
+
+
+def test_import_stage_has_one_instance_per_published_layer():
+    cfg = load_config(compose(["profile=gpt2_small"]))
+    assert cfg.profile.published_transcoder_layers == list(range(12))
+    assert load_config(compose(["profile=organism"])).profile.published_transcoder_layers == []
+    assert os.path.basename(str(cfg.profile.text.files)).endswith(".parquet")
