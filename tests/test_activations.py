@@ -92,3 +92,30 @@ def test_shards_round_trip(tmp_path):
 def test_reading_missing_shards_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="harvest"):
         next(read_shards(tmp_path))
+
+
+def reference_shuffle(incoming, capacity: int, batch_size: int, seed: int):
+    """The shuffle buffer written plainly: every batch concatenated onto the buffer as it comes."""
+    generator, rows = torch.Generator().manual_seed(seed), None
+    for batch in incoming:
+        rows = batch["a"] if rows is None else torch.cat([rows, batch["a"]])
+        while len(rows) >= capacity:
+            rows = rows[torch.randperm(len(rows), generator=generator)]
+            half = (len(rows) // 2 // batch_size) * batch_size
+            yield from (rows[start : start + batch_size] for start in range(0, half, batch_size))
+            rows = rows[half:]
+    while rows is not None and len(rows) >= batch_size:
+        order = torch.randperm(len(rows), generator=generator)
+        n = (len(rows) // batch_size) * batch_size
+        yield from (rows[order[start : start + batch_size]] for start in range(0, n, batch_size))
+        rows = rows[order[n:]]
+
+
+@pytest.mark.parametrize("incoming_rows", [3, 8, 24, 70])  # batches smaller and larger than the buffer
+def test_shuffle_buffer_gives_the_batches_of_the_plain_algorithm(incoming_rows):
+    """Concatenating once per fill (not once per batch) changes no batch, bit for bit."""
+    stream = [{"a": torch.randn(incoming_rows, 3)} for _ in range(25)]
+    got = [batch["a"] for batch in ShuffleBuffer(40, 8, seed=5)(iter(stream))]
+    expected = list(reference_shuffle(iter(stream), 40, 8, seed=5))
+    assert len(got) == len(expected) > 0
+    assert all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))

@@ -10,6 +10,7 @@ from transcoder_lab.hub_standin import standin_documents, write_text_source
 from transcoder_lab.organism.tokenizer import train_tokenizer
 from transcoder_lab.text_source import (
     TextSourceUnavailableError,
+    fetch,
     heldout_contexts,
     source_files,
     text_documents,
@@ -85,3 +86,10 @@ def test_heldout_contexts_of_a_pretrained_profile(monkeypatch, hf_home, tmp_path
     assert contexts[0].tolist() == [tokenizer.bos_token_id] * 2 + first[:14]
     with pytest.raises(ValueError, match="lower profile.text.heldout_skip_documents"):
         heldout_contexts(cfg, tokenizer, n_contexts=100_000, context_size=16)
+
+
+def test_fetch_names_the_files_that_hold_the_documents(monkeypatch, hf_home):
+    use_cache(monkeypatch, hf_home, offline=True)
+    assert fetch(SOURCE, N_DOCUMENTS) == [SOURCE.standin_file]
+    with pytest.raises(TextSourceUnavailableError, match=f"hold {N_DOCUMENTS} documents, fewer than"):
+        fetch(SOURCE, N_DOCUMENTS + 1)

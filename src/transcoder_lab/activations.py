@@ -12,6 +12,9 @@ Algorithm:
 3. Shuffle buffer (`ShuffleBuffer`): keeps up to `capacity` rows; when full it shuffles the whole
    buffer, yields the first half as training batches and keeps the second half, which then mixes
    with the next incoming rows. Memory is bounded by the capacity, never by the token budget.
+   Incoming batches are only listed until the buffer is full and then concatenated once, so each
+   row is copied a bounded number of times (concatenating every batch onto the buffer as it came
+   would copy the whole buffer per batch: terabytes over the paper's 60M tokens).
    All randomness comes from one seeded torch.Generator, so the batch sequence is a function of
    the seed: a resumed run replays it exactly (training.py skips the batches already used).
 4. Shards (`write_shards` / `read_shards`): harvested rows saved as safetensors files of
@@ -112,12 +115,22 @@ class ShuffleBuffer:
             raise ValueError(f"buffer capacity {capacity} must hold at least two batches of {batch_size}")
         self.capacity, self.batch_size = capacity, batch_size
         self.generator = torch.Generator().manual_seed(seed)
-        self.rows: Batch = {}
+        self.rows: Batch = {}  # the rows kept after the last drain, then (after _gather) all of them
+        self.pending: list[Batch] = []  # batches received since, not yet concatenated
+        self.n_pending = 0
 
     def _size(self) -> int:
-        return len(next(iter(self.rows.values()))) if self.rows else 0
+        return (len(next(iter(self.rows.values()))) if self.rows else 0) + self.n_pending
+
+    def _gather(self) -> None:
+        """Concatenate the kept rows and the pending batches, in arrival order (one copy)."""
+        if self.pending:
+            parts = [self.rows, *self.pending] if self.rows else self.pending
+            self.rows = {hook: torch.cat([part[hook] for part in parts]) for hook in parts[0]}
+            self.pending, self.n_pending = [], 0
 
     def _drain_half(self) -> Iterator[Batch]:
+        self._gather()
         order = torch.randperm(self._size(), generator=self.generator)
         self.rows = {hook: rows[order] for hook, rows in self.rows.items()}
         half = (self._size() // 2 // self.batch_size) * self.batch_size
@@ -127,14 +140,12 @@ class ShuffleBuffer:
 
     def __call__(self, incoming: Iterable[Batch]) -> Iterator[Batch]:
         for batch in incoming:
-            self.rows = (
-                {hook: torch.cat([self.rows[hook], rows]) for hook, rows in batch.items()}
-                if self.rows
-                else dict(batch)
-            )
+            self.pending.append(dict(batch))
+            self.n_pending += len(next(iter(batch.values())))
             while self._size() >= self.capacity:
                 yield from self._drain_half()
         # The stream has ended: shuffle and yield what is left in whole batches.
+        self._gather()
         while self._size() >= self.batch_size:
             order = torch.randperm(self._size(), generator=self.generator)
             n = (self._size() // self.batch_size) * self.batch_size

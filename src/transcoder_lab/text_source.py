@@ -80,22 +80,42 @@ def source_files(source: TextSourceConfig) -> list[str]:
     return cached
 
 
+def _open(source: TextSourceConfig, name: str) -> Any:
+    """One of the source's files as a pyarrow ParquetFile, fetched into the cache if not there."""
+    import pyarrow.parquet as pq
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(source.repo, name, repo_type="dataset", revision=source.revision)
+    except Exception as error:  # offline and not cached, network or hub errors
+        reason = f"fetching {name} failed ({type(error).__name__}: {error})"
+        raise _source_error(source, reason) from error
+    return pq.ParquetFile(path)
+
+
+def fetch(source: TextSourceConfig, n_documents: int) -> list[str]:
+    """Fetch the source's files in reading order until they hold `n_documents` documents (to fill
+    a cache before offline runs); returns the files' names."""
+    fetched, held = [], 0
+    for name in source_files(source):
+        if held >= n_documents:
+            break
+        held += _open(source, name).metadata.num_rows
+        fetched.append(name)
+        print(f"{name}: {held:,} documents so far")
+    if held < n_documents:
+        raise _source_error(source, f"its files hold {held:,} documents, fewer than {n_documents:,}")
+    return fetched
+
+
 def text_documents(source: TextSourceConfig, skip: int = 0) -> Iterator[str]:
     """Documents of the source in stored order (deterministic) after the first `skip`.
 
     Files are fetched (or found in the cache) one at a time, as the reader reaches them; a file
     lying wholly inside the skipped documents is still fetched once, for its row count.
     """
-    import pyarrow.parquet as pq
-    from huggingface_hub import hf_hub_download
-
     for name in source_files(source):
-        try:
-            path = hf_hub_download(source.repo, name, repo_type="dataset", revision=source.revision)
-        except Exception as error:  # offline and not cached, network or hub errors
-            reason = f"fetching {name} failed ({type(error).__name__}: {error})"
-            raise _source_error(source, reason) from error
-        parquet = pq.ParquetFile(path)
+        parquet = _open(source, name)
         if source.text_field not in parquet.schema_arrow.names:
             raise _source_error(
                 source, f"{name} has no column '{source.text_field}' (columns {parquet.schema_arrow.names})"
@@ -137,3 +157,28 @@ def heldout_contexts(
             f"are needed ({where}, or ask for fewer contexts)."
         )
     return torch.as_tensor(contexts[:n_contexts], dtype=torch.long)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from transcoder_lab.config import load_profile
+
+    parser = argparse.ArgumentParser(
+        prog="python -m transcoder_lab.text_source",
+        description="Fill the Hugging Face cache with a pretrained profile's text files, in reading order.",
+    )
+    parser.add_argument("profile", help="a pretrained profile, e.g. gpt2_small")
+    parser.add_argument(
+        "--documents", type=int, default=None,
+        help="documents to cover (default: the held-out set's start plus as many again as it skips)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    source = load_profile(args.profile).profile.text
+    if source is None:
+        parser.error(f"profile {args.profile} reads no hub text (it has no profile.text)")
+    fetch(source, args.documents or 2 * source.heldout_skip_documents)
+
+
+if __name__ == "__main__":
+    main()
