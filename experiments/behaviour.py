@@ -1,9 +1,11 @@
-"""DVC stage `behaviour`: one held-out metric per planted mechanism, beside its chance level."""
+"""DVC stage `behaviour`: one held-out metric per planted mechanism, beside its chance level
+(organism profiles), or the paper's greater-than task as far as the tokenizer allows (pretrained
+profiles); see transcoder_lab.behaviour."""
 
 import json
 
 from transcoder_lab import io
-from transcoder_lab.behaviour import organism_behaviour, paper_greater_than_behaviour
+from transcoder_lab.behaviour import organism_behaviour, pretrained_behaviour
 from transcoder_lab.config import Config
 from transcoder_lab.models import load_model
 from transcoder_lab.paths import results_dir
@@ -16,7 +18,7 @@ def run(cfg: Config) -> dict:
     if profile.corpus is not None:
         report = organism_behaviour(model, profile.corpus, profile.behaviour)
     else:
-        report = paper_greater_than_behaviour(model, profile.behaviour)
+        report = pretrained_behaviour(model, profile.behaviour)
     report = {"profile": profile.name, **report}
     io.write_json(results_dir(cfg) / "behaviour.json", report)
     print(json.dumps(report, indent=2))

@@ -24,6 +24,8 @@ combination; see docs/scale_out.md.
 import hashlib
 from collections.abc import Callable, Iterator
 
+from transformer_lens import HookedTransformer
+
 from transcoder_lab import io
 from transcoder_lab.activations import (
     Batch,
@@ -66,11 +68,13 @@ def jobs(cfg: Config) -> list[DictionaryJob]:
     return out
 
 
-def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[Batch]], str]:
+def batch_stream(
+    cfg: Config, hooks: list[str], model: HookedTransformer | None = None
+) -> tuple[Callable[[], Iterator[Batch]], str]:
     """A factory of the (deterministic) batch stream, and a name for it.
 
-    shards: the activations stage's files, re-read epoch after epoch. stream: the model runs on
-    documents streamed from the hub (the paper profile), feeding every dictionary of the grid.
+    shards: the activations stage's files, re-read epoch after epoch. stream: `model` (loaded here
+    if not given) runs on documents read from the hub (the paper profiles), feeding every dictionary.
     """
     harvest, training = cfg.profile.dictionaries.harvest, cfg.profile.dictionaries.training
     if harvest.mode == "shards":
@@ -91,7 +95,7 @@ def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[B
             "profile.dictionaries.harvest: use mode 'shards' (organism profiles), or mode 'stream' "
             "with a profile.text source (pretrained profiles)"
         )
-    model = load_model(cfg.profile, cfg.paths.models)
+    model = model or load_model(cfg.profile, cfg.paths.models)
     bos = model.tokenizer.bos_token_id
 
     def from_hub() -> Iterator[Batch]:
@@ -103,13 +107,13 @@ def batch_stream(cfg: Config, hooks: list[str]) -> tuple[Callable[[], Iterator[B
     return from_hub, f"stream:{source.repo}@{source.revision}:{source.files}:{harvest.context_size}"
 
 
-def heldout_batches(cfg: Config, hooks: list[str]) -> list[Batch]:
+def heldout_batches(cfg: Config, hooks: list[str], model: HookedTransformer | None = None) -> list[Batch]:
     """The held-out rows every dictionary is measured on: the activations stage's held-out shards,
     or (stream mode) one model pass over the held-out contexts that `evaluate` splices on."""
     harvest = cfg.profile.dictionaries.harvest
     if harvest.mode == "shards":
         return list(read_shards(activations_dir(cfg, "heldout"), hooks))
-    model = load_model(cfg.profile, cfg.paths.models)
+    model = model or load_model(cfg.profile, cfg.paths.models)
     n_contexts = cfg.profile.evaluation.n_contexts
     contexts = context_batches(
         heldout_contexts(cfg, model.tokenizer, n_contexts, harvest.context_size), harvest.batch_contexts
@@ -129,12 +133,14 @@ def run(cfg: Config) -> list[JobResult]:
     grid = cfg.profile.dictionaries
     todo = jobs(cfg)
     hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
-    batches, data_id = batch_stream(cfg, hooks)
+    # stream mode: one model for the training stream and the held-out rows (shards need none)
+    model = load_model(cfg.profile, cfg.paths.models) if grid.harvest.mode == "stream" else None
+    batches, data_id = batch_stream(cfg, hooks, model)
     checkpoints = checkpoint_dir(cfg, "dictionaries", checkpoint_name(cfg))
     device = resolve_device(cfg.profile.device)
     print(f"training {len(todo)} dictionaries of {len(grid.cells)} cells on one pass, on {device}")
     results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id, device=device)
-    heldout = heldout_batches(cfg, hooks)  # held-out FVU and L0 beside each saved dictionary
+    heldout = heldout_batches(cfg, hooks, model)  # held-out FVU and L0 beside each saved dictionary
     for job in todo:
         on_device = (batch_to_device(batch, device) for batch in heldout)
         metrics = reconstruction_metrics(load_dictionary(job.out_dir, device), on_device)

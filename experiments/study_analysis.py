@@ -2,8 +2,8 @@
 
 Reads the packet, the key (its SHA-256 must match the packet's record), the scan data and every
 ratings file in `ratings/<profile>/`. Writes `results/<profile>/study/summary.json` (metrics),
-`table.md`, `ground_truth_ratings.json` (organism profiles) and
-`figures/<profile>/study/ratings.{png,svg}`. See transcoder_lab.study.analysis.
+`table.md`, `ground_truth_ratings.json` (organism profiles; for pretrained ones a note that there
+is no ground-truth rater) and `figures/<profile>/study/ratings.{png,svg}`. See transcoder_lab.study.analysis.
 """
 
 import time
@@ -38,6 +38,11 @@ def run(cfg: Config) -> dict:
         ground_truth = rate_all(load_scan(study_scan_file(cfg)), study.ground_truth, packet.packet_id)
         ground_truth.save(out / GROUND_TRUTH_FILE)
         raters = [ground_truth, *raters]
+    else:  # the file is a DVC output of every profile: say why a pretrained profile has no such rater
+        reason = (
+            f"profile '{cfg.profile.name}' has no ground-truth labels (pretrained model): human raters only"
+        )
+        io.write_json(out / GROUND_TRUTH_FILE, {"rater": None, "ratings": None, "reason": reason})
     summary = analyse(packet, key, raters, study.n_bootstrap, study.seed, skipped)
     io.write_json(out / "summary.json", summary)
     table = summary_table(summary)

@@ -31,3 +31,52 @@ def init_repository(target: Path) -> None:
     subprocess.run([*git, "init", "-q"], cwd=target, check=True)
     subprocess.run([*git, "add", "-A"], cwd=target, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "copy"], cwd=target, check=True)
+
+
+def expected_stages(dvc_yaml: Path, cfg) -> set[str]:
+    """Every stage instance dvc.yaml expands to under `cfg` (foreach over cells, published layers,
+    case studies), to compare with the stages a run reports."""
+    import yaml
+
+    foreach = {
+        "dictionaries": cfg.profile.dictionaries.cells,
+        "import_transcoders": cfg.profile.published_transcoder_layers,
+        "case_study": list(cfg.case_study),
+    }
+    names: set[str] = set()
+    for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
+        if "foreach" not in stage:
+            names.add(name)
+        else:
+            assert name in foreach, f"a foreach stage this helper does not know: {name}"
+            names |= {f"{name}@{item}" for item in foreach[name]}
+    return names
+
+
+def paper_profile_environment(hf_home: Path, home: Path, offline: bool = True) -> dict[str, str]:
+    """The environment of a paper-profile run on an offline stand-in of the hub at `hf_home`: the
+    venv's tools on PATH and, unless `offline`, the network path on with the hub at an address
+    nothing listens on (so the code finds it unreachable and reads the cache)."""
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(home),
+        "HF_HOME": str(hf_home),
+        "DVC_NO_ANALYTICS": "1",
+        "WANDB_MODE": "disabled",
+        "TQDM_MININTERVAL": "60",
+    }
+    return env | ({"HF_HUB_OFFLINE": "1"} if offline else {"HF_ENDPOINT": "http://127.0.0.1:9"})
+
+
+def dvc_exp_run(repo: Path, overrides: list[str], env: dict[str, str]) -> str:
+    """`dvc exp run -S <override> ...` in `repo`; the log, after asserting that it succeeded."""
+    import sys
+
+    command = [f"{Path(sys.executable).parent}/dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]]
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{log[-6000:]}"
+    return log

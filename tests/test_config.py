@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from transcoder_lab.config import PARAMS_FILE, ConfigError, compose, load_config
 
-PROFILES = ["organism", "tiny", "gpt2_small"]
+PROFILES = ["organism", "tiny", "gpt2_small", "pythia_410m", "pythia_1_4b"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)

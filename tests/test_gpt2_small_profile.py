@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from gpt2_ranks import ranks_path_or_skip
-from repository import init_repository
+from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 from transcoder_lab.config import compose, load_config
 from transcoder_lab.hub_standin import write_gpt2_small_standin
@@ -30,32 +30,6 @@ HELDOUT_SKIP = 400  # the stand-in has 600 documents: the held-out set starts af
 PROFILE = "gpt2_small"
 
 
-def stage_names(dvc_yaml: Path, cfg) -> set[str]:
-    """Every stage instance dvc.yaml expands to under this config (foreach over cells, layers,
-    case studies)."""
-    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
-    names = set()
-    for name, stage in stages.items():
-        if "foreach" not in stage:
-            names.add(name)
-        elif name == "dictionaries":
-            names |= {f"{name}@{cell}" for cell in cfg.profile.dictionaries.cells}
-        elif name == "import_transcoders":
-            names |= {f"{name}@{layer}" for layer in cfg.profile.published_transcoder_layers}
-        elif name == "case_study":
-            names |= {f"{name}@{study}" for study in cfg.case_study}
-        else:
-            raise AssertionError(f"a foreach stage this test does not know: {name}")
-    return names
-
-
-def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{log[-6000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
     ranks_path_or_skip()  # the stand-in's tokenizer is GPT-2's real one, built from these ranks
@@ -63,28 +37,17 @@ def paper_run(tmp_path_factory):
     write_gpt2_small_standin(hf_home, n_documents=N_DOCUMENTS)
     repo = tmp_path_factory.mktemp("repository")
     init_repository(repo)
-    bin_dir = str(Path(sys.executable).parent)
-    env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "HOME": str(repo),
-        "HF_HOME": str(hf_home),
-        "HF_ENDPOINT": "http://127.0.0.1:9",  # the network path runs; the hub is unreachable
-        "DVC_NO_ANALYTICS": "1",
-        "WANDB_MODE": "disabled",
-        "TQDM_MININTERVAL": "30",
-    }
+    env = paper_profile_environment(hf_home, repo, offline=False)  # the network path runs
     overrides = [f"profile={PROFILE}", "budget=smoke", f"profile.text.heldout_skip_documents={HELDOUT_SKIP}"]
-    command = [f"{bin_dir}/dvc", "exp", "run", *[arg for o in overrides for arg in ("-S", o)]]
-    result = run(command, repo, env)
-    cfg = load_config(compose(overrides))
-    return repo, env, cfg, result.stdout + result.stderr
+    log = dvc_exp_run(repo, overrides, env)
+    return repo, env, load_config(compose(overrides)), log
 
 
 def test_every_stage_runs_on_the_standin(paper_run):
     repo, _, cfg, log = paper_run
     ran = re.findall(r"Running stage '([^']+)'", log)
     print("stages run:", *ran, sep="\n  ")
-    assert set(ran) == stage_names(repo / "dvc.yaml", cfg)
+    assert set(ran) == expected_stages(repo / "dvc.yaml", cfg)
     assert len(ran) == len(set(ran))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["profile"]["name"] == PROFILE
@@ -143,8 +106,10 @@ def test_offline_rerun_reads_the_filled_cache(paper_run):
     """HF_HUB_OFFLINE=1: the stages that read hub text run again from the cache, same held-out set."""
     repo, env, _, _ = paper_run
     before = json.loads((repo / "results" / PROFILE / "splice_all.json").read_text())
-    run([f"{Path(sys.executable).parent}/dvc", "repro", "--force", "--single-item", "evaluate"], repo,
-        {**env, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    offline = {**env, "HF_HUB_OFFLINE": "1"}
+    command = [f"{Path(sys.executable).parent}/dvc", "repro", "--force", "--single-item", "evaluate"]
+    result = subprocess.run(command, cwd=repo, env=offline, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     after = json.loads((repo / "results" / PROFILE / "splice_all.json").read_text())
     assert after["heldout_sha256"] == before["heldout_sha256"]
     assert after["ce_spliced"] == pytest.approx(before["ce_spliced"], rel=1e-6)

@@ -17,6 +17,23 @@ year's last two digits YY, let p be the next-token distribution over the 100 two
    are not comparable with Hanna et al.'s numbers.
 Chance levels are the same formulas applied to a uniform distribution, computed, not assumed.
 
+Pretrained profiles (`pretrained_behaviour`): the paper's greater-than task, "The war lasted from
+17{YY} to 17". Its metric assumes GPT-2's tokenization of years: " 17" then a two-digit token "YY"
+(and the answer is one of the 100 two-digit tokens "00".."99"). So the prompts are checked against
+the model's tokenizer first:
+1. When every two-digit string is one token and every prompt of the metric's range (YY = 01..98)
+   tokenizes as [..., " from", " 17", "YY", " to", " 17"], the paper's measurement runs unchanged
+   (`paper_greater_than_behaviour`, with Hanna et al.'s convention beside it): GPT-2.
+2. Otherwise (e.g. Pythia's GPT-NeoX tokenizer, or a stand-in) only what the tokenizer supports is
+   measured (`tokenizer_limited_greater_than`): the answer tokens are the two-digit strings that are
+   single tokens, the softmax is restricted to them, the prompts are those of the metric's range that
+   tokenize as intended with their YY among the answers, and the probability difference
+   sum_{y>YY} p(y) - sum_{y<=YY} p(y) is averaged over them, beside the same formula on a uniform
+   distribution over the answers (chance). It is marked not comparable with the paper's GPT-2 value,
+   and with no supported prompt (or fewer than two answer tokens) the value is null with the reason.
+   Hanna et al.'s measurement runs beside it where their prompts tokenize as they assume, else its
+   value is null with the reason.
+
 Other mechanisms are probability masses on a set of expected next tokens (chance: the set's share
 of the vocabulary under a uniform guess) or a two-way choice between expected tokens (chance 0.5).
 """
@@ -27,6 +44,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from importlib import resources
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
@@ -34,9 +52,11 @@ from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerBase
 
 from transcoder_lab.config import BehaviourConfig, CorpusConfig
-from transcoder_lab.organism.tokenizer import first_token_ids, two_digit_token_ids
+from transcoder_lab.organism.tokenizer import TokenizerError, first_token_ids, two_digit_token_ids
 
 YY_METRIC_RANGE = (1, 98)  # the paper averages over YY = 01..98
+METRIC_YY = range(YY_METRIC_RANGE[0], YY_METRIC_RANGE[1] + 1)
+PAPER_TEMPLATE = "The war lasted from 17{YY} to 17"  # DESIGN §4.4
 HANNA_TEMPLATE = "The {noun} lasted from the year {XX}{YY} to the year {XX}"
 HANNA_CENTURIES = tuple(range(10, 19))  # XX: years 1000-1899
 HANNA_YY = tuple(range(2, 99))  # YY = 02..98, so both YY - 1 and YY + 1 are two-digit years
@@ -263,11 +283,11 @@ def hanna_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig)
 def paper_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig) -> dict:
     """GPT-2 on the paper's prompts "The war lasted from 17{YY} to 17" (DESIGN §4.4), and on Hanna
     et al.'s prompts under their convention (`hanna`)."""
-    texts = [f"The war lasted from 17{yy:02d} to 17" for yy in range(100)]
+    texts = [PAPER_TEMPLATE.format(YY=f"{yy:02d}") for yy in range(100)]
     logits = last_token_logits(model, texts, cfg.batch_size)
     scores = greater_than_scores(logits, torch.arange(100), two_digit_token_ids(model.tokenizer))
     greater_than = {
-        "template": "The war lasted from 17{YY} to 17",
+        "template": PAPER_TEMPLATE,
         "probability_difference": scores["probability_difference"],
         "chance_probability_difference": scores["chance_probability_difference"],
         # Hanna et al.'s formulas on the paper's prompts: not comparable with their 0.817 / 0.060,
@@ -278,3 +298,95 @@ def paper_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig)
         "n_prompts": scores["n_prompts"],
     }
     return {"greater_than": greater_than, "hanna": hanna_greater_than_behaviour(model, cfg)}
+
+
+def single_token_years(tokenizer: Any) -> dict[int, int]:
+    """YY -> token id for each two-digit string "00".."99" that the tokenizer encodes as one token."""
+    ids = {yy: tokenizer.encode(f"{yy:02d}", add_special_tokens=False) for yy in range(100)}
+    return {yy: encoded[0] for yy, encoded in ids.items() if len(encoded) == 1}
+
+
+def tokenizes_as_intended(tokenizer: Any, yy: int) -> bool:
+    """Whether the paper's prompt for YY ends in the tokens " 17", "YY", " to", " 17"."""
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    century, year, to = encode(" 17"), encode(f"{yy:02d}"), encode(" to")
+    if len(century) != 1 or len(year) != 1 or len(to) != 1:
+        return False
+    tokens = encode(PAPER_TEMPLATE.format(YY=f"{yy:02d}"))
+    return tokens[-4:] == century + year + to + century
+
+
+def supported_prompts(tokenizer: Any) -> tuple[list[int], dict[int, int]]:
+    """(YY values of the metric's range whose prompt tokenizes as intended, YY -> answer token id)."""
+    answers = single_token_years(tokenizer)
+    years = [yy for yy in METRIC_YY if yy in answers and tokenizes_as_intended(tokenizer, yy)]
+    return years, answers
+
+
+def tokenizer_limited_greater_than(model: HookedTransformer, cfg: BehaviourConfig) -> dict[str, Any]:
+    """The paper's greater-than probability difference on the prompts and answer tokens this tokenizer
+    supports (module docstring, case 2)."""
+    years, answers = supported_prompts(model.tokenizer)
+    report: dict[str, Any] = {
+        "template": PAPER_TEMPLATE,
+        "metric": "probability difference over the single-token two-digit answers, on the prompts that "
+        "tokenize as ' 17' + 'YY' (the paper's GPT-2 assumption)",
+        "comparable_with_paper": False,
+        "n_answer_tokens": len(answers),
+        "n_prompts": len(years),
+        "n_prompts_in_metric_range": len(METRIC_YY),
+        "prompts_yy": years,
+    }
+    if not years or len(answers) < 2:
+        report |= {
+            "probability_difference": None,
+            "chance_probability_difference": None,
+            "reason": f"this tokenizer splits none of the paper's years as ' 17' + 'YY' with 'YY' one of "
+            f"{len(answers)} single-token two-digit answers, so the task cannot be posed as in the paper",
+        }
+        return report
+    texts = [PAPER_TEMPLATE.format(YY=f"{yy:02d}") for yy in years]
+    logits = last_token_logits(model, texts, cfg.batch_size)
+    present = sorted(answers)  # YY values with an answer token
+    restricted = logits[:, torch.tensor([answers[yy] for yy in present])].softmax(-1)
+    p = torch.zeros(len(years), 100)
+    p[:, torch.tensor(present)] = restricted  # absent answers get no mass
+    uniform = torch.zeros(len(years), 100)
+    uniform[:, torch.tensor(present)] = 1 / len(present)
+    yy = torch.tensor(years)
+    difference, _ = per_prompt_greater_than(p, yy)
+    chance, _ = per_prompt_greater_than(uniform, yy)
+    report |= {
+        "probability_difference": difference.mean().item(),
+        "chance_probability_difference": chance.mean().item(),
+    }
+    if len(years) < len(METRIC_YY) or len(answers) < 100:
+        report["note"] = (
+            f"only {len(years)} of the {len(METRIC_YY)} prompts and {len(answers)} of the 100 answers are "
+            "supported by this tokenizer; the value is not comparable with the paper's GPT-2 number"
+        )
+    return report
+
+
+def hanna_or_reason(model: HookedTransformer, cfg: BehaviourConfig) -> dict[str, Any]:
+    """Hanna et al.'s measurement where their prompts tokenize as they assume (century and two-digit
+    tokens), else a null value with the tokenizer's reason."""
+    try:
+        return hanna_greater_than_behaviour(model, cfg)
+    except (ValueError, TokenizerError) as error:  # their years do not split that way here
+        return {"probability_difference": None, "comparable_with_paper": False, "reason": str(error)}
+
+
+def pretrained_behaviour(model: HookedTransformer, cfg: BehaviourConfig) -> dict[str, Any]:
+    """The paper's greater-than measurement where the tokenizer splits years as GPT-2's does, else
+    what the tokenizer supports (module docstring)."""
+    years, answers = supported_prompts(model.tokenizer)
+    if len(answers) == 100 and len(years) == len(METRIC_YY):
+        return paper_greater_than_behaviour(model, cfg)
+    return {
+        "greater_than": tokenizer_limited_greater_than(model, cfg),
+        "hanna": hanna_or_reason(model, cfg),
+    }

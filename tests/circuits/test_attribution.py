@@ -420,3 +420,37 @@ def test_completeness_on_the_trained_tiny_organism(tiny_pipeline):
     }
     prompt = greater_than_prompts(cfg.profile.corpus, seed=5)[37].text
     check_completeness(AttributionContext.from_tokens(model, transcoders, model.to_tokens(prompt)[0]), seed=3)
+
+
+@pytest.mark.parametrize("positional_embedding_type", ["standard", "rotary"])
+def test_parallel_blocks_are_refused_at_context_construction(positional_embedding_type):
+    """GPT-NeoX / Pythia blocks (attention and MLP in parallel on resid_pre) break the sequential
+    decomposition the engine relies on (attention l feeds MLP l through resid_mid l): building a
+    context must fail at once, naming the model and the reason, with learned or rotary positions."""
+    from transformer_lens import HookedTransformerConfig
+
+    config = HookedTransformerConfig(
+        n_layers=2, d_model=32, d_head=8, n_heads=4, d_mlp=128, d_vocab=50, n_ctx=16, act_fn="gelu",
+        normalization_type="LN", positional_embedding_type=positional_embedding_type, rotary_dim=4,
+        parallel_attn_mlp=True, model_name="tiny-parallel", tokenizer_name=None, seed=0,
+    )  # fmt: skip
+    model = random_processed_model(config)
+    assert model.cfg.parallel_attn_mlp and model.cfg.normalization_type == "LNPre"
+    transcoders = [random_transcoder(layer, 32, 64, seed=layer) for layer in range(2)]
+    with pytest.raises(ValueError, match=r"'tiny-parallel'.*in parallel.*resid_pre, not resid_mid"):
+        AttributionContext.from_tokens(model, transcoders, torch.arange(6))
+
+
+def test_rotary_positions_are_refused_at_context_construction():
+    """Sequential blocks with rotary positions: no W_pos for the embedding term, so refused too."""
+    from transformer_lens import HookedTransformerConfig
+
+    config = HookedTransformerConfig(
+        n_layers=2, d_model=32, d_head=8, n_heads=4, d_mlp=128, d_vocab=50, n_ctx=16, act_fn="gelu",
+        normalization_type="LN", positional_embedding_type="rotary", rotary_dim=4,
+        model_name="tiny-rotary", tokenizer_name=None, seed=0,
+    )  # fmt: skip
+    model = random_processed_model(config)
+    transcoders = [random_transcoder(layer, 32, 64, seed=layer) for layer in range(2)]
+    with pytest.raises(ValueError, match=r"'tiny-rotary'.*'rotary'.*learned absolute positions"):
+        AttributionContext.from_tokens(model, transcoders, torch.arange(6))

@@ -290,8 +290,28 @@ def _check_model(model: HookedTransformer) -> None:
             f"attribution needs a processed model whose LayerNorms are LNPre (fold_ln=True); this one "
             f"has normalization_type={cfg.normalization_type!r} (load it with transcoder_lab.models)"
         )
-    if cfg.positional_embedding_type != "standard" or cfg.attn_only or cfg.parallel_attn_mlp:
-        raise ValueError("attribution supports GPT-2-style blocks (learned positions, sequential attn + MLP)")
+    if cfg.parallel_attn_mlp:
+        # The decomposition of step 3 puts attention l before the MLP input of layer l (resid_mid l);
+        # with parallel blocks (GPT-NeoX, Pythia) both read resid_pre l and attention l never reaches
+        # MLP l, so its terms would be wrong, not just approximate: refuse rather than mis-attribute.
+        raise ValueError(
+            f"attribution does not support '{cfg.model_name}': its blocks run attention and MLP in "
+            "parallel (parallel_attn_mlp=True, as in GPT-NeoX / Pythia), so the MLP and its transcoder "
+            "read resid_pre, not resid_mid, and attention of the same layer does not feed them. The "
+            "attribution engine assumes sequential GPT-2-style blocks; use a GPT-2-architecture model "
+            "(organism, gpt2_small)."
+        )
+    if cfg.positional_embedding_type != "standard":
+        raise ValueError(
+            f"attribution does not support '{cfg.model_name}': its positions are "
+            f"'{cfg.positional_embedding_type}', while the embedding term W_E[tok] + W_pos[t] assumes "
+            "learned absolute positions (GPT-2 style); use a GPT-2-architecture model (organism, gpt2_small)."
+        )
+    if cfg.attn_only:
+        raise ValueError(
+            f"attribution does not support '{cfg.model_name}': it is attention-only, with no MLPs for "
+            "transcoders to replace."
+        )
     if cfg.use_attn_in or cfg.use_split_qkv_input or getattr(cfg, "n_key_value_heads", None):
         raise ValueError("attribution expects plain multi-head attention reading ln1's output")
 
