@@ -18,7 +18,7 @@ from transcoder_lab.evaluation import splice_metrics, token_hash
 from transcoder_lab.models import load_model
 from transcoder_lab.paths import dictionary_dir, figures_dir, published_dir, results_dir
 from transcoder_lab.plotting import pareto_figure, save_figure
-from transcoder_lab.report import expected_vs_measured
+from transcoder_lab.report import expected_vs_measured, reference_table
 from transcoder_lab.stage import stage_main
 from transcoder_lab.text_source import heldout_contexts
 
@@ -81,6 +81,7 @@ def run(cfg: Config) -> dict:
         details.pop(name)
     io.write_json(out / "dictionary_metrics.json", details)
     io.write_text(out / "pareto.csv", pareto.to_csv(index=False, float_format="%.6g"))
+
     def summary(name: str) -> dict:
         return {key: value for key, value in results[name].items() if key != "dictionaries"}
 
@@ -99,10 +100,10 @@ def run(cfg: Config) -> dict:
     behaviour = out / "behaviour.json"
     if behaviour.exists():
         measured["behaviour"] = json.loads(behaviour.read_text())
-    io.write_text(
-        out / "expected_vs_measured.md",
-        expected_vs_measured(profile.name, profile.evaluation.expected, measured),
-    )
+    table = expected_vs_measured(profile.name, profile.evaluation.expected, measured)
+    if profile.evaluation.reference_points:  # a published sweep, beside the grid (Pythia profiles)
+        table += "\n" + reference_table(profile.evaluation.reference_points, pareto)
+    io.write_text(out / "expected_vs_measured.md", table)
     print(pareto.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(json.dumps(splice_all, indent=2))
     return {"pareto": pareto, "splice_all": splice_all}

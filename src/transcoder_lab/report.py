@@ -1,12 +1,19 @@
-"""Reports: measured numbers beside the profile's expected values, as Markdown."""
+"""Reports: measured numbers beside the profile's expected values, as Markdown.
+
+An expectation (`config.Expectation`) is judged by its `comparison`: "approx" (within
+`tolerance`), "at_least", "at_most", or "reference": a published number shown beside our
+measurement without a verdict, for quantities measured under conditions that differ from the
+paper's (another prompt, say), where no tolerance could be argued from the numerics.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from transcoder_lab.config import Expectation
+from transcoder_lab.config import Expectation, ReferencePoint
 
 
 def lookup(results: dict[str, Any], dotted_key: str) -> Any:
@@ -19,7 +26,12 @@ def lookup(results: dict[str, Any], dotted_key: str) -> Any:
     return value
 
 
+REFERENCE_VERDICT = "reference (no pass/fail)"
+
+
 def verdict(expectation: Expectation, measured: float | None) -> str:
+    if expectation.comparison == "reference":
+        return REFERENCE_VERDICT if measured is not None else "not measured"
     if measured is None:
         return "not measured"
     if expectation.comparison == "at_least":
@@ -27,6 +39,19 @@ def verdict(expectation: Expectation, measured: float | None) -> str:
     if expectation.comparison == "at_most":
         return "ok" if measured <= expectation.value else "ABOVE"
     return "ok" if abs(measured - expectation.value) <= expectation.tolerance else "OUTSIDE"
+
+
+def check_expectations(result: dict[str, Any], expected: dict[str, Expectation]) -> dict[str, Any]:
+    """Each dotted key of `expected` looked up in `result`, beside its expectation and verdict
+    (the `expected` block of a case study's JSON, which the report shows)."""
+    return {
+        key: {
+            "expected": vars(expectation),
+            "measured": lookup(result, key),
+            "verdict": verdict(expectation, lookup(result, key)),
+        }
+        for key, expectation in expected.items()
+    }
 
 
 def expected_vs_measured(profile: str, expected: dict[str, Expectation], measured: dict[str, Any]) -> str:
@@ -37,12 +62,7 @@ def expected_vs_measured(profile: str, expected: dict[str, Expectation], measure
     lines += ["| quantity | expected | measured | verdict | source |", "|---|---|---|---|---|"]
     for key, expectation in expected.items():
         value = lookup(measured, key)
-        if expectation.comparison == "at_least":
-            target = f">= {expectation.value:g}"
-        elif expectation.comparison == "at_most":
-            target = f"<= {expectation.value:g}"
-        else:
-            target = f"{expectation.value:g} ± {expectation.tolerance:g}"
+        target = _expectation_text(vars(expectation))
         shown = f"{value:.4f}" if isinstance(value, int | float) else "—"
         lines.append(
             f"| `{key}` | {target} | {shown} | {verdict(expectation, value)} | {expectation.source} |"
@@ -86,10 +106,24 @@ CASE_STUDY_HEADLINES = {
         ("layer", "MLP layer studied (largest drop under that protocol's ablation)"),
         ("probability_difference.original", "probability difference, original model"),
         ("probability_difference.transcoder_spliced", "... MLP replaced by its transcoder"),
-        ("probability_difference.mlp_removed", "... MLP removed (zeroed)"),
+        ("probability_difference.mlp_removed", "... MLP removed (whole output zeroed, bias included)"),
+        (
+            "probability_difference.transcoder_bias_only",
+            "... curve n = 0, features: transcoder bias b_dec_out only",
+        ),
+        ("probability_difference.mlp_bias_only", "... curve n = 0, neurons: MLP output bias b_out only"),
+        (
+            "probability_difference.transcoder_last_token_mean_ablated",
+            "... every feature mean-ablated at the last token",
+        ),
         ("probability_difference.mlp_last_token_mean_ablated", "... MLP's last-token output mean-ablated"),
         ("probability_difference.every_mlp_after_layer_0_zeroed", "... MLPs 1 and up zeroed together"),
-        ("hanna_probability_difference.original", "Hanna et al.'s convention, original model"),
+        (
+            "hanna_probability_difference.original",
+            "full-vocabulary softmax (Hanna et al.'s formula on these prompts, not their prompts)",
+        ),
+        ("curves.paper_marks.features_to_mark", "features to reach the paper's mark (0.84)"),
+        ("curves.paper_marks.neurons_to_mark", "neurons to reach the paper's mark (0.83)"),
         ("curves.features_to_90pct_of_spliced", "features to reach 90% of the spliced value"),
         ("curves.neurons_to_90pct_of_original", "neurons to reach 90% of the original value"),
         ("curves.neurons_to_90pct_of_spliced", "neurons to reach 90% of the spliced value"),
@@ -116,6 +150,7 @@ CASE_STUDY_HEADLINES = {
         ("circuit.ablation_spearman", "Spearman(attribution, ablation) over graph features"),
         ("intervention.mean_before", "intervention: activation before the token swap"),
         ("intervention.mean_after", "intervention: activation after the token swap"),
+        ("intervention.after_over_before", "intervention: after / before"),
         ("splice.clean", "splice experiment: clean activation"),
         ("blind.hypothesis.statement", "blind hypothesis (weights only)"),
         ("blind.confirmed_by_dashboard", "hypothesis confirmed by the dashboard"),
@@ -123,9 +158,52 @@ CASE_STUDY_HEADLINES = {
 }
 
 
+def _unreached(study: dict[str, Any], key: str) -> str | None:
+    """Greater-than's counts under `curves` (the first n at which a curve reaches a mark) are None
+    when the curve never gets there within n <= n_components: the text saying so, else None."""
+    parent_key, _, last = key.rpartition(".")
+    parent = lookup(study, parent_key) if parent_key else study
+    if not isinstance(parent, dict) or last not in parent or parent[last] is not None:
+        return None
+    for prefix in ("curves.", "other_protocol.curves."):
+        if key.startswith(prefix):
+            n = lookup(study, prefix + "n")
+            return f"not reached (n <= {n[-1]})" if n else "not reached"
+    return None
+
+
+def _published_components(study: dict[str, Any]) -> list[str]:
+    """Greater-than: the paper's features (by its variance ranking) and heads, where we find them."""
+    rows = [
+        [
+            f"feature tc{study.get('layer')}[{entry['feature']}]",
+            f"rank {entry['paper_rank']} by activation variance",
+            entry["rank"] if entry["rank"] is not None else "not in this transcoder",
+            "yes" if entry["in_top10"] else "no",
+        ]
+        for entry in study.get("expected_features", [])
+    ]
+    rows += [
+        [
+            f"head {entry['head']}",
+            "on the paths of the logit graph",
+            f"{entry['rank']} of {entry['n_heads_on_paths']} heads on the paths" if entry["found"] else "—",
+            "yes" if entry["found"] else "no (not on the kept paths)",
+        ]
+        for entry in lookup(study, "graph.expected_heads") or []
+    ]
+    if not rows:
+        return []
+    header = ["published component", "paper", "our rank", "found (features: in our top 10)"]
+    return ["Published components:", "", *_table(header, rows), ""]
+
+
 def _case_study_section(study: dict[str, Any], analysis: str, figures_link: str) -> list[str]:
     lines = [f"### {study['title']} (`{study['name']}`)", "", f"*{study.get('question', '').strip()}*", ""]
-    rows = [[what, lookup(study, key)] for key, what in CASE_STUDY_HEADLINES.get(analysis, [])]
+    rows = [
+        [what, lookup(study, key) if lookup(study, key) is not None else _unreached(study, key)]
+        for key, what in CASE_STUDY_HEADLINES.get(analysis, [])
+    ]
     if analysis == "feature":
         rows += [
             [f"splice experiment: {key}", value]
@@ -133,13 +211,14 @@ def _case_study_section(study: dict[str, Any], analysis: str, figures_link: str)
             if key != "clean"
         ]
     lines += _table(["quantity", "measured"], [row for row in rows if row[1] is not None]) + [""]
+    lines += _published_components(study)
     if study.get("expected"):
         checks = [
             [
                 f"`{key}`",
                 _expectation_text(check["expected"]),
                 check["measured"],
-                check["verdict"],
+                (check["measured"] is None and _unreached(study, key)) or check["verdict"],
                 check["expected"].get("source", ""),
             ]
             for key, check in study["expected"].items()
@@ -157,6 +236,8 @@ def _expectation_text(expected: dict[str, Any]) -> str:
         return f">= {expected['value']:g}"
     if comparison == "at_most":
         return f"<= {expected['value']:g}"
+    if comparison == "reference":
+        return f"{expected['value']:g} (reference)"
     return f"{expected['value']:g} ± {expected.get('tolerance', 0):g}"
 
 
@@ -238,3 +319,37 @@ def build_report(
         lines += ["## Blind interpretability study", "", *demoted]
         lines += ["", f"![ratings]({figures_link}/study/ratings.png)", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# -- a published sweep beside the grid (profile.evaluation.reference_points) -------------------------
+
+
+def reference_table(points: list[ReferencePoint], pareto: Any) -> str:
+    """Markdown: each published sweep point beside the grid's dictionary trained at the same (layer,
+    kind, l1_coefficient), read from the Pareto rows (a DataFrame with those columns and `l0`,
+    `ce_spliced`). Reference values, without a verdict: the L0 a coefficient gives depends on the
+    training run, so the curves are compared, not single points. A point whose coefficient is not in
+    the grid shows "—"."""
+    header = ["kind", "layer", "l1", "L0 (reference)", "L0 (measured)", "CE spliced (reference)",
+              "CE spliced (measured)", "source"]  # fmt: skip
+    lines = [
+        "## Reference sweep (published points beside the grid's dictionary at the same coefficient)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    rows = pareto.to_dict("records")
+    for point in points:
+        same = [
+            row
+            for row in rows
+            if row["kind"] == point.kind
+            and row["layer"] == point.layer
+            and math.isclose(row["l1_coefficient"], point.l1_coefficient, rel_tol=1e-9)
+        ]
+        l0, ce = (f"{same[0]['l0']:.2f}", f"{same[0]['ce_spliced']:.4f}") if same else ("—", "—")
+        lines.append(
+            f"| {point.kind} | {point.layer} | {point.l1_coefficient:g} | {point.l0:g} | {l0} | "
+            f"{point.ce_spliced:g} | {ce} | {point.source} |"
+        )
+    return "\n".join(lines) + "\n"

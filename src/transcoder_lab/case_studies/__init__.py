@@ -25,7 +25,7 @@ from transcoder_lab.case_studies.greater_than import run_greater_than
 from transcoder_lab.config import REPO_ROOT, Config, load_profile
 from transcoder_lab.models import load_model
 from transcoder_lab.plotting import save_figure
-from transcoder_lab.report import lookup, verdict
+from transcoder_lab.report import check_expectations
 
 ANALYSES = {"feature": run_feature_study, "greater_than": run_greater_than}
 
@@ -67,14 +67,7 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
             **result,
         }
     )
-    result["expected"] = {
-        key: {
-            "expected": vars(expectation),
-            "measured": lookup(result, key),
-            "verdict": verdict(expectation, lookup(result, key)),
-        }
-        for key, expectation in settings.expected.items()
-    }
+    result["expected"] = check_expectations(result, settings.expected)
     if write:
         json_path, figure_dir = output_paths(cfg, name)
         result["figures"] = []

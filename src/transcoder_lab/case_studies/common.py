@@ -91,6 +91,16 @@ def labelled_heldout(cfg: Config, bos_id: int, n_contexts: int = HELDOUT_CONTEXT
     return LabelledTokens(torch.from_numpy(contexts[:n_contexts]), torch.from_numpy(labels[:n_contexts]))
 
 
+def feature_pre_activation(
+    transcoder: Dictionary, feature: int, x: Float[Tensor, "*batch d_in"]
+) -> Float[Tensor, " *batch"]:
+    """One feature's pre-activation `(x - b_dec) · W_enc[:, j] + b_enc[j]` (DESIGN §4.1), computed
+    alone: `pre_activations(x)[..., j]` would build all d_sae columns to keep one, and its result
+    is a view that keeps the whole [rows, d_sae] product alive for as long as it is held."""
+    x = x.to(transcoder.dtype)
+    return (x - transcoder.b_dec) @ transcoder.W_enc[:, feature] + transcoder.b_enc[feature]
+
+
 @torch.no_grad()
 def feature_activations(
     model: HookedTransformer, transcoder: Dictionary, contexts: Int[Tensor, "n n_ctx"], batch_size: int = 64
@@ -186,7 +196,7 @@ def select_feature(
                 float(vs_contrast[feature]) if vs_contrast is not None else None,
                 int(is_target.sum()),
                 int(is_contrast.sum()) if is_contrast is not None else 0,
-                by_layer[layer][..., feature],
+                by_layer[layer][..., feature].clone(),  # a copy: a view would keep every feature alive
             )
     assert best is not None
     return best

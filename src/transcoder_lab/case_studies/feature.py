@@ -10,13 +10,15 @@ Algorithm (`run_feature_study`):
    every token before the best one ([BOS, t, best]; the context that raises it), beside the
    weights-only de-embedding. (The de-embedding alone misleads above layer 0: the layer-0 MLP
    acts as an extended embedding, so token identity reaches later features mostly through it.)
+   The probes compute that one feature's pre-activation only, batch by batch of synthetic rows.
 3. Activations at the last token of the study's prompts and of its contrast prompts.
 4. Circuit on the prompt where the root is most active: direct attribution of the root
    (exact, transcoder_lab.circuits), grouped into the root token's own features, attention from
    other positions (by ground-truth label of the source token when known), embedding, errors and
    biases; beam search from the root, the graph (figure + JSON) and its verification by ablation.
 5. Interventions: (a) the token swap of `replace_earlier` ([old, new]: every earlier `old` token
-   of a prompt becomes `new`, e.g. semicolons before the last one become commas); (b) the
+   of a prompt becomes `new`, e.g. semicolons before the last one become commas), reported as the
+   mean activation before and after and their ratio; (b) the
    walkthrough's splice experiment: the root's activation with the MLPs of layers 1..L-1, then
    0..L-1, replaced by their transcoders (no error term).
 6. Dashboard after the hypothesis: the top-activating held-out tokens; the hypothesis counts as
@@ -31,6 +33,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.case_studies.common import (
@@ -39,6 +42,7 @@ from transcoder_lab.case_studies.common import (
     Selection,
     corpus_prompts,
     feature_activations,
+    feature_pre_activation,
     labelled_heldout,
     root_activations,
     select_feature,
@@ -74,12 +78,17 @@ def _label_name(label: int) -> str:
     return "BOS" if label == BOS_LABEL else LABELS[label]
 
 
+PROBE_BATCH = 1024  # synthetic rows per model pass of a token probe
+
+
 @torch.no_grad()
 def _token_probe(
     model: HookedTransformer, transcoder: Dictionary, feature: int, prefix: list[int], suffix: list[int]
 ) -> torch.Tensor:
     """The feature's pre-activation at the last position of [BOS, *prefix, t, *suffix] for every
-    token t of the tokenizer (synthetic inputs, not examples from any data set)."""
+    token t of the tokenizer (synthetic inputs, not examples from any data set). Per batch of
+    rows: the model up to the feature's layer, then that one feature's pre-activation only (GPT-2's
+    50,257 tokens x 24,576 features would otherwise be computed, and held, to keep one column)."""
     vocab = torch.arange(len(model.tokenizer))
     rows = torch.cat(
         [
@@ -91,13 +100,14 @@ def _token_probe(
         dim=1,
     )
     hook, out = mlp_in_hook(transcoder.spec.layer), []
-    for batch in rows.split(1024):
+    batches = rows.split(PROBE_BATCH)
+    for batch in tqdm(
+        batches, desc=f"token probe of feature {feature}", leave=False, disable=len(batches) < 4
+    ):
         _, cache = model.run_with_cache(
             batch.to(model.cfg.device), names_filter=hook, stop_at_layer=transcoder.spec.layer + 1
         )
-        out.append(
-            transcoder.pre_activations(cache[hook][:, -1].to(transcoder.dtype))[:, feature].float().cpu()
-        )
+        out.append(feature_pre_activation(transcoder, feature, cache[hook][:, -1]).float().cpu())
     return torch.cat(out)
 
 
@@ -322,11 +332,14 @@ def run_feature_study(
         if pairs:
             before = root_activations(model, transcoder, feature, [p for p, _ in pairs])
             after = root_activations(model, transcoder, feature, [q for _, q in pairs])
+            mean_before, mean_after = float(np.mean(before)), float(np.mean(after))
             result["intervention"] = {
                 "replace_earlier": settings.replace_earlier,
                 "n_prompts": len(pairs),
-                "mean_before": float(np.mean(before)),
-                "mean_after": float(np.mean(after)),
+                "mean_before": mean_before,
+                "mean_after": mean_after,
+                # the swap's effect relative to the activation, comparable across prompts
+                "after_over_before": mean_after / mean_before if mean_before != 0 else None,
             }
     result["splice"] = splice_experiment(model, transcoders, layer, feature, prompts)
     if heldout is not None:

@@ -15,38 +15,48 @@ Algorithm (`run_greater_than`):
    Also measured: the probability difference with every MLP after layer 0 zeroed together, which
    says whether the task needs any MLP beyond the embedding MLP at all.
 3. Probability difference of the original model, with that MLP replaced by its transcoder (no
-   error term), with the MLP removed (output zeroed) and, if `feature` is set (paper layer), with
-   the transcoder spliced but that feature ablated.
+   error term), with the MLP removed (its whole output zeroed, output bias included) and, if
+   `feature` is set (paper layer), with the transcoder spliced but that feature ablated.
 4. Components ranked by the variance of their activation across the prompts (at the last token):
    transcoder features, and MLP neurons (`mlp.hook_post`).
 5. Curves, n = 0..n_components, per protocol at its layer: the probability difference with only
    the top-n features kept (the transcoder spliced in) and with only the top-n neurons kept
-   (`mlp.hook_post`); the rest zeroed at every position ("zero": n = 0 is the MLP removed, as in
-   the paper) or mean-ablated at the last token ("mean": n = 0 removes only what the layer computes
-   differently per prompt). n = all gives the spliced transcoder and the original model. Reported:
+   (`mlp.hook_post`); the rest zeroed at every position ("zero", the paper's: n = 0 leaves the
+   output bias alone, b_dec_out of the transcoder or b_out of the MLP, which is *not* the MLP
+   removed of step 3; both are reported, each labelled) or mean-ablated at the last token ("mean":
+   n = 0 removes only what the layer computes differently per prompt). n = all gives the spliced
+   transcoder and the original model. Computed by `fast_curves` (cached activations up to the
+   layer, only the later blocks run per n, several n per pass), which equals the hook-based
+   `reference_curve` up to float32 summation order. Reported:
    the n at which each curve first reaches 90% of its full value (spliced transcoder, original
    model), of the common threshold 0.9 x spliced, and at 95/98/99%; and the n at which each curve
    recovers 90/95/99% of the gap between its n = 0 value and its full value (a reading that does
-   not depend on how much the n = 0 ablation leaves). `curves` holds the headline protocol,
-   `other_protocol` the other one.
+   not depend on how much the n = 0 ablation leaves); and the n at which each curve reaches the
+   paper's absolute marks (`PAPER_MARKS`). `curves` holds the headline protocol, `other_protocol`
+   the other one.
    5b. With `n_prompt_resamples`, the headline protocol again on fresh prompt draws (organism: other
    nouns and centuries), so the counts come with their spread over draws.
 6. Planted-task check for the top features: for each, the years that activate it (activation-
    weighted mean YY) and its direct logit effects on the 100 year tokens; it "favours later years"
    when its mean effect on years above that centre exceeds its mean effect on years at or below.
    Figure: de-embedding and logit effect over YY for the top features.
-7. Path graph from the logit direction late year minus early year on one prompt.
+7. Path graph from the logit direction late year minus early year on one prompt; the configured
+   `expected_features` are looked up in the ranking of step 4 (rank or absent) and the
+   `expected_heads` among the heads on the paths (ranked by their strongest path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor
+from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.behaviour import batches_by_length, greater_than_scores, last_token_logits
@@ -70,6 +80,13 @@ N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
 THRESHOLD = 0.9
 PROTOCOLS = ("zero", "mean")  # step 2
 RESAMPLE_SEED = 100  # step 5b: first seed of the fresh prompt draws (the main draw uses 7)
+KINDS = ("features", "neurons")  # step 5: the two curves
+# step 5: values of n stacked into one pass of the later blocks; 8 x 100 prompts of GPT-2's 9 tokens
+# is ~7,000 token rows, large enough for efficient matrix products and a few hundred MB at most
+N_PER_PASS = 8
+# the paper's reading of its figure (GPT-2 small, layer 10): about 10-15 features bring the
+# probability difference to 0.84, about 40-50 neurons to 0.83
+PAPER_MARKS = {"features": 0.84, "neurons": 0.83}
 
 
 def prompts_for(cfg: Config, seed: int = 7) -> tuple[list[str], Tensor]:
@@ -86,15 +103,22 @@ def _score(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int
     return greater_than_scores(last_token_logits(model, texts), yy, ids)
 
 
-def _last_token_values(model: HookedTransformer, texts: list[str], hook: str, transform: Callable) -> Tensor:
-    """`transform(activation)` at the last token of every prompt, read at `hook`."""
-    rows: list[Tensor] = [torch.empty(0)] * len(texts)
+def _last_token_values(
+    model: HookedTransformer, texts: list[str], reads: dict[str, tuple[str, Callable]], stop_at_layer: int
+) -> dict[str, Tensor]:
+    """For each `name: (hook, transform)`, `transform(activation)` at the last token of every prompt,
+    all read in one pass per batch that stops after layer `stop_at_layer - 1` (nothing later is read)."""
+    hooks = {hook for hook, _ in reads.values()}
+    rows: dict[str, list[Tensor]] = {name: [torch.empty(0)] * len(texts) for name in reads}
     for chunk, batch in batches_by_length(model, texts):
-        _, cache = model.run_with_cache(batch, names_filter=hook)
-        values = transform(cache[hook][:, -1]).float().cpu()
-        for row, index in enumerate(chunk):
-            rows[index] = values[row]
-    return torch.stack(rows)
+        _, cache = model.run_with_cache(
+            batch, names_filter=lambda name: name in hooks, stop_at_layer=stop_at_layer
+        )
+        for name, (hook, transform) in reads.items():
+            values = transform(cache[hook][:, -1]).float().cpu()
+            for row, index in enumerate(chunk):
+                rows[name][index] = values[row]
+    return {name: torch.stack(values) for name, values in rows.items()}
 
 
 def _last_token_edit(model: HookedTransformer, hook_name: str, edit: Callable[[Tensor], Tensor]):
@@ -108,21 +132,299 @@ def _last_token_edit(model: HookedTransformer, hook_name: str, edit: Callable[[T
     return model.hooks(fwd_hooks=[(hook_name, hook)])
 
 
-def curve(
+def _post_hook(layer: int) -> str:
+    return f"blocks.{layer}.mlp.hook_post"
+
+
+def _resid_mid_hook(layer: int) -> str:
+    return f"blocks.{layer}.hook_resid_mid"
+
+
+@dataclass
+class Ranking:
+    """Step 4 at one layer: each component's activation at the last token of every prompt, and the
+    components ordered by the variance of that activation across the prompts (largest first)."""
+
+    transcoder: Dictionary
+    feature_acts: Float[Tensor, "n_prompts d_sae"]
+    neuron_acts: Float[Tensor, "n_prompts d_mlp"]
+    feature_order: Int[Tensor, " d_sae"]
+    neuron_order: Int[Tensor, " d_mlp"]
+
+    @property
+    def layer(self) -> int:
+        return self.transcoder.spec.layer
+
+    def acts(self, kind: str) -> Tensor:
+        return self.feature_acts if kind == "features" else self.neuron_acts
+
+    def order(self, kind: str) -> Tensor:
+        return self.feature_order if kind == "features" else self.neuron_order
+
+
+def component_ranking(model: HookedTransformer, texts: list[str], transcoder: Dictionary) -> Ranking:
+    """Step 4: transcoder features (encoded from the MLP input) and MLP neurons (`mlp.hook_post`),
+    read in one pass that stops after the layer."""
+    layer = transcoder.spec.layer
+    acts = _last_token_values(
+        model,
+        texts,
+        {
+            "features": (mlp_in_hook(layer), lambda x: transcoder.encode(x.to(transcoder.dtype))),
+            "neurons": (_post_hook(layer), lambda x: x),
+        },
+        stop_at_layer=layer + 1,
+    )
+    return Ranking(
+        transcoder,
+        acts["features"],
+        acts["neurons"],
+        acts["features"].var(0).argsort(descending=True),
+        acts["neurons"].var(0).argsort(descending=True),
+    )
+
+
+# -- step 2: each MLP ablated, as defined and fast ---------------------------------------------------
+
+
+def reference_mlp_ablations(
+    model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int], layers: list[int]
+) -> dict[str, dict[int, float]]:
+    """Step 2 as defined: per layer, the probability difference of the whole model run with the
+    MLP's output zeroed everywhere ("zero") and with its last-token output replaced by its mean over
+    the prompts ("mean"). `mlp_ablations` computes the same; this one is its check."""
+    out: dict[str, dict[int, float]] = {"zero": {}, "mean": {}}
+    for layer in layers:
+        with zero_ablated(model, [layer]):
+            out["zero"][layer] = _pd(model, texts, yy, ids)
+        reads = {"output": (mlp_out_hook(layer), lambda x: x)}
+        mean = _last_token_values(model, texts, reads, stop_at_layer=layer + 1)["output"].mean(0)
+        with _last_token_edit(model, mlp_out_hook(layer), lambda last, mean=mean: mean.expand_as(last)):
+            out["mean"][layer] = _pd(model, texts, yy, ids)
+    return out
+
+
+@torch.no_grad()
+def mlp_ablations(
+    model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int], layers: list[int]
+) -> dict[str, dict[int, float]]:
+    """`reference_mlp_ablations` without re-running the layers before each ablated MLP:
+
+    1. One pass per batch of prompts, up to the last of `layers`, caches each layer's residual
+       stream after attention (`hook_resid_mid`) and its MLP output; the MLP outputs' last-token
+       means over the prompts come from it.
+    2. Per layer, the two ablated residual streams after the MLP (resid_mid alone: output zeroed;
+       resid_mid + output with the last token's output replaced by the mean) are stacked and run
+       through the later blocks only; the 100 answer logits at the last position give the
+       probability difference (`_answer_logits`).
+    Equal to the reference up to float32 summation order (tested)."""
+    hooks = {name for layer in layers for name in (_resid_mid_hook(layer), mlp_out_hook(layer))}
+    cached: list[tuple[list[int], dict[str, Tensor]]] = []
+    last_outputs = {layer: torch.empty(len(texts), model.cfg.d_model) for layer in layers}
+    for chunk, batch in batches_by_length(model, texts):
+        _, cache = model.run_with_cache(
+            batch, names_filter=lambda name: name in hooks, stop_at_layer=max(layers) + 1
+        )
+        cached.append((chunk, {name: cache[name] for name in hooks}))
+        for layer in layers:
+            last_outputs[layer][chunk] = cache[mlp_out_hook(layer)][:, -1].float().cpu()
+    every_answer = list(range(len(ids)))  # `_answer_logits` returns the 100 answer tokens' logits only
+    out: dict[str, dict[int, float]] = {"zero": {}, "mean": {}}
+    for layer in tqdm(layers, desc="greater-than: each MLP ablated", leave=False):
+        mean = last_outputs[layer].mean(0)  # as the reference: the prompts' last-token outputs, in order
+        logits = {protocol: torch.empty(len(texts), len(ids)) for protocol in out}
+        for chunk, activations in cached:
+            resid_mid, output = activations[_resid_mid_hook(layer)], activations[mlp_out_hook(layer)].clone()
+            output[:, -1] = mean.to(output)
+            stacked = torch.cat([resid_mid, resid_mid + output])
+            answers = _answer_logits(model, stacked, layer + 1, ids).float().cpu()
+            logits["zero"][chunk], logits["mean"][chunk] = answers.split(len(chunk))
+        for protocol, values in logits.items():
+            out[protocol][layer] = greater_than_scores(values, yy, every_answer)["probability_difference"]
+    return out
+
+
+# -- step 5, the straightforward way: the whole model with hooks, once per n ------------------------
+
+
+def reference_curve(
     model: HookedTransformer,
     texts: list[str],
     yy: Tensor,
     ids: list[int],
-    order: Tensor,
+    ranking: Ranking,
+    protocol: str,
+    kind: str,
     n_max: int,
-    run_with_top: Callable[[Tensor], Any],
 ) -> list[float]:
-    """Step 5: probability difference with only the first n of `order` kept, n = 0..n_max."""
+    """Step 5 as its definition reads: for n = 0..n_max, the whole model run with hooks that keep
+    only the first n components of `kind` ("features": the transcoder spliced in and its features
+    edited; "neurons": `mlp.hook_post` edited), the rest zeroed at every position ("zero") or
+    replaced by their mean over the prompts at the last token ("mean"). `fast_curves` computes the
+    same numbers; this one is its check (tests, benchmarks/bench_case_studies.py)."""
+    mean, order = ranking.acts(kind).mean(0), ranking.order(kind)
+
+    def masked(keep: Tensor) -> Callable[[Tensor], Tensor]:
+        mask = torch.zeros_like(mean)
+        mask[keep] = 1.0
+        if protocol == "zero":
+            return lambda values: values * mask.to(values)
+        return lambda last: mean.to(last) + mask.to(last) * (last - mean.to(last))
+
+    def kept(keep: Tensor):
+        edit_values = masked(keep)
+        if kind == "features":
+
+            def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
+                if protocol == "zero":
+                    return edit_values(z)
+                z = z.clone()
+                z[:, -1] = edit_values(z[:, -1])
+                return z
+
+            return spliced(model, [ranking.transcoder], edit_features=edit)
+        post = _post_hook(ranking.layer)
+        if protocol == "zero":
+            return model.hooks(fwd_hooks=[(post, lambda activation, hook: edit_values(activation))])
+        return _last_token_edit(model, post, edit_values)
+
     values = []
     for n in range(n_max + 1):
-        with run_with_top(order[:n]):
-            values.append(_score(model, texts, yy, ids)["probability_difference"])
+        with kept(order[:n]):
+            values.append(_pd(model, texts, yy, ids))
     return values
+
+
+# -- step 5, fast: cached activations, only the blocks after the layer, several n per pass ----------
+
+
+@dataclass
+class _LinearMLPOutput:
+    """The studied MLP's output (or its transcoder's) with the top-n components kept, as
+    `base + coefficients[..., :n] @ directions[:n]` (the output is linear in what the curves keep)."""
+
+    base: Float[Tensor, "batch pos d_model"]  # n = 0
+    coefficients: Float[Tensor, "batch pos n_kept"]  # per kept component, in ranking order
+    directions: Float[Tensor, "n_kept d_model"]  # the component's output direction
+
+
+def _linear_mlp_output(
+    model: HookedTransformer, ranking: Ranking, protocol: str, kind: str, cache: Any, n_max: int
+) -> _LinearMLPOutput:
+    """What the edited MLP output of `reference_curve` is, as a function of n, for one batch.
+
+    features: the transcoder's output `z W_dec + b_dec_out (+ x W_skip)`; neurons: the MLP's
+    `post W_out + b_out`. "zero": base = the bias terms at every position, coefficients = the kept
+    components' values (so n = 0 is the bias alone, not the MLP removed); "mean": base = the full
+    output before the last position and the output of the mean components at the last position,
+    coefficients = (value - mean) at the last position and 0 before it."""
+    layer = ranking.layer
+    order = ranking.order(kind)[:n_max]
+    if kind == "features":
+        transcoder = ranking.transcoder
+        x = cache[mlp_in_hook(layer)].to(transcoder.dtype)
+        values = transcoder.encode(x)
+        weights = transcoder.W_dec
+        bias = transcoder.b_dec_out.expand_as(x)
+        if transcoder.W_skip is not None:
+            bias = bias + x @ transcoder.W_skip
+        full = transcoder.decode(values, x) if protocol == "mean" else None
+    else:
+        mlp = model.blocks[layer].mlp
+        values, weights = cache[_post_hook(layer)], mlp.W_out
+        bias = mlp.b_out.expand(*values.shape[:-1], -1)
+        full = cache[mlp_out_hook(layer)]
+    directions = weights[order]
+    if protocol == "zero":
+        return _LinearMLPOutput(bias.clone(), values[..., order], directions)
+    assert full is not None
+    mean = ranking.acts(kind).mean(0).to(values)
+    base = full.clone()
+    base[:, -1] = bias[:, -1] + mean @ weights
+    coefficients = torch.zeros(*values.shape[:-1], len(order), dtype=values.dtype, device=values.device)
+    coefficients[:, -1] = (values[:, -1] - mean)[..., order]
+    return _LinearMLPOutput(base, coefficients, directions)
+
+
+def _answer_logits(
+    model: HookedTransformer, resid_post: Float[Tensor, "batch pos d_model"], start: int, ids: list[int]
+) -> Float[Tensor, "batch 100"]:
+    """The 100 answer tokens' logits at the last position, from the residual stream after block
+    `start - 1`: blocks start.. on every position (attention reads them), then the final
+    LayerNorm and the unembedding of the answer tokens at the last position only."""
+    resid = model(resid_post, start_at_layer=start, stop_at_layer=model.cfg.n_layers)[:, -1:]
+    if model.cfg.normalization_type is not None:
+        resid = model.ln_final(resid)
+    logits = resid[:, 0] @ model.W_U[:, ids] + model.b_U[ids]
+    cap = model.cfg.output_logits_soft_cap
+    return cap * torch.tanh(logits / cap) if cap > 0 else logits
+
+
+@torch.no_grad()
+def fast_curves(
+    model: HookedTransformer,
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    ranking: Ranking,
+    protocol: str,
+    n_max: int,
+    n_per_pass: int = N_PER_PASS,
+) -> dict[str, list[float]]:
+    """`reference_curve` for both kinds, n = 0..n_max, without re-running what n does not change:
+
+    1. Per batch of prompts, one pass up to the studied layer L caches the residual stream after
+       L's attention (`hook_resid_mid`), the MLP's input and its neurons.
+    2. The edited MLP output for every n is `base + Σ_{k<n} c_k d_k` (`_linear_mlp_output`): built
+       by adding one component at a time.
+    3. resid_mid + output(n) for `n_per_pass` values of n are stacked on the batch axis and run
+       through blocks L+1.. only; the final LayerNorm and the 100 answer logits are taken at the
+       last position only (the metric reads nothing else).
+    4. The probability difference per n from those logits (softmax over the 100 answer tokens,
+       as in `behaviour.greater_than_scores`).
+    Equal to `reference_curve` up to float32 summation order (tested)."""
+    if model.cfg.parallel_attn_mlp:
+        raise ValueError(
+            "fast_curves reads the residual stream between attention and MLP (hook_resid_mid), which a "
+            "model with parallel attention and MLP does not have; use reference_curve"
+        )
+    layer, n_values = ranking.layer, range(n_max + 1)
+    hooks = {_resid_mid_hook(layer), mlp_in_hook(layer), _post_hook(layer), mlp_out_hook(layer)}
+    logits = {kind: torch.empty(n_max + 1, len(texts), len(ids)) for kind in KINDS}
+    batches = list(batches_by_length(model, texts))
+    passes_per_curve = -(-len(n_values) // n_per_pass)
+    progress = tqdm(
+        total=len(batches) * len(KINDS) * passes_per_curve,
+        desc=f"greater-than curves, layer {layer}, {protocol} protocol",
+        leave=False,
+    )
+    for chunk, batch in batches:
+        _, cache = model.run_with_cache(
+            batch, names_filter=lambda name: name in hooks, stop_at_layer=layer + 1
+        )
+        resid_mid = cache[_resid_mid_hook(layer)]
+        for kind in KINDS:
+            parts = _linear_mlp_output(model, ranking, protocol, kind, cache, n_max)
+            output, n_kept = parts.base, parts.directions.shape[0]
+            pending: list[Tensor] = []
+            for n in n_values:
+                if 0 < n <= n_kept:  # past the last component the output stays complete
+                    output = output + parts.coefficients[..., n - 1 : n] * parts.directions[n - 1]
+                pending.append(resid_mid + output)
+                if len(pending) == n_per_pass or n == n_max:
+                    answers = _answer_logits(model, torch.cat(pending), layer + 1, ids).float().cpu()
+                    first = n + 1 - len(pending)
+                    logits[kind][first : n + 1, chunk] = answers.reshape(len(pending), len(chunk), -1)
+                    pending = []
+                    progress.update()
+    progress.close()
+    every_answer = list(range(len(ids)))  # the logits are already those of the 100 answer tokens
+    return {
+        kind: [
+            greater_than_scores(logits[kind][n], yy, every_answer)["probability_difference"] for n in n_values
+        ]
+        for kind in KINDS
+    }
 
 
 def first_reaching(values: list[float], target: float) -> int | None:
@@ -148,6 +450,36 @@ def _pd(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int]) 
     return _score(model, texts, yy, ids)["probability_difference"]
 
 
+# what n = 0 of each curve is, per protocol (the curves' first point is not "the MLP removed": under
+# "zero" the output bias stays, b_dec_out for the transcoder and b_out for the MLP)
+N0_MEANING = {
+    "zero": {
+        "features": "transcoder spliced with every feature zeroed: its output bias b_dec_out alone",
+        "neurons": "every MLP neuron zeroed: the MLP's output bias b_out alone",
+    },
+    "mean": {
+        "features": "transcoder spliced with every feature mean-ablated at the last token",
+        "neurons": "every MLP neuron mean-ablated at the last token (its last-token output mean-ablated)",
+    },
+}
+N0_KEYS = {
+    "zero": {"features": "transcoder_bias_only", "neurons": "mlp_bias_only"},
+    "mean": {"features": "transcoder_last_token_mean_ablated", "neurons": "mlp_last_token_mean_ablated"},
+}
+
+
+def _layer_basics(
+    model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int], transcoder: Dictionary
+) -> tuple[dict[str, float], dict[str, float], Ranking]:
+    """Step 3 and 4 at one layer: scores with the MLP replaced by its transcoder and with the MLP
+    removed (output zeroed, bias included), and the components' ranking."""
+    with spliced(model, [transcoder]):
+        replaced = _score(model, texts, yy, ids)
+    with zero_ablated(model, [transcoder.spec.layer]):
+        removed = _score(model, texts, yy, ids)
+    return replaced, removed, component_ranking(model, texts, transcoder)
+
+
 def _layer_curves(
     model: HookedTransformer,
     texts: list[str],
@@ -157,52 +489,16 @@ def _layer_curves(
     transcoder: Dictionary,
     protocol: str,
     settings: CaseStudyProfile,
+    basics: tuple[dict[str, float], dict[str, float], Ranking] | None = None,
 ) -> dict[str, Any]:
     """Steps 3-5 at one layer. protocol "zero": components not kept are zeroed at every position
-    (n = 0 is the MLP removed: the paper's protocol); "mean": they are replaced by their mean over
-    the prompts at the last token only."""
-    layer = transcoder.spec.layer
-    with spliced(model, [transcoder]):
-        replaced = _score(model, texts, yy, ids)
-    with zero_ablated(model, [layer]):
-        removed = _score(model, texts, yy, ids)
-    post = f"blocks.{layer}.mlp.hook_post"
-    feature_acts = _last_token_values(
-        model, texts, mlp_in_hook(layer), lambda x: transcoder.encode(x.to(transcoder.dtype))
-    )
-    neuron_acts = _last_token_values(model, texts, post, lambda x: x)
-    feature_order = feature_acts.var(0).argsort(descending=True)  # step 4
-    neuron_order = neuron_acts.var(0).argsort(descending=True)
-
-    def masked(keep: Tensor, mean: Tensor) -> Callable[[Tensor], Tensor]:
-        mask = torch.zeros_like(mean)
-        mask[keep] = 1.0
-        if protocol == "zero":
-            return lambda values: values * mask.to(values)
-        return lambda last: mean.to(last) + mask.to(last) * (last - mean.to(last))
-
-    def top_features(keep: Tensor):
-        edit_values = masked(keep, feature_acts.mean(0))
-
-        def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
-            if protocol == "zero":
-                return edit_values(z)
-            z = z.clone()
-            z[:, -1] = edit_values(z[:, -1])
-            return z
-
-        return spliced(model, [transcoder], edit_features=edit)
-
-    def top_neurons(keep: Tensor):
-        edit_values = masked(keep, neuron_acts.mean(0))
-        if protocol == "zero":
-            return model.hooks(fwd_hooks=[(post, lambda activation, hook: edit_values(activation))])
-        return _last_token_edit(model, post, edit_values)
-
+    (the paper's protocol; n = 0 keeps only the output bias); "mean": they are replaced by their mean
+    over the prompts at the last token only. `basics`: `_layer_basics` of these prompts, if known."""
+    replaced, removed, ranking = basics or _layer_basics(model, texts, yy, ids, transcoder)
     # past a curve's own component count it stays at its full value (every component kept)
     n_max = min(settings.n_components, max(transcoder.spec.d_sae, model.cfg.d_mlp))
-    feature_curve = curve(model, texts, yy, ids, feature_order, n_max, top_features)
-    neuron_curve = curve(model, texts, yy, ids, neuron_order, n_max, top_neurons)
+    computed = fast_curves(model, texts, yy, ids, ranking, protocol, n_max)
+    feature_curve, neuron_curve = computed["features"], computed["neurons"]
     spliced_pd, original_pd = replaced["probability_difference"], original["probability_difference"]
     n_features = first_reaching(feature_curve, THRESHOLD * spliced_pd)
     n_neurons = first_reaching(neuron_curve, THRESHOLD * original_pd)
@@ -213,6 +509,7 @@ def _layer_curves(
         "n": list(range(n_max + 1)),
         "features": feature_curve,
         "neurons": neuron_curve,
+        "n0_meaning": N0_MEANING[protocol],
         "features_to_90pct_of_spliced": n_features,
         "neurons_to_90pct_of_original": n_neurons,
         "neurons_to_90pct_of_spliced": n_neurons_same_target,
@@ -234,17 +531,29 @@ def _layer_curves(
             }
             for fraction in (0.9, 0.95, 0.99)
         },
+        # the paper's own reading of its figure: components to reach an absolute probability difference
+        "paper_marks": {
+            "features_mark": PAPER_MARKS["features"],
+            "features_to_mark": first_reaching(feature_curve, PAPER_MARKS["features"]),
+            "neurons_mark": PAPER_MARKS["neurons"],
+            "neurons_to_mark": first_reaching(neuron_curve, PAPER_MARKS["neurons"]),
+        },
     }
     return {
-        "pd": {"transcoder_spliced": spliced_pd, "mlp_removed": removed["probability_difference"]},
+        "pd": {
+            "transcoder_spliced": spliced_pd,
+            "mlp_removed": removed["probability_difference"],
+            N0_KEYS[protocol]["features"]: feature_curve[0],
+            N0_KEYS[protocol]["neurons"]: neuron_curve[0],
+        },
         "hanna": {
             "transcoder_spliced": replaced["hanna_probability_difference"],
             "mlp_removed": removed["hanna_probability_difference"],
         },
         "curves": curves,
-        "feature_acts": feature_acts,
-        "feature_order": feature_order,
-        "neuron_order": neuron_order,
+        "feature_acts": ranking.feature_acts,
+        "feature_order": ranking.feature_order,
+        "neuron_order": ranking.neuron_order,
     }
 
 
@@ -278,6 +587,33 @@ def prompt_resamples(
     }
 
 
+def feature_ranks(order: Int[Tensor, " d_sae"], features: list[int]) -> list[dict[str, Any]]:
+    """Where each of `features` (listed in the paper's order) falls in our variance ranking `order`
+    (1 = largest variance); rank None for an index the transcoder does not have."""
+    rank_of = torch.empty_like(order)
+    rank_of[order] = torch.arange(len(order))
+    return [
+        {
+            "feature": feature,
+            "paper_rank": paper_rank,
+            "rank": int(rank_of[feature]) + 1 if 0 <= feature < len(order) else None,
+            "in_top10": 0 <= feature < len(order) and int(rank_of[feature]) < 10,
+        }
+        for paper_rank, feature in enumerate(features, start=1)
+    ]
+
+
+def head_strengths(paths: list) -> dict[str, float]:
+    """Each attention head on the paths ("attn9.1") and its strongest path's |value|."""
+    strongest: dict[str, float] = {}
+    for path in paths:
+        for label in path.labels:
+            if label.startswith("attn"):
+                head = label.split("@")[0]
+                strongest[head] = max(strongest.get(head, 0.0), abs(path.value))
+    return strongest
+
+
 @torch.no_grad()
 def run_greater_than(
     cfg: Config,
@@ -296,13 +632,11 @@ def run_greater_than(
     original = _score(model, texts, yy, ids)
 
     # Step 2: the layer, by each protocol.
-    zero_drops, mean_drops = {}, {}
-    for layer in sorted(transcoders):
-        with zero_ablated(model, [layer]):
-            zero_drops[layer] = original["probability_difference"] - _pd(model, texts, yy, ids)
-        mean = _last_token_values(model, texts, mlp_out_hook(layer), lambda x: x).mean(0)
-        with _last_token_edit(model, mlp_out_hook(layer), lambda last, mean=mean: mean.expand_as(last)):
-            mean_drops[layer] = original["probability_difference"] - _pd(model, texts, yy, ids)
+    ablated = mlp_ablations(model, texts, yy, ids, sorted(transcoders))
+    zero_drops, mean_drops = (
+        {layer: original["probability_difference"] - pd for layer, pd in ablated[protocol].items()}
+        for protocol in PROTOCOLS
+    )
     later_mlps = list(range(1, model.cfg.n_layers))
     with zero_ablated(model, later_mlps):  # does the task need any MLP beyond the embedding MLP?
         without_later_mlps = _pd(model, texts, yy, ids)
@@ -311,8 +645,13 @@ def run_greater_than(
         protocol: settings.layer if settings.layer is not None else max(by_layer, key=by_layer.get)
         for protocol, by_layer in drops.items()
     }
+    basics = {  # both protocols may study the same layer (gpt2_small: 10): measured once
+        layer: _layer_basics(model, texts, yy, ids, transcoders[layer]) for layer in set(layers.values())
+    }
     analyses = {
-        protocol: _layer_curves(model, texts, yy, ids, original, transcoders[layer], protocol, settings)
+        protocol: _layer_curves(
+            model, texts, yy, ids, original, transcoders[layer], protocol, settings, basics[layer]
+        )
         for protocol, layer in layers.items()
     }
     for protocol, analysis in analyses.items():  # what n = 0 of the mean protocol's neuron curve is
@@ -373,6 +712,7 @@ def run_greater_than(
         result["expected_features_in_top10"] = sorted(
             set(settings.expected_features) & set(result["top_features"])
         )
+        result["expected_features"] = feature_ranks(feature_order, settings.expected_features)
 
     # Step 6: planted-task check and the effects figure.
     checks, figure_effects = [], plt.figure(figsize=(4.0 * N_TOP_FEATURES, 3.4))
@@ -415,7 +755,8 @@ def run_greater_than(
     )
     graph = build_graph(ctx, root, paths)
     str_tokens = model.to_str_tokens(tokens)
-    heads = sorted({label.split("@")[0] for p in paths for label in p.labels if label.startswith("attn")})
+    strongest = head_strengths(paths)
+    heads = sorted(strongest)
     result["graph"] = {
         "prompt": texts[index],
         "root": f"logit({late:02d}) - logit({early:02d})",
@@ -425,6 +766,16 @@ def run_greater_than(
     }
     if settings.expected_heads:
         result["graph"]["expected_heads_found"] = sorted(set(settings.expected_heads) & set(heads))
+        ranked = sorted(strongest, key=lambda head: -strongest[head])
+        result["graph"]["expected_heads"] = [
+            {
+                "head": head,
+                "found": head in strongest,
+                "rank": ranked.index(head) + 1 if head in strongest else None,
+                "n_heads_on_paths": len(ranked),
+            }
+            for head in settings.expected_heads
+        ]
     figures["graph"] = graph_figure(graph, str_tokens, f"{study.title}: {result['graph']['root']}")
 
     figure_curve, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -441,7 +792,15 @@ def run_greater_than(
             analysis["pd"]["transcoder_spliced"], color="C0", linestyle=":", label="transcoder spliced"
         )
         axis.axhline(original["probability_difference"], color="C1", linestyle=":", label="original model")
-        axis.axhline(analysis["pd"]["mlp_removed"], color="grey", linestyle="--", label="MLP removed")
+        axis.axhline(
+            analysis["pd"]["mlp_removed"], color="grey", linestyle="--", label="MLP removed (output zeroed)"
+        )
+        axis.plot(  # n = 0 is not the MLP removed: say what it is
+            [0, 0],
+            [c["features"][0], c["neurons"][0]],
+            "k.",
+            label="n = 0: " + ("output biases only" if c["protocol"] == "zero" else "all mean-ablated"),
+        )
         axis.set(xlabel="components kept (ranked by activation variance)", ylabel="probability difference")
         axis.set_title(f"layer {at}; {title}", fontsize=9)
         axis.legend(fontsize=7)
