@@ -384,6 +384,29 @@ def test_fast_greater_than_curves_equal_the_hook_based_definition(tiny_pipeline,
         assert len(set(reference)) > 1, f"{kind}: the curve is flat, so the check would be vacuous"
 
 
+def test_fast_mlp_ablations_equal_the_hook_based_definition(tiny_pipeline):
+    """Step 2's per-layer ablations (cached residual streams, later blocks only) against the whole
+    model run with hooks; tolerance as argued for the curves above."""
+    from transcoder_lab.case_studies.greater_than import mlp_ablations, prompts_for, reference_mlp_ablations
+    from transcoder_lab.organism.tokenizer import two_digit_token_ids
+
+    cfg = tiny_pipeline[0]
+    model = load_model(cfg.profile, cfg.paths.models)
+    texts, yy = prompts_for(cfg)
+    ids = two_digit_token_ids(model.tokenizer)
+    layers = list(range(model.cfg.n_layers))
+    fast = mlp_ablations(model, texts, yy, ids, layers)
+    reference = reference_mlp_ablations(model, texts, yy, ids, layers)
+    assert set(fast) == set(reference) == {"zero", "mean"}
+    for protocol in reference:
+        assert list(fast[protocol]) == layers
+        for layer in layers:
+            assert fast[protocol][layer] == pytest.approx(reference[protocol][layer], abs=2e-5), (
+                protocol,
+                layer,
+            )
+
+
 def test_fast_greater_than_curves_stay_complete_past_the_last_component(tiny_pipeline):
     """n beyond a curve's component count keeps every component: the value is the full one."""
     from transcoder_lab.case_studies.greater_than import component_ranking, fast_curves, prompts_for

@@ -13,7 +13,9 @@ Algorithm (`run_greater_than`):
    prediction also needs as an extended embedding; "mean" picks a later one). The profile's
    `protocol` names the headline one (gpt2_small: "zero", as in the paper; organism: "mean").
    Also measured: the probability difference with every MLP after layer 0 zeroed together, which
-   says whether the task needs any MLP beyond the embedding MLP at all.
+   says whether the task needs any MLP beyond the embedding MLP at all. The per-layer ablations
+   come from `mlp_ablations` (one cached pass, then only the blocks after each ablated MLP), equal
+   to the hook-based `reference_mlp_ablations` up to float32 summation order.
 3. Probability difference of the original model, with that MLP replaced by its transcoder (no
    error term), with the MLP removed (its whole output zeroed, output bias included) and, if
    `feature` is set (paper layer), with the transcoder spliced but that feature ablated.
@@ -140,6 +142,16 @@ def _resid_mid_hook(layer: int) -> str:
     return f"blocks.{layer}.hook_resid_mid"
 
 
+def _require_resid_mid(model: HookedTransformer) -> None:
+    """The fast paths restart the model from the residual stream between attention and MLP."""
+    if model.cfg.parallel_attn_mlp:
+        raise ValueError(
+            "the greater-than fast paths read the residual stream between attention and MLP "
+            "(hook_resid_mid), which a model with parallel attention and MLP does not have; use "
+            "reference_curve and reference_mlp_ablations"
+        )
+
+
 @dataclass
 class Ranking:
     """Step 4 at one layer: each component's activation at the last token of every prompt, and the
@@ -218,6 +230,7 @@ def mlp_ablations(
        through the later blocks only; the 100 answer logits at the last position give the
        probability difference (`_answer_logits`).
     Equal to the reference up to float32 summation order (tested)."""
+    _require_resid_mid(model)
     hooks = {name for layer in layers for name in (_resid_mid_hook(layer), mlp_out_hook(layer))}
     cached: list[tuple[list[int], dict[str, Tensor]]] = []
     last_outputs = {layer: torch.empty(len(texts), model.cfg.d_model) for layer in layers}
@@ -383,11 +396,7 @@ def fast_curves(
     4. The probability difference per n from those logits (softmax over the 100 answer tokens,
        as in `behaviour.greater_than_scores`).
     Equal to `reference_curve` up to float32 summation order (tested)."""
-    if model.cfg.parallel_attn_mlp:
-        raise ValueError(
-            "fast_curves reads the residual stream between attention and MLP (hook_resid_mid), which a "
-            "model with parallel attention and MLP does not have; use reference_curve"
-        )
+    _require_resid_mid(model)
     layer, n_values = ranking.layer, range(n_max + 1)
     hooks = {_resid_mid_hook(layer), mlp_in_hook(layer), _post_hook(layer), mlp_out_hook(layer)}
     logits = {kind: torch.empty(n_max + 1, len(texts), len(ids)) for kind in KINDS}
