@@ -303,7 +303,11 @@ def main(argv: list[str] | None = None) -> None:
     written = write_gpt2_small_standin(args.hf_home, args.documents, args.transcoder_width, args.seed)
     for name, snapshot in written.items():
         print(f"{name}: {snapshot}")
-    print(f"now: HF_HOME={args.hf_home} HF_HUB_OFFLINE=1 dvc exp run -S profile=gpt2_small -S budget=smoke")
+    skip = args.documents * 3 // 4  # the held-out set starts after three quarters of the documents
+    print(
+        f"now: HF_HOME={args.hf_home} HF_HUB_OFFLINE=1 dvc exp run -S profile=gpt2_small -S budget=smoke "
+        f"-S profile.text.heldout_skip_documents={skip}"
+    )
 
 
 if __name__ == "__main__":
