@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from transcoder_lab import io
 from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 from transcoder_lab.published import (
     PUBLISHED_D_SAE,
@@ -78,14 +79,6 @@ def repo_folder(hf_home: str | Path, repo_id: str, repo_type: str = "model") -> 
     return hub_cache(hf_home) / f"{repo_type}s--{repo_id.replace('/', '--')}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def put_repo(
     hf_home: str | Path,
     repo_id: str,
@@ -98,7 +91,7 @@ def put_repo(
     Returns the snapshot folder. Blobs are moved in (the local files are consumed).
     """
     folder = repo_folder(hf_home, repo_id, repo_type)
-    hashes = {name: _sha256(Path(path)) for name, path in sorted(files.items())}
+    hashes = {name: io.sha256_file(Path(path)) for name, path in sorted(files.items())}
     commit = hashlib.sha1(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
     snapshot = folder / "snapshots" / commit
     for name, path in files.items():
