@@ -68,7 +68,8 @@ def test_dictionaries_read_the_paper_hooks_and_pareto_is_finite(paper_run):
         metadata = json.loads((directory / "cfg.json").read_text())["metadata"]
         assert metadata["hook_name"] == f"blocks.{layer}.{hooks[kind][0]}"
         # sae-lens writes an output hook only for transcoders; an SAE reconstructs its input hook.
-        assert metadata.get("hook_name_out") == (f"blocks.{layer}.{hooks[kind][1]}" if kind == "transcoder" else None)
+        expected_out = f"blocks.{layer}.{hooks[kind][1]}" if kind == "transcoder" else None
+        assert metadata.get("hook_name_out") == expected_out
         heldout = json.loads((directory / "heldout_metrics.json").read_text())  # stream mode writes it too
         assert heldout["n_rows"] == cfg.profile.evaluation.n_contexts * grid.harvest.context_size
 
