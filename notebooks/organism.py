@@ -29,6 +29,7 @@ from transcoder_lab.behaviour import last_token_logits
 from transcoder_lab.config import REPO_ROOT, compose, load_config
 from transcoder_lab.models import load_model
 from transcoder_lab.organism import corpus as generator
+from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.organism.tokenizer import two_digit_token_ids
 
 profile_name = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
@@ -42,9 +43,10 @@ model.cfg.n_layers, model.cfg.d_model, model.cfg.d_vocab
 # Every character belongs to a labelled span; tokens inherit the label of their first character.
 
 # %%
+labels = generator.labels(cfg.profile.corpus)  # background, then each planted mechanism's roles
 document = generator.generate_documents(cfg.profile.corpus, n_documents=1, seed=123)[0]
 for start, end, label in document.spans[:25]:
-    print(f"{generator.LABELS[label]:28s} {document.text[start:end]!r}")
+    print(f"{labels[label]:28s} {document.text[start:end]!r}")
 
 # %% [markdown]
 # Years are split into two two-digit tokens, as GPT-2 usually does:
@@ -58,7 +60,7 @@ model.to_str_tokens("The siege lasted from the year 1732 to the year 17")
 # has learned the task puts its mass above the diagonal (years after YY).
 
 # %%
-prompts = generator.greater_than_prompts(cfg.profile.corpus, seed=7, century=17)
+prompts = greater_than_prompts(cfg.profile.corpus, seed=7, century=17)
 logits = last_token_logits(model, [p.text for p in prompts])
 years = logits[:, two_digit_token_ids(model.tokenizer)].softmax(-1)  # [YY, next year]
 fig, ax = plt.subplots(figsize=(5, 4))

@@ -34,8 +34,10 @@ the model's tokenizer first:
    Hanna et al.'s measurement runs beside it where their prompts tokenize as they assume, else its
    value is null with the reason.
 
-Other mechanisms are probability masses on a set of expected next tokens (chance: the set's share
-of the vocabulary under a uniform guess) or a two-way choice between expected tokens (chance 0.5).
+The organism's planted mechanisms each define their metric beside their sentences
+(transcoder_lab.organism.mechanisms), from the helpers here: greater-than as above; the others are
+probability masses on a set of expected next tokens (`mass_metric`; chance: the set's share of the
+vocabulary under a uniform guess) or a two-way choice between expected tokens (chance 0.5).
 """
 
 from __future__ import annotations
@@ -153,49 +155,15 @@ def mass_metric(
 
 
 def organism_behaviour(model: HookedTransformer, corpus: CorpusConfig, cfg: BehaviourConfig) -> dict:
-    """One metric per planted mechanism on held-out prompts (drawn with cfg.seed), with chance levels."""
-    from transcoder_lab.organism import corpus as generator
+    """One metric per planted mechanism on held-out prompts (drawn with cfg.seed), with chance levels:
+    each mechanism's own `behaviour` (transcoder_lab.organism.mechanisms), keyed by its name."""
+    from transcoder_lab.organism.corpus import mechanisms_of
 
-    n, batch = cfg.n_prompts, cfg.batch_size
     report: dict = {}
-
-    prompts = generator.greater_than_prompts(corpus, cfg.seed, n_per_yy=max(1, n // 100))
-    logits = last_token_logits(model, [p.text for p in prompts], batch)
-    report["greater_than"] = {
-        "template": "The {noun} lasted from the year {CC}{YY} to the year {CC}",
-        **greater_than_scores(
-            logits, torch.tensor([p.yy for p in prompts]), two_digit_token_ids(model.tokenizer)
-        ),
-    }
-
-    surname_starts = [" " + name for name in generator.surnames(corpus)]
-    citation = [p.text for p in generator.citation_semicolon_prompts(corpus, cfg.seed, n)]
-    prose = [p.text for p in generator.prose_semicolon_prompts(corpus, cfg.seed, n)]
-    report["citation"] = {
-        "metric": "next-token mass on surnames after a semicolon between works in a citation",
-        **mass_metric(model, citation, surname_starts, batch),
-        "after_prose_semicolon": mass_metric(model, prose, surname_starts, batch)["value"],
-    }
-
-    caught = generator.caught_prompts(corpus, cfg.seed, n)
-    logits = last_token_logits(model, [p.text for p in caught], batch)
-    by, objects = first_token_ids(model.tokenizer, [" by"]), first_token_ids(model.tokenizer, [" the", " a"])
-    passive = torch.tensor([p.passive for p in caught])
-    prefers_by = set_mass(logits, by) > set_mass(logits, objects)
-    report["caught"] = {
-        "metric": "accuracy of preferring ' by' after 'was caught' and ' the'/' a' after active 'caught'",
-        "value": (prefers_by == passive).float().mean().item(),
-        "chance": 0.5,
-        "passive_accuracy": prefers_by[passive].float().mean().item(),
-        "active_accuracy": (~prefers_by[~passive]).float().mean().item(),
-        "n_prompts": len(caught),
-    }
-
-    estimate = generator.estimate_prompts(corpus, cfg.seed, n)
-    report["estimate"] = {
-        "metric": "next-token mass on quantity starts after 'an estimated cost of'",
-        **mass_metric(model, [p.text for p in estimate], estimate[0].expected_next, batch),
-    }
+    for mechanism in mechanisms_of(corpus):
+        result = mechanism.behaviour(model, corpus, cfg)
+        if result is not None:  # a contrast family (prose semicolons) has no metric of its own
+            report[mechanism.name] = result
     return report
 
 

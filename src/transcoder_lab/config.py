@@ -45,12 +45,18 @@ class CorpusConfig:
     n_train_documents: int = 60_000
     n_heldout_documents: int = 2_000
     sentences_per_document: list[int] = field(default_factory=lambda: [4, 12])
-    # Share of sentences drawn from each planted mechanism; the rest is background grammar.
-    share_greater_than: float = 0.25
-    share_citation: float = 0.08
-    share_prose_semicolon: float = 0.06
-    share_caught: float = 0.06
-    share_estimate: float = 0.05
+    # Share of sentences drawn from each planted mechanism (a module of
+    # transcoder_lab.organism.mechanisms, or an importable module path), in draw order; the
+    # rest is background grammar. The order also fixes the label ids.
+    shares: dict[str, float] = field(
+        default_factory=lambda: {
+            "greater_than": 0.25,
+            "citation": 0.08,
+            "prose_semicolon": 0.06,
+            "caught": 0.06,
+            "estimate": 0.05,
+        }
+    )
     n_nouns: int = 2000
     n_verbs: int = 700
     n_adjectives: int = 600

@@ -408,7 +408,7 @@ def test_completeness_on_the_trained_tiny_organism(tiny_pipeline):
     """The same identity on a trained organism with its trained transcoders (not random weights)."""
     from transcoder_lab.dictionaries import load_dictionary
     from transcoder_lab.models import load_model
-    from transcoder_lab.organism.corpus import greater_than_prompts
+    from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
     from transcoder_lab.paths import dictionary_dir
 
     cfg, _ = tiny_pipeline

@@ -1,4 +1,4 @@
-"""The corpus generator: span coverage, label/text consistency, shares, determinism, prompts."""
+"""The corpus generator: labels, span coverage, label/text consistency, shares, determinism."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections import Counter
 import pytest
 from small_corpus import small_cfg
 
-from transcoder_lab.config import CorpusConfig
 from transcoder_lab.organism import corpus as C
+from transcoder_lab.organism.mechanisms.estimate import QUANTITY_STARTS
+
+LABELS = C.labels(small_cfg())
 
 
 @pytest.fixture(scope="module")
@@ -18,12 +20,12 @@ def docs() -> list[C.Document]:
 
 
 def labelled(doc: C.Document) -> list[tuple[str, str]]:
-    return [(doc.text[s:e], C.LABELS[lab]) for s, e, lab in doc.spans]
+    return [(doc.text[s:e], LABELS[lab]) for s, e, lab in doc.spans]
 
 
 def test_labels_are_unique_and_documented() -> None:
-    assert len(set(C.LABELS)) == len(C.LABELS) <= 256  # stored as uint8
-    assert C.LABELS[0] == "background"
+    assert len(set(LABELS)) == len(LABELS) < 255  # stored as uint8; 255 marks BOS
+    assert LABELS[0] == "background"
     for name in [
         "greater_than/start_century",
         "greater_than/start_yy",
@@ -35,12 +37,12 @@ def test_labels_are_unique_and_documented() -> None:
         "caught/active_caught",
         "estimate/quantity",
     ]:
-        assert name in C.LABEL_ID
+        assert name in LABELS
 
 
 def test_spans_cover_each_document_exactly(docs: list[C.Document]) -> None:
     for doc in docs:
-        C.check_document(doc)
+        C.check_document(doc, len(LABELS))
         assert doc.spans[0][0] == 0 and doc.spans[-1][1] == len(doc.text)
         for (_, end, label), (start, _, next_label) in zip(doc.spans, doc.spans[1:], strict=False):
             assert end == start
@@ -51,9 +53,9 @@ def test_spans_cover_each_document_exactly(docs: list[C.Document]) -> None:
 
 def test_check_document_rejects_gaps() -> None:
     with pytest.raises(ValueError):
-        C.check_document(C.Document("abc def", [(0, 3, 0), (4, 7, 0)]))
+        C.check_document(C.Document("abc def", [(0, 3, 0), (4, 7, 0)]), len(LABELS))
     with pytest.raises(ValueError):
-        C.check_document(C.Document("abc", [(0, 2, 0)]))
+        C.check_document(C.Document("abc", [(0, 2, 0)]), len(LABELS))
 
 
 def test_span_texts_match_their_labels(docs: list[C.Document]) -> None:
@@ -89,10 +91,10 @@ def test_span_texts_match_their_labels(docs: list[C.Document]) -> None:
                 assert re.fullmatch(r"\d\d", text), text
             elif label == "estimate/quantity":
                 first = re.match(r" \$| \d{1,2}", text)
-                assert first and first.group() in C.ESTIMATE_QUANTITY_STARTS, text
+                assert first and first.group() in QUANTITY_STARTS, text
             else:  # background and */other spans carry none of the planted markers
                 assert not re.search(r"[\d();$]| caught| estimated", text), (label, text)
-    assert set(seen) == set(C.LABELS)  # every label occurs in 1500 documents
+    assert set(seen) == set(LABELS)  # every label occurs in 1500 documents
 
 
 def test_caught_contexts(docs: list[C.Document]) -> None:
@@ -152,13 +154,8 @@ def test_sentence_kinds_follow_the_configured_shares(docs: list[C.Document]) -> 
             active += label == "caught/active_caught"
     counts["caught"] = passive + active
     cfg = small_cfg()
-    expected = {
-        "greater_than": cfg.share_greater_than,
-        "citation": cfg.share_citation,
-        "prose": cfg.share_prose_semicolon,
-        "caught": cfg.share_caught,
-        "estimate": cfg.share_estimate,
-    }
+    expected = {kind: cfg.shares[name] for kind, name in (("prose", "prose_semicolon"),) + tuple(
+        (name, name) for name in ("greater_than", "citation", "caught", "estimate"))}  # fmt: skip
     for kind, share in expected.items():
         assert counts[kind] / n_sentences == pytest.approx(share, rel=0.2), kind
     assert 0.4 < passive / (passive + active) < 0.6
@@ -183,76 +180,16 @@ def test_generation_is_deterministic_in_the_seed() -> None:
     assert [d.text for d in a] != [d.text for d in c]
 
 
-def test_vocabulary_at_default_settings() -> None:
-    cfg = CorpusConfig()
-    vocab = C.build_vocabulary(cfg)
-    assert len(vocab.distinct_words()) >= 3000
-    assert (len(vocab.nouns), len(vocab.verbs), len(vocab.adjectives), len(vocab.surnames)) == (
-        cfg.n_nouns,
-        cfg.n_verbs,
-        cfg.n_adjectives,
-        cfg.n_surnames,
+def test_shares_must_be_a_distribution_over_known_mechanisms() -> None:
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        C.generate_documents(small_cfg(shares={"greater_than": 0.7, "citation": 0.5}), 1, seed=0)
+    with pytest.raises(ValueError, match="src/transcoder_lab/organism/mechanisms/nonesuch.py"):
+        C.labels(small_cfg(shares={"nonesuch": 0.1}))
+
+
+def test_labels_follow_the_mechanisms_in_share_order() -> None:
+    swapped = C.labels(small_cfg(shares={"caught": 0.1, "greater_than": 0.1}))
+    assert swapped[0] == "background" and swapped[1] == "caught/passive_was"
+    assert swapped.index("greater_than/start_century") == 1 + len(
+        [n for n in LABELS if n.startswith("caught/")]
     )
-    lemmas = [w.lower() for w in vocab.nouns + vocab.verbs + vocab.adjectives + vocab.surnames]
-    assert len(set(lemmas)) == len(lemmas)  # pseudo-words are distinct from each other and real words
-    assert vocab.n_pseudo > 2000
-    assert all(re.fullmatch(r"[a-z]+", w) for w in vocab.nouns + vocab.verbs_past + vocab.adjectives)
-    assert all(re.fullmatch(r"[A-Z][a-z]+", s) for s in vocab.surnames)
-    assert len(vocab.verbs_past) == len(vocab.verbs) and len(vocab.noun_plurals) == len(vocab.nouns)
-    assert "caught" not in vocab.verbs_past and "estimated" not in lemmas
-
-
-def test_vocabulary_depends_on_the_corpus_seed_only() -> None:
-    base = C.build_vocabulary(small_cfg(seed=0))
-    assert C.build_vocabulary(small_cfg(seed=0, n_train_documents=5)) == base
-    other = C.build_vocabulary(small_cfg(seed=1))
-    assert other.nouns != base.nouns
-    # Real words come first whatever the seed; only the pseudo-word tail changes.
-    assert other.nouns[:50] == base.nouns[:50]
-
-
-def test_greater_than_prompts() -> None:
-    cfg = small_cfg()
-    prompts = C.greater_than_prompts(cfg, seed=5)
-    assert [p.yy for p in prompts] == list(range(100))
-    for p in prompts:
-        assert p.text == f"The {p.noun} lasted from the year {p.century}{p.yy:02d} to the year {p.century}"
-        assert 11 <= p.century <= 19
-    short = C.greater_than_prompts(cfg, seed=5, template="short", n_per_yy=2, century=17)
-    assert len(short) == 200 and all(p.text.endswith(f"17{p.yy:02d} to 17") for p in short)
-    assert C.greater_than_prompts(cfg, seed=5) == prompts
-    assert C.greater_than_prompts(cfg, seed=6) != prompts
-    with pytest.raises(ValueError):
-        C.greater_than_prompts(cfg, seed=5, template="nope")
-
-
-def test_semicolon_prompts() -> None:
-    cfg = small_cfg()
-    citation = C.citation_semicolon_prompts(cfg, seed=3, n=40)
-    prose = C.prose_semicolon_prompts(cfg, seed=3, n=40)
-    surnames = set(C.surnames(cfg))
-    for p in citation:
-        assert p.kind == "citation" and p.text.endswith(";")
-        assert " (" in p.text and ")" not in p.text
-        inside = p.text[p.text.index("(") + 1 :]
-        assert re.fullmatch(r"([A-Z][a-z]+( and [A-Z][a-z]+| et al\.)?, \d{4}; ?)+", inside), inside
-        assert set(re.findall(r"[A-Z][a-z]+", inside)) <= surnames
-    for p in prose:
-        assert p.kind == "prose" and p.text.endswith(";") and p.text.count(";") == 1
-        assert not re.search(r"[()\d]", p.text)
-    assert C.citation_semicolon_prompts(cfg, seed=3, n=40) == citation
-    assert C.citation_semicolon_prompts(cfg, seed=4, n=40) != citation
-
-
-def test_caught_and_estimate_prompts() -> None:
-    cfg = small_cfg()
-    caught = C.caught_prompts(cfg, seed=2, n=20)
-    assert sum(p.passive for p in caught) == 10
-    for p in caught:
-        assert p.text.endswith(" was caught" if p.passive else " caught")
-        assert p.passive == p.text.endswith(" was caught")
-        assert p.expected_next == ((" by",) if p.passive else (" the", " a"))
-    estimate = C.estimate_prompts(cfg, seed=2, n=20)
-    assert all(p.text.endswith(" an estimated cost of") for p in estimate)
-    assert all(p.expected_next == C.ESTIMATE_QUANTITY_STARTS for p in estimate)
-    assert len({p.text for p in estimate}) > 5

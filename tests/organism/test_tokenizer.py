@@ -10,6 +10,13 @@ from small_corpus import small_cfg
 
 from transcoder_lab.organism import corpus as C
 from transcoder_lab.organism import tokenizer as T
+from transcoder_lab.organism.mechanisms.caught import caught_prompts
+from transcoder_lab.organism.mechanisms.citation import citation_semicolon_prompts
+from transcoder_lab.organism.mechanisms.estimate import QUANTITY_STARTS, estimate_prompts
+from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
+from transcoder_lab.organism.mechanisms.prose_semicolon import prose_semicolon_prompts
+
+LABELS = C.labels(small_cfg())
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +108,9 @@ def test_encoded_labels_are_consistent_with_the_text(tok, docs: list[C.Document]
     assert encoded.tokens.dtype == np.int32 and encoded.labels.dtype == np.uint8
     assert encoded.doc_offsets.dtype == np.int64 and encoded.n_documents == len(docs)
     assert encoded.doc_offsets[-1] == len(encoded.tokens) == len(encoded.labels)
-    assert encoded.labels.max() < len(C.LABELS)
+    assert encoded.labels.max() < len(LABELS)
     vocab_strings = {i: tok.decode([i]) for i in np.unique(encoded.tokens).tolist()}
-    name = np.array(C.LABELS)
+    name = np.array(LABELS)
     for d, doc in enumerate(docs):
         a, b = encoded.doc_offsets[d], encoded.doc_offsets[d + 1]
         strings = [vocab_strings[i] for i in encoded.tokens[a:b].tolist()]
@@ -113,7 +120,7 @@ def test_encoded_labels_are_consistent_with_the_text(tok, docs: list[C.Document]
         position = 0
         char_label = np.empty(len(doc.text), dtype=object)
         for s, e, lab in doc.spans:
-            char_label[s:e] = C.LABELS[lab]
+            char_label[s:e] = LABELS[lab]
         for string, label in zip(strings, labels, strict=True):
             assert set(char_label[position : position + len(string)]) == {label}
             position += len(string)
@@ -147,22 +154,22 @@ def test_encode_rejects_a_label_boundary_inside_a_token(tok) -> None:
 
 def test_behaviour_prompts_end_where_the_metric_reads(tok) -> None:
     cfg = small_cfg()
-    for p in C.greater_than_prompts(cfg, seed=1):
+    for p in greater_than_prompts(cfg, seed=1):
         assert pieces(tok, p.text)[-4:] == [" to", " the", " year", f" {p.century}"]
-    for p in C.citation_semicolon_prompts(cfg, seed=1, n=20) + C.prose_semicolon_prompts(cfg, seed=1, n=20):
+    for p in citation_semicolon_prompts(cfg, seed=1, n=20) + prose_semicolon_prompts(cfg, seed=1, n=20):
         assert pieces(tok, p.text)[-1] == ";"
-    for p in C.caught_prompts(cfg, seed=1, n=10):
+    for p in caught_prompts(cfg, seed=1, n=10):
         assert pieces(tok, p.text)[-1] == " caught"
         for expected in p.expected_next:
             assert len(tok.encode(expected, add_special_tokens=False)) == 1
-    for p in C.estimate_prompts(cfg, seed=1, n=5):
+    for p in estimate_prompts(cfg, seed=1, n=5):
         assert pieces(tok, p.text)[-1] == " of"
     # The estimate metric's set: the first tokens of the quantity starts cover every quantity
     # the generator writes after "cost of".
-    starts = set(T.first_token_ids(tok, C.ESTIMATE_QUANTITY_STARTS))
+    starts = set(T.first_token_ids(tok, QUANTITY_STARTS))
     for doc in C.generate_documents(cfg, 200, seed=4):
         for s, e, lab in doc.spans:
-            if C.LABELS[lab] == "estimate/quantity" and doc.text[:s].endswith(" cost of"):
+            if LABELS[lab] == "estimate/quantity" and doc.text[:s].endswith(" cost of"):
                 assert tok.encode(doc.text[s:e], add_special_tokens=False)[0] in starts
     # The metric's surname set: the first token of " Surname" after a citation semicolon.
     first = T.first_token_ids(tok, [" " + s for s in C.surnames(cfg)])

@@ -27,7 +27,7 @@ from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
 from transcoder_lab.data import BOS_LABEL, pack_contexts
 from transcoder_lab.dictionaries import Dictionary, load_dictionary
 from transcoder_lab.models import mlp_in_hook
-from transcoder_lab.organism.corpus import LABELS
+from transcoder_lab.organism.corpus import labels as corpus_labels
 from transcoder_lab.organism.train import load_split
 from transcoder_lab.paths import corpus_dir, dictionary_dir, figures_dir, published_dir, results_dir
 
@@ -70,17 +70,22 @@ def output_paths(cfg: Config, name: str) -> tuple[Path, Path]:
     return results_dir(cfg) / "case_studies" / f"{name}.json", figures_dir(cfg) / "case_studies" / name
 
 
-def label_ids(names: list[str]) -> list[int]:
-    unknown = [name for name in names if name not in LABELS]
-    if unknown:
-        raise ValueError(f"unknown ground-truth labels {unknown}; the corpus labels are {list(LABELS)}")
-    return [LABELS.index(name) for name in names]
-
-
 @dataclass
 class LabelledTokens:
     contexts: Int[Tensor, "n n_ctx"]  # BOS-led held-out contexts
-    labels: Int[Tensor, "n n_ctx"]  # ground-truth label per token (BOS_LABEL at BOS)
+    labels: Int[Tensor, "n n_ctx"]  # ground-truth label id per token (BOS_LABEL at BOS)
+    names: tuple[str, ...]  # the corpus's label names; a label id indexes them
+
+    def label_ids(self, names: list[str]) -> list[int]:
+        unknown = [name for name in names if name not in self.names]
+        if unknown:
+            raise ValueError(
+                f"unknown ground-truth labels {unknown}; the corpus labels are {list(self.names)}"
+            )
+        return [self.names.index(name) for name in names]
+
+    def name_of(self, label: int) -> str:
+        return "BOS" if label == BOS_LABEL else self.names[label]
 
 
 def labelled_heldout(cfg: Config, bos_id: int, n_contexts: int = HELDOUT_CONTEXTS) -> LabelledTokens:
@@ -88,7 +93,10 @@ def labelled_heldout(cfg: Config, bos_id: int, n_contexts: int = HELDOUT_CONTEXT
     n_ctx = cfg.profile.dictionaries.harvest.context_size
     contexts, labels = pack_contexts(data["tokens"], data["doc_offsets"], n_ctx, bos_id, data["labels"])
     assert labels is not None
-    return LabelledTokens(torch.from_numpy(contexts[:n_contexts]), torch.from_numpy(labels[:n_contexts]))
+    names = corpus_labels(cfg.profile.corpus)
+    return LabelledTokens(
+        torch.from_numpy(contexts[:n_contexts]), torch.from_numpy(labels[:n_contexts]), names
+    )
 
 
 def feature_pre_activation(
@@ -167,7 +175,7 @@ def select_feature(
 ) -> Selection:
     """The feature most selective for the target labels (module docstring, steps 1-4), searched in
     `candidate_layers` that have a transcoder (all of them when none has, e.g. on small profiles)."""
-    target_ids, contrast_ids = label_ids(target_labels), label_ids(contrast_labels)
+    target_ids, contrast_ids = tokens.label_ids(target_labels), tokens.label_ids(contrast_labels)
     flat_labels = tokens.labels.reshape(-1)
     is_target = torch.isin(flat_labels, torch.tensor(target_ids))
     is_contrast = torch.isin(flat_labels, torch.tensor(contrast_ids)) if contrast_ids else None
@@ -211,7 +219,7 @@ class Prompt:
 def corpus_prompts(tokens: LabelledTokens, labels: list[str], n: int, window: int = 24) -> list[Prompt]:
     """Up to n prompts cut from the held-out contexts, each ending at a token with one of `labels`
     (occurrences spread evenly over the sample), with up to `window` tokens of context after BOS."""
-    wanted = torch.isin(tokens.labels, torch.tensor(label_ids(labels)))
+    wanted = torch.isin(tokens.labels, torch.tensor(tokens.label_ids(labels)))
     wanted[:, 0] = False
     where = wanted.nonzero().tolist()
     if not where:

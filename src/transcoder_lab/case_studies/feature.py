@@ -61,21 +61,15 @@ from transcoder_lab.circuits import (
     verify_graph,
 )
 from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
-from transcoder_lab.data import BOS_LABEL
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.evaluation import spliced
 from transcoder_lab.models import mlp_in_hook
-from transcoder_lab.organism.corpus import LABELS
 
 TOP_TOKENS = 10  # tokens a hypothesis names; activating tokens a dashboard shows
 
 
 def _decode(model: HookedTransformer, token: int) -> str:
     return model.tokenizer.decode([int(token)])
-
-
-def _label_name(label: int) -> str:
-    return "BOS" if label == BOS_LABEL else LABELS[label]
 
 
 PROBE_BATCH = 1024  # synthetic rows per model pass of a token probe
@@ -152,7 +146,7 @@ def dashboard_check(
     out: dict[str, Any] = {
         "frequency": n_active / acts.numel(),
         "top_tokens": [_decode(model, t) for t in top_tokens],
-        "top_labels": dict(Counter(_label_name(int(label)) for label in labels[top]).most_common(5)),
+        "top_labels": dict(Counter(heldout.name_of(int(label)) for label in labels[top]).most_common(5)),
     }
     if hypothesis is not None:
         named = sum(t in set(hypothesis["current_token_ids"]) for t in top_tokens)
@@ -162,9 +156,10 @@ def dashboard_check(
 
 
 def contribution_groups(
-    ctx: AttributionContext, root_attribution, labels: torch.Tensor | None
+    ctx: AttributionContext, root_attribution, labels: torch.Tensor | None, heldout: LabelledTokens | None
 ) -> dict[str, float]:
-    """Step 4: the root's direct contributions summed by where they come from (root units)."""
+    """Step 4: the root's direct contributions summed by where they come from (root units); by
+    ground-truth label of the source token too, when the prompt has `labels` (of `heldout`'s corpus)."""
     a, t = root_attribution, root_attribution.root.position
     heads_by_source = a.heads.sum(dim=(0, 1))  # [pos]
     groups = {
@@ -175,11 +170,11 @@ def contribution_groups(
         "errors_and_mlps": sum(a.tc_errors.values()) + sum(a.mlps.values()) + sum(a.skips.values()),
         "biases": a.bias,
     }
-    if labels is not None:
+    if labels is not None and heldout is not None:
         by_label: Counter[str] = Counter()
         for s in range(len(labels)):
             if s != t:
-                by_label[_label_name(int(labels[s]))] += float(heads_by_source[s])
+                by_label[heldout.name_of(int(labels[s]))] += float(heads_by_source[s])
         groups["attention_by_source_label"] = dict(by_label.most_common(6))
     return groups
 
@@ -318,7 +313,7 @@ def run_feature_study(
         "root_activation": target_acts[best],
         "top_contributors": [{"label": c.label, "value": c.value} for c in top],
         "root_token_features_in_top5": any(c.kind == "feature" for c in top),
-        "contribution_groups": contribution_groups(ctx, root_attribution, prompt.labels),
+        "contribution_groups": contribution_groups(ctx, root_attribution, prompt.labels, heldout),
         "paths": [{"nodes": p.labels, "value": p.value} for p in paths[:10]],
         "fraction_explained": verification["fraction_explained"],
         "ablation_spearman": verification["spearman"],

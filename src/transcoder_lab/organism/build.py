@@ -27,13 +27,14 @@ from safetensors.numpy import save
 
 from transcoder_lab import io
 from transcoder_lab.config import CorpusConfig
-from transcoder_lab.organism.corpus import LABELS, build_vocabulary, derive_seed, generate_documents
+from transcoder_lab.organism.corpus import build_vocabulary, generate_documents, labels
 from transcoder_lab.organism.tokenizer import (
     EncodedCorpus,
     encode_documents,
     save_tokenizer,
     train_tokenizer,
 )
+from transcoder_lab.organism.vocabulary import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,23 @@ def corpus_hash(tokens: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _split_summary(encoded: EncodedCorpus) -> dict:
-    counts = np.bincount(encoded.labels, minlength=len(LABELS))
+def manifest_config(cfg: CorpusConfig) -> dict:
+    """The config as the manifest records it: flat, with one `share_<mechanism>` key per share."""
+    flat = {}
+    for key, value in asdict(cfg).items():
+        if key == "shares":
+            flat |= {f"share_{name}": share for name, share in value.items()}
+        else:
+            flat[key] = value
+    return flat
+
+
+def _split_summary(encoded: EncodedCorpus, names: tuple[str, ...]) -> dict:
+    counts = np.bincount(encoded.labels, minlength=len(names))
     return {
         "n_documents": encoded.n_documents,
         "n_tokens": len(encoded.tokens),
-        "label_counts": {name: int(count) for name, count in zip(LABELS, counts, strict=True)},
+        "label_counts": {name: int(count) for name, count in zip(names, counts, strict=True)},
         "sha256": corpus_hash(encoded.tokens, encoded.labels),
     }
 
@@ -70,6 +82,7 @@ def build_corpus(cfg: CorpusConfig, out_dir: Path) -> dict:
     seeds = {"train": cfg.seed, "heldout": heldout_seed(cfg)}
     sizes = {"train": cfg.n_train_documents, "heldout": cfg.n_heldout_documents}
     documents = {split: generate_documents(cfg, sizes[split], seeds[split]) for split in SPLITS}
+    names = labels(cfg)
 
     log.info("training the tokenizer on %d documents", len(documents["train"]))
     tok = train_tokenizer([d.text for d in documents["train"]], cfg.vocab_size)
@@ -80,17 +93,17 @@ def build_corpus(cfg: CorpusConfig, out_dir: Path) -> dict:
         encoded = encode_documents(tok, documents[split])
         tensors = {"tokens": encoded.tokens, "labels": encoded.labels, "doc_offsets": encoded.doc_offsets}
         io.write_bytes(out_dir / f"{split}.safetensors", save(tensors))
-        splits[split] = {"seed": seeds[split], **_split_summary(encoded)}
+        splits[split] = {"seed": seeds[split], **_split_summary(encoded, names)}
         log.info("%s: %d documents, %d tokens", split, encoded.n_documents, len(encoded.tokens))
-    io.write_json(out_dir / "labels.json", list(LABELS))
+    io.write_json(out_dir / "labels.json", list(names))
 
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "vocab_size": len(tok),
         "n_distinct_words": len(build_vocabulary(cfg).distinct_words()),
-        "labels": list(LABELS),
+        "labels": list(names),
         "splits": splits,
-        "config": asdict(cfg),
+        "config": manifest_config(cfg),
     }
     io.write_json(out_dir / "manifest.json", manifest)  # last: its presence means the build finished
     return manifest

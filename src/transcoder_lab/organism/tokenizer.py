@@ -202,7 +202,7 @@ class EncodedCorpus:
     """Documents as flat arrays; document d is tokens[doc_offsets[d]:doc_offsets[d + 1]]."""
 
     tokens: np.ndarray  # int32 token ids, documents concatenated without BOS
-    labels: np.ndarray  # uint8 label id per token (index into corpus.LABELS)
+    labels: np.ndarray  # uint8 label id per token (index into the corpus labels, corpus.labels)
     doc_offsets: np.ndarray  # int64, length n_documents + 1
 
     @property
