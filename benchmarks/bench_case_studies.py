@@ -13,15 +13,16 @@ Two measurements, each printed against a baseline measured in the same run (no s
   `--worker <name>`); its peak resident set size comes from `os.wait4` (the child's own
   `ru_maxrss`). Baseline: a process that only builds the model and the transcoders. Printed: each
   study's peak, its excess over the baseline, and the target (every blind study under 4 GB).
-- `greater-than`: the features-vs-neurons curves (step 5 of `case_studies.greater_than`), per
-  protocol and per component n, timed for the fast path (`fast_curves`: cached activations, only
-  the blocks after the studied MLP, last-token restricted logits, several n per forward) and for
-  the straightforward one (`reference_curve`: the whole model with hooks, once per n) on a small n
-  in the same process; the two must agree. Then one whole `run_greater_than` at `--n-components`
-  gives the fixed cost (everything but the curves); printed: time per component, the estimate for
-  100 components (fixed + 101 points x 2 protocols x per-point time) for both paths, and the ratio.
-  Step 2 (every MLP ablated: `mlp_ablations` vs `reference_mlp_ablations`) is timed the same way,
-  and its reference time replaces the fast one in the old implementation's fixed part.
+- `greater-than`: the features-vs-neurons curves (step 5 of `case_studies.greater_than`, computed in
+  `case_studies.greater_than_ablations`), per protocol and per component n, timed for the fast path
+  (`fast_curves`: cached activations, only the blocks after the studied MLP, last-token restricted
+  logits, several n per forward) and for the straightforward one (`reference_curve`: the whole model
+  with hooks, once per n) on a small n in the same process; the two must agree. Then one whole
+  `run_greater_than` at `--n-components` gives the fixed cost (everything but the curves); printed:
+  time per component, the estimate for 100 components (fixed + 101 points x 2 protocols x per-point
+  time) for both paths, and the ratio. Step 2 (every MLP ablated: `mlp_ablations` vs
+  `reference_mlp_ablations`) is timed the same way, and its reference time replaces the fast one in
+  the old implementation's fixed part.
 
 Run from the repository root (CPU, torch's default thread count; timings need an otherwise idle
 machine, the printout reports the load average before and after):
@@ -159,6 +160,7 @@ def memory(args: argparse.Namespace) -> None:
 def greater_than(args: argparse.Namespace) -> None:
     from transcoder_lab.behaviour import greater_than_scores, last_token_logits
     from transcoder_lab.case_studies import greater_than as gt
+    from transcoder_lab.case_studies import greater_than_ablations as ablations
     from transcoder_lab.case_studies.common import settings_for
     from transcoder_lab.organism.tokenizer import two_digit_token_ids
 
@@ -175,32 +177,32 @@ def greater_than(args: argparse.Namespace) -> None:
         differences = {"curves": 0.0, "step 2": 0.0}
         with torch.no_grad():
             # step 5, per protocol: fast at n = 0..n_components, the reference at n = 0..n_small
-            ranking = gt.component_ranking(model, texts, transcoders[settings.layer])
+            ranking = ablations.component_ranking(model, texts, transcoders[settings.layer])
             for protocol in gt.PROTOCOLS:
                 start = time.perf_counter()
-                fast = gt.fast_curves(model, texts, yy, ids, ranking, protocol, args.n_components)
+                fast = ablations.fast_curves(model, texts, yy, ids, ranking, protocol, args.n_components)
                 per_point["fast"][protocol] = (time.perf_counter() - start) / (2 * (args.n_components + 1))
                 start = time.perf_counter()
                 reference = {
-                    kind: gt.reference_curve(model, texts, yy, ids, ranking, protocol, kind, n_small)
-                    for kind in gt.KINDS
+                    kind: ablations.reference_curve(model, texts, yy, ids, ranking, protocol, kind, n_small)
+                    for kind in ablations.KINDS
                 }
                 per_point["reference"][protocol] = (time.perf_counter() - start) / (2 * (n_small + 1))
                 differences["curves"] = max(
                     differences["curves"],
                     *(
                         abs(a - b)
-                        for kind in gt.KINDS
+                        for kind in ablations.KINDS
                         for a, b in zip(reference[kind], fast[kind], strict=False)
                     ),
                 )
             # step 2: every MLP ablated, both ways
             layers = sorted(transcoders)
             start = time.perf_counter()
-            fast_ablations = gt.mlp_ablations(model, texts, yy, ids, layers)
+            fast_ablations = ablations.mlp_ablations(model, texts, yy, ids, layers)
             step2["fast"] = time.perf_counter() - start
             start = time.perf_counter()
-            reference_ablations = gt.reference_mlp_ablations(model, texts, yy, ids, layers)
+            reference_ablations = ablations.reference_mlp_ablations(model, texts, yy, ids, layers)
             step2["reference"] = time.perf_counter() - start
             differences["step 2"] = max(
                 abs(fast_ablations[p][layer] - reference_ablations[p][layer])

@@ -14,22 +14,22 @@ Algorithm (`run_greater_than`):
    `protocol` names the headline one (gpt2_small: "zero", as in the paper; organism: "mean").
    Also measured: the probability difference with every MLP after layer 0 zeroed together, which
    says whether the task needs any MLP beyond the embedding MLP at all. The per-layer ablations
-   come from `mlp_ablations` (one cached pass, then only the blocks after each ablated MLP), equal
-   to the hook-based `reference_mlp_ablations` up to float32 summation order.
+   come from `greater_than_ablations.mlp_ablations` (one cached pass, then only the blocks after
+   each ablated MLP), equal to the hook-based `reference_mlp_ablations` up to float32 summation order.
 3. Probability difference of the original model, with that MLP replaced by its transcoder (no
    error term), with the MLP removed (its whole output zeroed, output bias included) and, if
    `feature` is set (paper layer), with the transcoder spliced but that feature ablated.
 4. Components ranked by the variance of their activation across the prompts (at the last token):
-   transcoder features, and MLP neurons (`mlp.hook_post`).
+   transcoder features, and MLP neurons (`mlp.hook_post`); `greater_than_ablations.component_ranking`.
 5. Curves, n = 0..n_components, per protocol at its layer: the probability difference with only
    the top-n features kept (the transcoder spliced in) and with only the top-n neurons kept
    (`mlp.hook_post`); the rest zeroed at every position ("zero", the paper's: n = 0 leaves the
    output bias alone, b_dec_out of the transcoder or b_out of the MLP, which is *not* the MLP
    removed of step 3; both are reported, each labelled) or mean-ablated at the last token ("mean":
    n = 0 removes only what the layer computes differently per prompt). n = all gives the spliced
-   transcoder and the original model. Computed by `fast_curves` (cached activations up to the
-   layer, only the later blocks run per n, several n per pass), which equals the hook-based
-   `reference_curve` up to float32 summation order. Reported:
+   transcoder and the original model. Computed by `greater_than_ablations.fast_curves` (cached
+   activations up to the layer, only the later blocks run per n, several n per pass), which equals
+   the hook-based `reference_curve` up to float32 summation order. Reported:
    the n at which each curve first reaches 90% of its full value (spliced transcoder, original
    model), of the common threshold 0.9 x spliced, and at 95/98/99%; and the n at which each curve
    recovers 90/95/99% of the gap between its n = 0 value and its full value (a reading that does
@@ -49,19 +49,23 @@ Algorithm (`run_greater_than`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from transcoder_lab.behaviour import batches_by_length, greater_than_scores, last_token_logits
+from transcoder_lab.case_studies.greater_than_ablations import (
+    Ranking,
+    component_ranking,
+    fast_curves,
+    mlp_ablations,
+    probability_difference,
+    prompt_scores,
+)
 from transcoder_lab.circuits import (
     AttributionContext,
     beam_search,
@@ -75,17 +79,12 @@ from transcoder_lab.circuits import (
 from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.evaluation import spliced, zero_ablated
-from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 from transcoder_lab.organism.tokenizer import two_digit_token_ids
 
 N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
 THRESHOLD = 0.9
 PROTOCOLS = ("zero", "mean")  # step 2
 RESAMPLE_SEED = 100  # step 5b: first seed of the fresh prompt draws (the main draw uses 7)
-KINDS = ("features", "neurons")  # step 5: the two curves
-# step 5: values of n stacked into one pass of the later blocks; 8 x 100 prompts of GPT-2's 9 tokens
-# is ~7,000 token rows, large enough for efficient matrix products and a few hundred MB at most
-N_PER_PASS = 8
 # the paper's reading of its figure (GPT-2 small, layer 10): about 10-15 features bring the
 # probability difference to 0.84, about 40-50 neurons to 0.83
 PAPER_MARKS = {"features": 0.84, "neurons": 0.83}
@@ -99,341 +98,6 @@ def prompts_for(cfg: Config, seed: int = 7) -> tuple[list[str], Tensor]:
 
     prompts = greater_than_prompts(cfg.profile.corpus, seed, n_per_yy=1)
     return [p.text for p in prompts], torch.tensor([p.yy for p in prompts])
-
-
-def _score(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int]) -> dict[str, float]:
-    return greater_than_scores(last_token_logits(model, texts), yy, ids)
-
-
-def _last_token_values(
-    model: HookedTransformer, texts: list[str], reads: dict[str, tuple[str, Callable]], stop_at_layer: int
-) -> dict[str, Tensor]:
-    """For each `name: (hook, transform)`, `transform(activation)` at the last token of every prompt,
-    all read in one pass per batch that stops after layer `stop_at_layer - 1` (nothing later is read)."""
-    hooks = {hook for hook, _ in reads.values()}
-    rows: dict[str, list[Tensor]] = {name: [torch.empty(0)] * len(texts) for name in reads}
-    for chunk, batch in batches_by_length(model, texts):
-        _, cache = model.run_with_cache(
-            batch, names_filter=lambda name: name in hooks, stop_at_layer=stop_at_layer
-        )
-        for name, (hook, transform) in reads.items():
-            values = transform(cache[hook][:, -1]).float().cpu()
-            for row, index in enumerate(chunk):
-                rows[name][index] = values[row]
-    return {name: torch.stack(values) for name, values in rows.items()}
-
-
-def _last_token_edit(model: HookedTransformer, hook_name: str, edit: Callable[[Tensor], Tensor]):
-    """Run with `edit` applied to the activation at the last position (prompts are unpadded)."""
-
-    def hook(activation: Tensor, hook) -> Tensor:
-        activation = activation.clone()
-        activation[:, -1] = edit(activation[:, -1])
-        return activation
-
-    return model.hooks(fwd_hooks=[(hook_name, hook)])
-
-
-def _post_hook(layer: int) -> str:
-    return f"blocks.{layer}.mlp.hook_post"
-
-
-def _resid_mid_hook(layer: int) -> str:
-    return f"blocks.{layer}.hook_resid_mid"
-
-
-def _require_resid_mid(model: HookedTransformer) -> None:
-    """The fast paths restart the model from the residual stream between attention and MLP."""
-    if model.cfg.parallel_attn_mlp:
-        raise ValueError(
-            "the greater-than fast paths read the residual stream between attention and MLP "
-            "(hook_resid_mid), which a model with parallel attention and MLP does not have; use "
-            "reference_curve and reference_mlp_ablations"
-        )
-
-
-@dataclass
-class Ranking:
-    """Step 4 at one layer: each component's activation at the last token of every prompt, and the
-    components ordered by the variance of that activation across the prompts (largest first)."""
-
-    transcoder: Dictionary
-    feature_acts: Float[Tensor, "n_prompts d_sae"]
-    neuron_acts: Float[Tensor, "n_prompts d_mlp"]
-    feature_order: Int[Tensor, " d_sae"]
-    neuron_order: Int[Tensor, " d_mlp"]
-
-    @property
-    def layer(self) -> int:
-        return self.transcoder.spec.layer
-
-    def acts(self, kind: str) -> Tensor:
-        return self.feature_acts if kind == "features" else self.neuron_acts
-
-    def order(self, kind: str) -> Tensor:
-        return self.feature_order if kind == "features" else self.neuron_order
-
-
-def component_ranking(model: HookedTransformer, texts: list[str], transcoder: Dictionary) -> Ranking:
-    """Step 4: transcoder features (encoded from the MLP input) and MLP neurons (`mlp.hook_post`),
-    read in one pass that stops after the layer."""
-    layer = transcoder.spec.layer
-    acts = _last_token_values(
-        model,
-        texts,
-        {
-            "features": (mlp_in_hook(layer), lambda x: transcoder.encode(x.to(transcoder.dtype))),
-            "neurons": (_post_hook(layer), lambda x: x),
-        },
-        stop_at_layer=layer + 1,
-    )
-    return Ranking(
-        transcoder,
-        acts["features"],
-        acts["neurons"],
-        acts["features"].var(0).argsort(descending=True),
-        acts["neurons"].var(0).argsort(descending=True),
-    )
-
-
-# -- step 2: each MLP ablated, as defined and fast ---------------------------------------------------
-
-
-def reference_mlp_ablations(
-    model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int], layers: list[int]
-) -> dict[str, dict[int, float]]:
-    """Step 2 as defined: per layer, the probability difference of the whole model run with the
-    MLP's output zeroed everywhere ("zero") and with its last-token output replaced by its mean over
-    the prompts ("mean"). `mlp_ablations` computes the same; this one is its check."""
-    out: dict[str, dict[int, float]] = {"zero": {}, "mean": {}}
-    for layer in layers:
-        with zero_ablated(model, [layer]):
-            out["zero"][layer] = _pd(model, texts, yy, ids)
-        reads = {"output": (mlp_out_hook(layer), lambda x: x)}
-        mean = _last_token_values(model, texts, reads, stop_at_layer=layer + 1)["output"].mean(0)
-        with _last_token_edit(model, mlp_out_hook(layer), lambda last, mean=mean: mean.expand_as(last)):
-            out["mean"][layer] = _pd(model, texts, yy, ids)
-    return out
-
-
-@torch.no_grad()
-def mlp_ablations(
-    model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int], layers: list[int]
-) -> dict[str, dict[int, float]]:
-    """`reference_mlp_ablations` without re-running the layers before each ablated MLP:
-
-    1. One pass per batch of prompts, up to the last of `layers`, caches each layer's residual
-       stream after attention (`hook_resid_mid`) and its MLP output; the MLP outputs' last-token
-       means over the prompts come from it.
-    2. Per layer, the two ablated residual streams after the MLP (resid_mid alone: output zeroed;
-       resid_mid + output with the last token's output replaced by the mean) are stacked and run
-       through the later blocks only; the 100 answer logits at the last position give the
-       probability difference (`_answer_logits`).
-    Equal to the reference up to float32 summation order (tested)."""
-    _require_resid_mid(model)
-    hooks = {name for layer in layers for name in (_resid_mid_hook(layer), mlp_out_hook(layer))}
-    cached: list[tuple[list[int], dict[str, Tensor]]] = []
-    last_outputs = {layer: torch.empty(len(texts), model.cfg.d_model) for layer in layers}
-    for chunk, batch in batches_by_length(model, texts):
-        _, cache = model.run_with_cache(
-            batch, names_filter=lambda name: name in hooks, stop_at_layer=max(layers) + 1
-        )
-        cached.append((chunk, {name: cache[name] for name in hooks}))
-        for layer in layers:
-            last_outputs[layer][chunk] = cache[mlp_out_hook(layer)][:, -1].float().cpu()
-    every_answer = list(range(len(ids)))  # `_answer_logits` returns the 100 answer tokens' logits only
-    out: dict[str, dict[int, float]] = {"zero": {}, "mean": {}}
-    for layer in tqdm(layers, desc="greater-than: each MLP ablated", leave=False):
-        mean = last_outputs[layer].mean(0)  # as the reference: the prompts' last-token outputs, in order
-        logits = {protocol: torch.empty(len(texts), len(ids)) for protocol in out}
-        for chunk, activations in cached:
-            resid_mid, output = activations[_resid_mid_hook(layer)], activations[mlp_out_hook(layer)].clone()
-            output[:, -1] = mean.to(output)
-            stacked = torch.cat([resid_mid, resid_mid + output])
-            answers = _answer_logits(model, stacked, layer + 1, ids).float().cpu()
-            logits["zero"][chunk], logits["mean"][chunk] = answers.split(len(chunk))
-        for protocol, values in logits.items():
-            out[protocol][layer] = greater_than_scores(values, yy, every_answer)["probability_difference"]
-    return out
-
-
-# -- step 5, the straightforward way: the whole model with hooks, once per n ------------------------
-
-
-def reference_curve(
-    model: HookedTransformer,
-    texts: list[str],
-    yy: Tensor,
-    ids: list[int],
-    ranking: Ranking,
-    protocol: str,
-    kind: str,
-    n_max: int,
-) -> list[float]:
-    """Step 5 as its definition reads: for n = 0..n_max, the whole model run with hooks that keep
-    only the first n components of `kind` ("features": the transcoder spliced in and its features
-    edited; "neurons": `mlp.hook_post` edited), the rest zeroed at every position ("zero") or
-    replaced by their mean over the prompts at the last token ("mean"). `fast_curves` computes the
-    same numbers; this one is its check (tests, benchmarks/bench_case_studies.py)."""
-    mean, order = ranking.acts(kind).mean(0), ranking.order(kind)
-
-    def masked(keep: Tensor) -> Callable[[Tensor], Tensor]:
-        mask = torch.zeros_like(mean)
-        mask[keep] = 1.0
-        if protocol == "zero":
-            return lambda values: values * mask.to(values)
-        return lambda last: mean.to(last) + mask.to(last) * (last - mean.to(last))
-
-    def kept(keep: Tensor):
-        edit_values = masked(keep)
-        if kind == "features":
-
-            def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
-                if protocol == "zero":
-                    return edit_values(z)
-                z = z.clone()
-                z[:, -1] = edit_values(z[:, -1])
-                return z
-
-            return spliced(model, [ranking.transcoder], edit_features=edit)
-        post = _post_hook(ranking.layer)
-        if protocol == "zero":
-            return model.hooks(fwd_hooks=[(post, lambda activation, hook: edit_values(activation))])
-        return _last_token_edit(model, post, edit_values)
-
-    values = []
-    for n in range(n_max + 1):
-        with kept(order[:n]):
-            values.append(_pd(model, texts, yy, ids))
-    return values
-
-
-# -- step 5, fast: cached activations, only the blocks after the layer, several n per pass ----------
-
-
-@dataclass
-class _LinearMLPOutput:
-    """The studied MLP's output (or its transcoder's) with the top-n components kept, as
-    `base + coefficients[..., :n] @ directions[:n]` (the output is linear in what the curves keep)."""
-
-    base: Float[Tensor, "batch pos d_model"]  # n = 0
-    coefficients: Float[Tensor, "batch pos n_kept"]  # per kept component, in ranking order
-    directions: Float[Tensor, "n_kept d_model"]  # the component's output direction
-
-
-def _linear_mlp_output(
-    model: HookedTransformer, ranking: Ranking, protocol: str, kind: str, cache: Any, n_max: int
-) -> _LinearMLPOutput:
-    """What the edited MLP output of `reference_curve` is, as a function of n, for one batch.
-
-    features: the transcoder's output `z W_dec + b_dec_out (+ x W_skip)`; neurons: the MLP's
-    `post W_out + b_out`. "zero": base = the bias terms at every position, coefficients = the kept
-    components' values (so n = 0 is the bias alone, not the MLP removed); "mean": base = the full
-    output before the last position and the output of the mean components at the last position,
-    coefficients = (value - mean) at the last position and 0 before it."""
-    layer = ranking.layer
-    order = ranking.order(kind)[:n_max]
-    if kind == "features":
-        transcoder = ranking.transcoder
-        x = cache[mlp_in_hook(layer)].to(transcoder.dtype)
-        values = transcoder.encode(x)
-        weights = transcoder.W_dec
-        bias = transcoder.b_dec_out.expand_as(x)
-        if transcoder.W_skip is not None:
-            bias = bias + x @ transcoder.W_skip
-        full = transcoder.decode(values, x) if protocol == "mean" else None
-    else:
-        mlp = model.blocks[layer].mlp
-        values, weights = cache[_post_hook(layer)], mlp.W_out
-        bias = mlp.b_out.expand(*values.shape[:-1], -1)
-        full = cache[mlp_out_hook(layer)]
-    directions = weights[order]
-    if protocol == "zero":
-        return _LinearMLPOutput(bias.clone(), values[..., order], directions)
-    assert full is not None
-    mean = ranking.acts(kind).mean(0).to(values)
-    base = full.clone()
-    base[:, -1] = bias[:, -1] + mean @ weights
-    coefficients = torch.zeros(*values.shape[:-1], len(order), dtype=values.dtype, device=values.device)
-    coefficients[:, -1] = (values[:, -1] - mean)[..., order]
-    return _LinearMLPOutput(base, coefficients, directions)
-
-
-def _answer_logits(
-    model: HookedTransformer, resid_post: Float[Tensor, "batch pos d_model"], start: int, ids: list[int]
-) -> Float[Tensor, "batch 100"]:
-    """The 100 answer tokens' logits at the last position, from the residual stream after block
-    `start - 1`: blocks start.. on every position (attention reads them), then the final
-    LayerNorm and the unembedding of the answer tokens at the last position only."""
-    resid = model(resid_post, start_at_layer=start, stop_at_layer=model.cfg.n_layers)[:, -1:]
-    if model.cfg.normalization_type is not None:
-        resid = model.ln_final(resid)
-    logits = resid[:, 0] @ model.W_U[:, ids] + model.b_U[ids]
-    cap = model.cfg.output_logits_soft_cap
-    return cap * torch.tanh(logits / cap) if cap > 0 else logits
-
-
-@torch.no_grad()
-def fast_curves(
-    model: HookedTransformer,
-    texts: list[str],
-    yy: Tensor,
-    ids: list[int],
-    ranking: Ranking,
-    protocol: str,
-    n_max: int,
-    n_per_pass: int = N_PER_PASS,
-) -> dict[str, list[float]]:
-    """`reference_curve` for both kinds, n = 0..n_max, without re-running what n does not change:
-
-    1. Per batch of prompts, one pass up to the studied layer L caches the residual stream after
-       L's attention (`hook_resid_mid`), the MLP's input and its neurons.
-    2. The edited MLP output for every n is `base + Σ_{k<n} c_k d_k` (`_linear_mlp_output`): built
-       by adding one component at a time.
-    3. resid_mid + output(n) for `n_per_pass` values of n are stacked on the batch axis and run
-       through blocks L+1.. only; the final LayerNorm and the 100 answer logits are taken at the
-       last position only (the metric reads nothing else).
-    4. The probability difference per n from those logits (softmax over the 100 answer tokens,
-       as in `behaviour.greater_than_scores`).
-    Equal to `reference_curve` up to float32 summation order (tested)."""
-    _require_resid_mid(model)
-    layer, n_values = ranking.layer, range(n_max + 1)
-    hooks = {_resid_mid_hook(layer), mlp_in_hook(layer), _post_hook(layer), mlp_out_hook(layer)}
-    logits = {kind: torch.empty(n_max + 1, len(texts), len(ids)) for kind in KINDS}
-    batches = list(batches_by_length(model, texts))
-    passes_per_curve = -(-len(n_values) // n_per_pass)
-    progress = tqdm(
-        total=len(batches) * len(KINDS) * passes_per_curve,
-        desc=f"greater-than curves, layer {layer}, {protocol} protocol",
-        leave=False,
-    )
-    for chunk, batch in batches:
-        _, cache = model.run_with_cache(
-            batch, names_filter=lambda name: name in hooks, stop_at_layer=layer + 1
-        )
-        resid_mid = cache[_resid_mid_hook(layer)]
-        for kind in KINDS:
-            parts = _linear_mlp_output(model, ranking, protocol, kind, cache, n_max)
-            output, n_kept = parts.base, parts.directions.shape[0]
-            pending: list[Tensor] = []
-            for n in n_values:
-                if 0 < n <= n_kept:  # past the last component the output stays complete
-                    output = output + parts.coefficients[..., n - 1 : n] * parts.directions[n - 1]
-                pending.append(resid_mid + output)
-                if len(pending) == n_per_pass or n == n_max:
-                    answers = _answer_logits(model, torch.cat(pending), layer + 1, ids).float().cpu()
-                    first = n + 1 - len(pending)
-                    logits[kind][first : n + 1, chunk] = answers.reshape(len(pending), len(chunk), -1)
-                    pending = []
-                    progress.update()
-    progress.close()
-    every_answer = list(range(len(ids)))  # the logits are already those of the 100 answer tokens
-    return {
-        kind: [
-            greater_than_scores(logits[kind][n], yy, every_answer)["probability_difference"] for n in n_values
-        ]
-        for kind in KINDS
-    }
 
 
 def first_reaching(values: list[float], target: float) -> int | None:
@@ -453,10 +117,6 @@ def features_need_at_most_half(feature_curve: list[float], neuron_curve: list[fl
 
 def _along(start: float, end: float, fraction: float) -> float:
     return start + fraction * (end - start)
-
-
-def _pd(model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int]) -> float:
-    return _score(model, texts, yy, ids)["probability_difference"]
 
 
 # what n = 0 of each curve is, per protocol (the curves' first point is not "the MLP removed": under
@@ -483,9 +143,9 @@ def _layer_basics(
     """Step 3 and 4 at one layer: scores with the MLP replaced by its transcoder and with the MLP
     removed (output zeroed, bias included), and the components' ranking."""
     with spliced(model, [transcoder]):
-        replaced = _score(model, texts, yy, ids)
+        replaced = prompt_scores(model, texts, yy, ids)
     with zero_ablated(model, [transcoder.spec.layer]):
-        removed = _score(model, texts, yy, ids)
+        removed = prompt_scores(model, texts, yy, ids)
     return replaced, removed, component_ranking(model, texts, transcoder)
 
 
@@ -579,7 +239,7 @@ def prompt_resamples(
     samples = []
     for seed in range(RESAMPLE_SEED, RESAMPLE_SEED + settings.n_prompt_resamples):
         texts, yy = prompts_for(cfg, seed)
-        original = _score(model, texts, yy, ids)
+        original = prompt_scores(model, texts, yy, ids)
         curves = _layer_curves(model, texts, yy, ids, original, transcoder, protocol, settings)["curves"]
         samples.append(
             {
@@ -638,7 +298,7 @@ def run_greater_than(
         )
     texts, yy = prompts_for(cfg)
     ids = two_digit_token_ids(model.tokenizer)
-    original = _score(model, texts, yy, ids)
+    original = prompt_scores(model, texts, yy, ids)
 
     # Step 2: the layer, by each protocol.
     ablated = mlp_ablations(model, texts, yy, ids, sorted(transcoders))
@@ -648,7 +308,7 @@ def run_greater_than(
     )
     later_mlps = list(range(1, model.cfg.n_layers))
     with zero_ablated(model, later_mlps):  # does the task need any MLP beyond the embedding MLP?
-        without_later_mlps = _pd(model, texts, yy, ids)
+        without_later_mlps = probability_difference(model, texts, yy, ids)
     drops = {"zero": zero_drops, "mean": mean_drops}
     layers = {
         protocol: settings.layer if settings.layer is not None else max(by_layer, key=by_layer.get)
@@ -708,8 +368,8 @@ def run_greater_than(
             return z
 
         with spliced(model, [transcoder], edit_features=ablate):
-            result["probability_difference"][f"transcoder_without_{settings.feature}"] = _pd(
-                model, texts, yy, ids
+            result["probability_difference"][f"transcoder_without_{settings.feature}"] = (
+                probability_difference(model, texts, yy, ids)
             )
     if settings.n_prompt_resamples:  # step 5b
         result["prompt_resamples"] = prompt_resamples(cfg, model, ids, transcoder, headline, settings)
