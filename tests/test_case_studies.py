@@ -20,9 +20,8 @@ from transcoder_lab.case_studies.feature import swap_earlier
 from transcoder_lab.config import CONF_DIR, REPO_ROOT, load_config, load_profile
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
 from transcoder_lab.models import GPT2_SMALL_SHAPE, build_processed_model, gpt2_shaped_config, load_model
-from transcoder_lab.organism.corpus import LABELS
 from transcoder_lab.organism.tokenizer import train_tokenizer
-from transcoder_lab.paths import published_dir
+from transcoder_lab.paths import corpus_dir, published_dir
 
 
 def test_auroc_matches_the_pairwise_definition_with_ties():
@@ -42,7 +41,9 @@ def test_corpus_prompts_end_on_the_requested_label(tiny_pipeline):
     model = load_model(cfg.profile, cfg.paths.models)
     heldout = labelled_heldout(cfg, model.tokenizer.bos_token_id)
     prompts = corpus_prompts(heldout, ["citation/semicolon"], n=5)
-    semicolon = LABELS.index("citation/semicolon")
+    names = json.loads((corpus_dir(cfg) / "labels.json").read_text())  # what the corpus stage wrote
+    assert list(heldout.names) == names
+    semicolon = names.index("citation/semicolon")
     assert prompts and all(int(p.labels[-1]) == semicolon for p in prompts)
     assert all(int(p.tokens[0]) == model.tokenizer.bos_token_id for p in prompts)
     assert all(model.tokenizer.decode([int(p.tokens[-1])]) == ";" for p in prompts)
@@ -61,8 +62,9 @@ def test_selected_feature_is_the_most_selective_one(tiny_pipeline):
     labels = heldout.labels.reshape(-1)
     acts = case_studies.common.feature_activations(model, transcoders[1], heldout.contexts)
     acts = acts.reshape(-1, acts.shape[-1]).T
-    target = labels == LABELS.index("citation/semicolon")
-    prose = labels == LABELS.index("prose/semicolon")
+    names = json.loads((corpus_dir(cfg) / "labels.json").read_text())
+    target = labels == names.index("citation/semicolon")
+    prose = labels == names.index("prose/semicolon")
     rest = ~target & (labels != 255)
     vs_contrast = auroc(acts[:, target], acts[:, prose])
     vs_rest = auroc(acts[:, target], acts[:, rest])

@@ -91,7 +91,6 @@ class TrainingConfig:
     weight_decay: float = 0.01
     max_steps: int = 1500
     checkpoint_every: int = 200
-    n_threads: int = 0  # torch threads; 0 keeps torch's default
 
 
 @dataclass
@@ -264,6 +263,10 @@ class StudyConfig:
 class ProfileConfig:
     name: str = "organism"
     device: str = "cpu"
+    # torch's CPU thread count, pinned by every stage (stage.stage_main). On CPU the numbers depend
+    # on it (it sets how a matmul splits its sums), so a profile whose results are committed pins
+    # the count they came from; 0 keeps torch's default (the machine's cores).
+    cpu_threads: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     corpus: CorpusConfig | None = None  # None for pretrained models (they bring their own text)
     text: TextSourceConfig | None = None  # pretrained models: their text (None for the organism)

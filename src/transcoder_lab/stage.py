@@ -3,7 +3,8 @@
 Each script in experiments/ is `stage_main(run)`: Hydra reads `params.yaml` from the working
 directory (DVC runs every stage at the repository root, beside dvc.yaml; the file is the
 composition of conf/ that DVC writes, see DESIGN §5), `load_config` checks it against the
-typed schema, and the plain function `run(cfg)` does the work, so tests and notebooks call `run` directly.
+typed schema, torch's CPU thread count is pinned to `profile.cpu_threads` (CPU results depend on it),
+and the plain function `run(cfg)` does the work, so tests and notebooks call `run` directly.
 Stages run with `hydra.run.dir=.` and no `.hydra/` output folder, so every output lands where
 dvc.yaml says; command-line overrides (`python experiments/x.py profile.training.max_steps=10`)
 still work because they come after these defaults.
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
 from transcoder_lab.config import REPO_ROOT, Config, load_config
@@ -50,10 +52,21 @@ def with_stage_overrides(args: list[str], conf_dir: Path | None = None) -> list[
     return [*args[:first], *defaults, *args[first:]]
 
 
+def pin_cpu_threads(n_threads: int) -> None:
+    """Run torch on `n_threads` CPU threads (0: leave torch's default). CPU results depend on the
+    count, so stages pin the profile's `cpu_threads` and give the same numbers on any machine."""
+    if n_threads < 0:
+        raise ValueError(f"profile.cpu_threads must be >= 0 (0: torch's default), got {n_threads}")
+    if n_threads:
+        torch.set_num_threads(n_threads)
+
+
 def stage_main(run: Callable[[Config], object]) -> Callable[[], None]:
     @hydra.main(config_path=str(Path.cwd()), config_name="params", version_base="1.3")
     def main(raw: DictConfig) -> None:
-        run(load_config(raw))
+        cfg = load_config(raw)
+        pin_cpu_threads(cfg.profile.cpu_threads)
+        run(cfg)
 
     def entry() -> None:
         conf_dir = Path(inspect.getfile(run)).resolve().parents[1] / "conf"  # experiments/../conf

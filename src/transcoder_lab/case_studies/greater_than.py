@@ -94,7 +94,7 @@ def prompts_for(cfg: Config, seed: int = 7) -> tuple[list[str], Tensor]:
     """Step 1: one prompt per YY (texts, YY values)."""
     if cfg.profile.corpus is None:
         return [f"The war lasted from 17{yy:02d} to 17" for yy in range(100)], torch.arange(100)
-    from transcoder_lab.organism.corpus import greater_than_prompts
+    from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 
     prompts = greater_than_prompts(cfg.profile.corpus, seed, n_per_yy=1)
     return [p.text for p in prompts], torch.tensor([p.yy for p in prompts])

@@ -135,7 +135,7 @@ def run_fingerprint(model_cfg: ModelConfig, cfg: TrainingConfig, corpus_dir: Pat
     would otherwise be picked up as if it were this code's."""
     import hashlib
 
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("checkpoint_every", "n_threads")}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
     manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
     code = [io.sha256_file(__file__), torch.__version__]
     payload = json.dumps([asdict(model_cfg), settings, manifest, code], sort_keys=True)
@@ -172,8 +172,6 @@ def train_organism(
     start_time = time.time()
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.n_threads:
-        torch.set_num_threads(cfg.n_threads)
 
     tokenizer = load_tokenizer(corpus_dir / TOKENIZER_FILE)
     bos_id = tokenizer.bos_token_id
