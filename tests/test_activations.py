@@ -1,4 +1,6 @@
-"""Harvesting, the shuffle buffer and on-disk shards."""
+"""Harvesting, the shuffle buffer, on-disk shards and the activations stage (`harvest_activations`)."""
+
+import json
 
 import pytest
 import torch
@@ -7,12 +9,22 @@ from transformer_lens import HookedTransformer
 from transcoder_lab.activations import (
     ShuffleBuffer,
     context_batches,
+    harvest_activations,
     harvest_batches,
+    harvest_split,
     needed_hooks,
     read_shards,
     write_shards,
 )
-from transcoder_lab.models import build_processed_model, gpt2_shaped_config, mlp_in_hook, mlp_out_hook
+from transcoder_lab.config import load_profile
+from transcoder_lab.models import (
+    build_processed_model,
+    gpt2_shaped_config,
+    load_model,
+    mlp_in_hook,
+    mlp_out_hook,
+)
+from transcoder_lab.paths import activations_dir
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +131,36 @@ def test_shuffle_buffer_gives_the_batches_of_the_plain_algorithm(incoming_rows):
     expected = list(reference_shuffle(iter(stream), 40, 8, seed=5))
     assert len(got) == len(expected) > 0
     assert all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))
+
+
+# -- the activations stage (`harvest_activations`) --------------------------------------------------
+
+
+def test_harvest_activations_in_stream_mode_writes_only_a_manifest(tmp_path):
+    cfg = load_profile("gpt2_small", tmp_path)  # a pretrained profile: harvested while training
+    manifest = harvest_activations(cfg)  # no model is loaded (none is on this machine)
+    assert manifest == {"mode": "stream", "text": vars(cfg.profile.text)}
+    assert [path.name for path in activations_dir(cfg).iterdir()] == ["manifest.json"]
+    assert json.loads((activations_dir(cfg) / "manifest.json").read_text()) == manifest
+
+
+def test_the_activations_stage_shards_the_tokens_of_each_split(tiny_pipeline):
+    cfg, _ = tiny_pipeline  # its activations stage ran harvest_activations
+    harvest = cfg.profile.dictionaries.harvest
+    manifest = json.loads((activations_dir(cfg) / "manifest.json").read_text())
+    hooks = sorted(needed_hooks(cfg.profile.dictionaries.layers))
+    assert manifest["mode"] == "shards"
+    for split, n_tokens in (("train", harvest.n_tokens), ("heldout", harvest.heldout_tokens)):
+        whole_contexts = -(-n_tokens // harvest.context_size) * harvest.context_size
+        assert manifest[split] == json.loads((activations_dir(cfg, split) / "manifest.json").read_text())
+        assert manifest[split]["n_tokens"] == whole_contexts
+        assert manifest[split]["hooks"] == hooks and manifest[split]["dtype"] == harvest.dtype
+        shards = read_shards(activations_dir(cfg, split))
+        assert sum(len(shard[hooks[0]]) for shard in shards) == whole_contexts
+
+
+def test_harvest_split_refuses_more_tokens_than_the_split_holds(tiny_pipeline):
+    cfg, _ = tiny_pipeline
+    model = load_model(cfg.profile, cfg.paths.models)
+    with pytest.raises(ValueError, match="of the heldout split needs .* contexts; the corpus has"):
+        harvest_split(cfg, model, "heldout", 10**9)

@@ -23,6 +23,11 @@ Algorithm:
 5. Devices (`to_device`): rows and tokens go from host to a CUDA device through pinned
    (page-locked) memory with a non-blocking copy, so the transfer overlaps the GPU's work; on the
    CPU nothing is copied. Nothing here assumes a GPU.
+6. The DVC stage `activations` (`harvest_activations`): in shards mode, one model pass (step 2)
+   over the first training contexts of the organism corpus, written as shards (step 4) to
+   `activations/<profile>/train/`, and the same over the held-out split to `heldout/`
+   (`harvest_split`); in stream mode (pretrained profiles, harvested while training) only a
+   manifest naming the text source.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ from safetensors import safe_open
 from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
+from transcoder_lab.config import Config
+from transcoder_lab.models import load_model, mlp_in_hook, mlp_out_hook
+from transcoder_lab.organism.train import split_contexts
+from transcoder_lab.paths import activations_dir, corpus_dir
 
 Batch = dict[str, Float[torch.Tensor, "tokens d"]]
 
@@ -45,8 +54,6 @@ SHARD_MANIFEST = "manifest.json"
 
 
 def needed_hooks(layers: Iterable[int]) -> list[str]:
-    from transcoder_lab.models import mlp_in_hook, mlp_out_hook
-
     return [hook for layer in sorted(set(layers)) for hook in (mlp_in_hook(layer), mlp_out_hook(layer))]
 
 
@@ -211,3 +218,55 @@ def shard_training_batches(
     for epoch in itertools.count():
         buffer = ShuffleBuffer(buffer_tokens, batch_size, seed=seed * 1_000_003 + epoch)
         yield from buffer(read_shards(shard_dir, hooks))
+
+
+def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: int) -> dict:
+    """Harvest `n_tokens` tokens of the corpus split `split` ("train" or "heldout") as shards:
+    1. pack the split's documents into BOS-led contexts of `harvest.context_size` tokens;
+    2. keep the first ceil(n_tokens / context_size) of them (a ValueError if the corpus has fewer);
+    3. run the model over them in batches of `harvest.batch_contexts` contexts, under autocast when
+       `harvest.autocast_dtype` is set, capturing the MLP input and output of every grid layer;
+    4. write the rows as shards of `harvest.shard_tokens` rows in `harvest.dtype` to
+       `activations_dir(cfg, split)`, and return the shard manifest."""
+    grid = cfg.profile.dictionaries
+    context_size = grid.harvest.context_size
+    contexts = split_contexts(corpus_dir(cfg), split, context_size, model.tokenizer.bos_token_id)
+    n_contexts = -(-n_tokens // context_size)
+    if n_contexts > len(contexts):
+        raise ValueError(
+            f"harvesting {n_tokens} tokens of the {split} split needs {n_contexts} contexts; the corpus has "
+            f"{len(contexts)}. Lower profile.dictionaries.harvest token counts or enlarge the corpus."
+        )
+    contexts = context_batches(contexts[:n_contexts], grid.harvest.batch_contexts)
+    precision = autocast_dtype(grid.harvest.autocast_dtype)
+    batches = harvest_batches(model, contexts, needed_hooks(grid.layers), precision)
+    dtype = getattr(torch, grid.harvest.dtype)
+    return write_shards(batches, activations_dir(cfg, split), grid.harvest.shard_tokens, dtype)
+
+
+def harvest_activations(cfg: Config) -> dict:
+    """Step 6 of the module docstring; returns the manifest written to `activations/<profile>/`:
+    1. stream mode: the manifest is {"mode": "stream", "text": the profile's text source}; no model
+       runs (the dictionaries stage harvests while it trains);
+    2. shards mode: load the model, harvest `harvest.n_tokens` training tokens and
+       `harvest.heldout_tokens` held-out tokens (`harvest_split`), write the manifest
+       {"mode": "shards", "train": ..., "heldout": ...} of both shard manifests and print one line
+       with the token counts and the number of hooks."""
+    harvest = cfg.profile.dictionaries.harvest
+    if harvest.mode == "stream":  # harvested while training (pretrained profiles)
+        source = cfg.profile.text
+        manifest = {"mode": "stream", "text": vars(source) if source is not None else None}
+        io.write_json(activations_dir(cfg) / "manifest.json", manifest)
+        return manifest
+    model = load_model(cfg.profile, cfg.paths.models)
+    manifest = {
+        "mode": "shards",
+        "train": harvest_split(cfg, model, "train", harvest.n_tokens),
+        "heldout": harvest_split(cfg, model, "heldout", harvest.heldout_tokens),
+    }
+    io.write_json(activations_dir(cfg) / "manifest.json", manifest)
+    print(
+        f"activations: {manifest['train']['n_tokens']:,} training and {manifest['heldout']['n_tokens']:,} "
+        f"held-out tokens x {len(manifest['train']['hooks'])} hooks"
+    )
+    return manifest

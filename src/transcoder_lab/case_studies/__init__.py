@@ -1,5 +1,7 @@
 """Case studies (DESIGN §4.4): one config under conf/case_study/, one notebook, one DVC stage
-instance each. The stage and the notebook both call `run_case_study`, which
+instance each. The notebook calls `run_case_study`, and so does the stage, through
+`not_configured.run_if_configured` (which writes a "not configured" result instead on a profile
+the study has no settings for). `run_case_study`
 
 1. picks the study's settings for the active profile (`common.settings_for`),
 2. loads the model and the transcoders circuits run on (`common.circuit_transcoders`),
