@@ -86,3 +86,26 @@ def test_bad_dictionary_cell_is_named(cell, message):
 def test_duplicate_dictionary_cell_is_rejected():
     with pytest.raises(ConfigError, match="twice"):
         load_config(compose(["profile=tiny", "profile.dictionaries.cells=[L0_transcoder,L0_transcoder]"]))
+
+
+def declared_params() -> set[str]:
+    """Every param key a stage of dvc.yaml lists (DVC refuses to run a stage whose key is missing)."""
+    from transcoder_lab.config import REPO_ROOT
+
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    keys = set()
+    for stage in stages.values():
+        for entry in stage.get("do", stage).get("params", []):
+            if isinstance(entry, str):  # a key of params.yaml (a dict entry would name another file)
+                keys.add(entry.replace("${key}", "greater_than"))  # foreach over case studies: one of them
+    return keys
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_param_a_stage_declares_is_in_the_composition(profile):
+    composed = compose([f"profile={profile}"])
+    keys = declared_params()
+    assert "profile.cpu_threads" in keys and "profile.corpus" in keys
+    absent = "<absent>"
+    missing = [key for key in sorted(keys) if OmegaConf.select(composed, key, default=absent) == absent]
+    assert not missing, f"conf/profile/{profile}.yaml lacks {missing}: params.yaml would lack them too"
