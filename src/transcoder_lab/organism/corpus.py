@@ -58,8 +58,8 @@ def mechanisms_of(cfg: CorpusConfig) -> list[Mechanism]:
 def labels(cfg: CorpusConfig) -> tuple[str, ...]:
     """The label names of the corpus of `cfg`; a label's id is its index (stored as uint8)."""
     names = (BACKGROUND,) + tuple(label for m in mechanisms_of(cfg) for label in m.labels)
-    if len(set(names)) != len(names) or len(names) > 255:  # 255 marks inserted BOS tokens (data.py)
-        raise ValueError(f"the mechanisms' labels must be distinct and at most 254 in all, got {names}")
+    if len(set(names)) != len(names) or len(names) > 255:  # ids 0-254; 255 marks BOS tokens (data.py)
+        raise ValueError(f"the corpus labels must be distinct and at most 255 in all, got {names}")
     return names
 
 
