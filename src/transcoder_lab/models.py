@@ -7,7 +7,10 @@ Every model analysed here is in TransformerLens's default processed form (DESIGN
 Two sources:
 1. `organism`: the raw (unprocessed) trained weights saved by the organism stage are loaded
    into a fresh HookedTransformer and processed here, exactly as `from_pretrained` processes
-   hub weights, so both profiles go through the same processing.
+   hub weights, so both profiles go through the same processing. Only parameters are saved and
+   loaded (`parameter_state_dict`, `saved_parameters`): TransformerLens's non-parameter buffers
+   (causal mask, -inf constant, rotary tables) change shape between versions, so a file that
+   holds them (organisms saved before this rule) has them dropped and the model keeps its own.
 2. `pretrained`: `HookedTransformer.from_pretrained(name)` with the same flags. Without hub
    access and without a local cache this raises `ModelUnavailableError`, which says what is
    missing and how to run the organism profile instead. It never falls back silently.
@@ -15,6 +18,7 @@ Two sources:
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -36,6 +40,13 @@ PROCESSING = dict(fold_ln=True, center_writing_weights=True, center_unembed=True
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
+
+# Leaf names of the buffers TransformerLens registers on attention: constants every model rebuilds
+# from its config. Versions disagree on their shapes (3.9 keeps `attn.mask` as an empty [0, 0]
+# placeholder and builds the mask per forward pass; 3.2 stores the full [n_ctx, n_ctx] mask), so a
+# saved buffer can fail to load under another version; they are never saved nor loaded. The names
+# cover buffers of other versions that the running model may lack.
+BUFFER_LEAF_NAMES = frozenset({"mask", "IGNORE", "rotary_sin", "rotary_cos"})
 
 # GPT-2 small's exact shapes, for random models that exercise the paper profile's code paths.
 GPT2_SMALL_SHAPE = dict(
@@ -107,15 +118,66 @@ def gpt2_shaped_config(seed: int = 0, **overrides: Any) -> HookedTransformerConf
     return hooked_config(ModelConfig(source="pretrained", pretrained_name="gpt2", **shape), d_vocab, seed)
 
 
+def parameter_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's learned parameters (detached copies), without buffers: what a weights file holds."""
+    return {name: param.detach().clone() for name, param in model.named_parameters()}
+
+
+def saved_parameters(
+    state_dict: dict[str, torch.Tensor], model: torch.nn.Module, source: str = "the state dict"
+) -> dict[str, torch.Tensor]:
+    """The parameters of a saved state dict, checked strictly against `model`'s; buffers dropped.
+
+    A key that is not a parameter of `model` is dropped when it names a buffer (of `model`, or one
+    of BUFFER_LEAF_NAMES, which other TransformerLens versions register); any other extra key, a
+    missing parameter or a wrong shape is an error naming them all.
+    """
+    expected = {name: tuple(param.shape) for name, param in model.named_parameters()}
+    buffers = {name for name, _ in model.named_buffers()}
+
+    def is_buffer(name: str) -> bool:
+        return name in buffers or name.rsplit(".", 1)[-1] in BUFFER_LEAF_NAMES
+
+    parameters = {name: t for name, t in state_dict.items() if name in expected or not is_buffer(name)}
+    missing = sorted(set(expected) - set(parameters))
+    unexpected = sorted(set(parameters) - set(expected))
+    wrong_shape = [
+        f"{name} {tuple(parameters[name].shape)} (model: {shape})"
+        for name, shape in expected.items()
+        if name in parameters and tuple(parameters[name].shape) != shape
+    ]
+    if missing or unexpected or wrong_shape:
+        raise ValueError(
+            f"{source} does not match the model's parameters: missing {missing}, "
+            f"unexpected {unexpected}, wrong shape {wrong_shape}"
+        )
+    return parameters
+
+
+def load_raw_weights_(
+    model: HookedTransformer, raw_state_dict: dict[str, torch.Tensor], source: str = "the state dict"
+) -> HookedTransformer:
+    """Load raw (unprocessed) weights into `model` and apply PROCESSING, in place.
+
+    Only the parameters are loaded (checked by `saved_parameters`); TransformerLens fills the
+    missing buffer keys from the model's own freshly built buffers.
+    """
+    model.load_and_process_state_dict(saved_parameters(raw_state_dict, model, source), **PROCESSING)
+    return model
+
+
 def build_processed_model(
     config: HookedTransformerConfig,
     raw_state_dict: dict[str, torch.Tensor] | None = None,
     tokenizer: Any = None,
+    source: str = "the state dict",
 ) -> HookedTransformer:
     """Instantiate `config`, load raw weights (or keep the random init) and apply PROCESSING."""
-    model = HookedTransformer(config, tokenizer=tokenizer)
-    state_dict = raw_state_dict if raw_state_dict is not None else model.state_dict()
-    model.load_and_process_state_dict(dict(state_dict), **PROCESSING)
+    # fold_ln rewrites the model's config in place (LN -> LNPre); a copy keeps the caller's config
+    # describing raw weights, so a second model built from it has LayerNorm parameters to load.
+    model = HookedTransformer(copy.deepcopy(config), tokenizer=tokenizer)
+    state_dict = raw_state_dict if raw_state_dict is not None else parameter_state_dict(model)
+    load_raw_weights_(model, state_dict, source)
     model.eval()
     return model
 
@@ -135,7 +197,9 @@ def load_organism(model_dir: Path, device: str = "cpu") -> HookedTransformer:
     fields = json.loads((model_dir / MODEL_CONFIG).read_text())
     config = HookedTransformerConfig(**fields, device=device)
     tokenizer = load_tokenizer(model_dir / TOKENIZER_FILE)
-    return build_processed_model(config, load_file(model_dir / MODEL_WEIGHTS), tokenizer)
+    weights = model_dir / MODEL_WEIGHTS
+    # safetensors: no pickle is ever run. Files saved before the parameters-only rule hold buffers too.
+    return build_processed_model(config, load_file(weights), tokenizer, source=str(weights))
 
 
 def _unavailable(name: str, reason: str) -> ModelUnavailableError:

@@ -1,13 +1,16 @@
 """Organism training on the tiny profile: determinism, resume, processing, saved files."""
 
 import dataclasses
+import json
+import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from transcoder_lab.config import compose, load_config
-from transcoder_lab.models import MODEL_WEIGHTS, load_organism
+from transcoder_lab.models import MODEL_CONFIG, MODEL_WEIGHTS, load_organism
 from transcoder_lab.organism.build import build_corpus
 from transcoder_lab.organism.train import learning_rate, train_organism
 
@@ -75,6 +78,23 @@ def test_saved_organism_loads_processed_and_takes_strings(tiny, corpus_dir, tmp_
     assert tokens[0] == "<|endoftext|>" and tokens[-1] == " 17"
     year_start = tokens.index(" 17")
     assert tokens[year_start + 1] == "32"
+
+
+def test_saved_weights_are_parameters_and_older_files_with_buffers_load_the_same(tiny, corpus_dir, tmp_path):
+    """New saves hold parameters only; a file saved before that rule (the full state dict, with
+    TransformerLens's mask and IGNORE buffers, as the committed organism is) loads to the same model."""
+    train_organism(tiny.model, tiny.training, corpus_dir, tmp_path / "m", tmp_path / "c")
+    saved = load_file(tmp_path / "m" / MODEL_WEIGHTS)
+    fresh = HookedTransformer(
+        HookedTransformerConfig(**json.loads((tmp_path / "m" / MODEL_CONFIG).read_text()))
+    )
+    assert set(saved) == {name for name, _ in fresh.named_parameters()}
+    shutil.copytree(tmp_path / "m", tmp_path / "old")
+    buffers = {name: buffer.contiguous() for name, buffer in fresh.named_buffers()}
+    assert any(name.endswith(".attn.mask") for name in buffers)
+    save_file({**saved, **buffers}, tmp_path / "old" / MODEL_WEIGHTS)
+    new, old = load_organism(tmp_path / "m").state_dict(), load_organism(tmp_path / "old").state_dict()
+    assert new.keys() == old.keys() and all(torch.equal(new[key], old[key]) for key in new)
 
 
 def test_learning_rate_schedule_warms_up_then_decays(tiny):

@@ -12,8 +12,10 @@ Algorithm:
    (outside DVC's outputs, which DVC deletes before a stage runs); on start, resume from that
    checkpoint if its fingerprint (model and training config, corpus hashes, training code) matches. A NaN or
    Inf loss stops the run naming the step; the last good checkpoint stays on disk.
-5. Save the raw (unprocessed) weights, the config and the tokenizer. Loading (transcoder_lab.models)
-   applies TransformerLens's default processing; step 6 checks that this leaves log-probs intact.
+5. Save the raw (unprocessed) parameters (no buffers: their shapes differ between TransformerLens
+   versions, see transcoder_lab.models), the config and the tokenizer. Loading
+   (transcoder_lab.models) applies TransformerLens's default processing; step 6 checks that this
+   leaves log-probs intact.
 6. Compare log-probabilities of the trained model and of the processed model on held-out contexts
    and record the largest difference; a difference above tolerance is an error.
 """
@@ -44,6 +46,8 @@ from transcoder_lab.models import (
     TOKENIZER_FILE,
     build_processed_model,
     hooked_config,
+    parameter_state_dict,
+    saved_parameters,
 )
 from transcoder_lab.organism.tokenizer import load_tokenizer
 
@@ -189,7 +193,8 @@ def train_organism(
     if checkpoint_path.exists():
         state = io.read_torch(checkpoint_path)
         if state["fingerprint"] == fingerprint:
-            model.load_state_dict(state["model"])
+            # Parameters only, strictly checked; the model keeps its own buffers.
+            model.load_state_dict(saved_parameters(state["model"], model, str(checkpoint_path)), strict=False)
             optimizer.load_state_dict(state["optimizer"])
             start_step, first_step_loss, losses = (
                 state["step"],
@@ -204,7 +209,7 @@ def train_organism(
         io.write_torch(
             checkpoint_path,
             {
-                "model": model.state_dict(),
+                "model": parameter_state_dict(model),
                 "optimizer": optimizer.state_dict(),
                 "step": step,
                 "first_step_loss": first_step_loss,
@@ -262,7 +267,7 @@ def train_organism(
         return result  # interrupted on purpose: the checkpoint is the product
 
     # Step 5: the raw weights, the config and the tokenizer; loading applies the processing.
-    raw_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    raw_state = parameter_state_dict(model)
     io.write_safetensors(out_dir / MODEL_WEIGHTS, raw_state)
     io.write_json(out_dir / MODEL_CONFIG, config_fields(model_cfg, len(tokenizer), cfg.seed))
     shutil.copyfile(corpus_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
