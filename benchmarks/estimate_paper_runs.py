@@ -124,7 +124,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from transcoder_lab.case_studies.common import HELDOUT_CONTEXTS, settings_for
 from transcoder_lab.case_studies.greater_than import N_TOP_FEATURES
-from transcoder_lab.config import REPO_ROOT, CaseStudyConfig, Config, compose, load_config, parse_cell
+from transcoder_lab.config import ARMS, REPO_ROOT, CaseStudyConfig, Config, compose, load_config, parse_cell
 from transcoder_lab.published import PUBLISHED_D_SAE, PUBLISHED_REPO
 
 GB = 1e9
@@ -260,10 +260,10 @@ class DictShape:
         return 4 * self.params * FLOAT32
 
 
-def grid_dictionary(cfg: Config, kind: str) -> DictShape:
+def grid_dictionary(cfg: Config, arm: str) -> DictShape:
     grid, d = cfg.profile.dictionaries, cfg.profile.model.d_model
-    transcoder = kind == "transcoder"
-    return DictShape(d, grid.expansion_factor * d, d, transcoder, grid.skip and transcoder)
+    transcoder = ARMS[arm].kind == "transcoder"
+    return DictShape(d, grid.expansion_factor * d, d, transcoder, ARMS[arm].skip)
 
 
 def published_dictionary(cfg: Config) -> DictShape:
@@ -271,9 +271,9 @@ def published_dictionary(cfg: Config) -> DictShape:
     return DictShape(d, PUBLISHED_D_SAE, d, True)
 
 
-def cell_hooks(kind: str) -> int:
+def cell_hooks(arm: str) -> int:
     """Hooks a cell harvests: a transcoder reads the MLP input and output, an SAE one of them."""
-    return 2 if kind == "transcoder" else 1
+    return 2 if ARMS[arm].kind == "transcoder" else 1
 
 
 def prompt_tokens(text: str) -> int:
@@ -465,7 +465,7 @@ class Estimator:
         layer, kind = parse_cell(str(cell))
         grid, shape = self.cfg.profile.dictionaries, self.shape
         training = grid.training
-        dictionary, n_l1, hooks = grid_dictionary(self.cfg, kind), len(grid.l1_coefficients), cell_hooks(kind)
+        dictionary, n_l1, hooks = grid_dictionary(self.cfg, kind), len(grid.sweep(kind)), cell_hooks(kind)
         tokens = training.n_steps * training.batch_size
         heldout = self.heldout_tokens()
         parts = {
@@ -520,8 +520,8 @@ class Estimator:
         sets: dict[str, list[DictShape]] = {}
         zero: set[tuple[int, ...]] = set()
         for layer, kind in grid.parsed_cells:
-            for l1 in grid.l1_coefficients:
-                sets[f"{kind}@L{layer} l1={l1:g}"] = [grid_dictionary(self.cfg, kind)]
+            for sparsity in grid.sweep(kind):
+                sets[f"{kind}@L{layer} {sparsity.setting}"] = [grid_dictionary(self.cfg, kind)]
                 zero.add((layer,))
         every = evaluation.splice_all_layers or grid.layers_of("transcoder")
         named = {"splice_all": every} | {f"subset:{k}": v for k, v in evaluation.splice_subsets.items()}
@@ -867,10 +867,11 @@ def run_check(name: str, overrides: list[str], rate: float, args: argparse.Names
 
     cfg = load_config(compose([f"profile={name}", "budget=smoke", *overrides]))
     grid = cfg.profile.dictionaries
-    layer, kind = parse_cell(grid.cells[0])
-    shape = grid_dictionary(cfg, kind)
+    layer, arm = parse_cell(grid.cells[0])
+    shape = grid_dictionary(cfg, arm)
+    k = grid.topk_k[0] if ARMS[arm].architecture == "topk" else None
     spec = DictionarySpec(
-        kind, layer, shape.d_in, shape.d_sae, shape.d_out, grid.architecture, grid.k, shape.skip
+        ARMS[arm].kind, layer, shape.d_in, shape.d_sae, shape.d_out, ARMS[arm].architecture, k, shape.skip
     )
     generator = torch.Generator().manual_seed(1)
     hooks = sorted({spec.hook_in, spec.hook_out})

@@ -172,3 +172,41 @@ def test_skip_transcoder_trains_its_skip_matrix(tmp_path):
     job = DictionaryJob(spec(skip=True), 1e-3, tmp_path / "skip")
     train_dictionaries([job], synthetic_batches(), config(n_steps=60), tmp_path / "ckpt")
     assert load_dictionary(tmp_path / "skip").W_skip.abs().max() > 0
+
+
+def test_linear_init_points_each_decoder_row_where_the_linear_map_sends_its_encoder_column():
+    """With y an exact linear map M of x, the least-squares map is M: row i is W_enc[:, i] M, normalised."""
+    batch = next(synthetic_batches(batch_size=256)())
+    x_c = batch[IN] - batch[IN].mean(0)
+    mixing = torch.linalg.lstsq(x_c.double(), (batch[OUT] - batch[OUT].mean(0)).double()).solution
+    linear = DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(transcoder_init="linear"), seed=0)
+    random = DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(), seed=0)
+    W_dec_random = random.dictionary.W_dec.detach().clone()
+    for trainer in (linear, random):
+        trainer.initialise_biases(batch)
+    expected = linear.dictionary.W_enc.detach().double().T @ mixing
+    expected = (expected / expected.norm(dim=-1, keepdim=True)).float()
+    # float32 weights: agreement to a few float32 ulps of unit-norm rows
+    torch.testing.assert_close(linear.dictionary.W_dec.detach(), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(random.dictionary.W_dec.detach(), W_dec_random, rtol=0, atol=0)  # untouched
+    sae = DictionaryTrainer(DictionaryJob(spec("sae_mlp_out"), 1e-3, None), config(transcoder_init="linear"), 0)
+    W_dec_sae = sae.dictionary.W_dec.detach().clone()
+    sae.initialise_biases(batch)
+    torch.testing.assert_close(sae.dictionary.W_dec.detach(), W_dec_sae, rtol=0, atol=0)  # SAEs: tied init kept
+
+
+def test_l1_warmup_scales_the_penalty_by_the_fraction_of_warmup_done():
+    """Step s of a warm-up over N steps is exactly a step with coefficient lambda * (s + 1) / N."""
+    batch = next(synthetic_batches()())
+    warm = DictionaryTrainer(DictionaryJob(spec(), 4e-3, None), config(l1_warmup_steps=4), seed=0)
+    scaled = DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(), seed=0)
+    for trainer in (warm, scaled):
+        trainer.initialise_biases(batch)
+        trainer.step(batch, 0)
+    for name, parameter in warm.dictionary.named_parameters():
+        torch.testing.assert_close(parameter, dict(scaled.dictionary.named_parameters())[name], rtol=0, atol=0)
+
+
+def test_an_unknown_transcoder_init_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="'random'.*'linear'"):
+        DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(transcoder_init="pca"), seed=0)

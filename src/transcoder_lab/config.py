@@ -133,28 +133,34 @@ class DictionaryTrainingConfig:
     resample_every: int = 100
     frequency_window_steps: int = 50  # steps at the end over which firing frequency is measured
     checkpoint_every: int = 50
+    # The recipe's two options against dead transcoder features (docs/dead_features.md); the
+    # defaults are the paper's recipe.
+    transcoder_init: str = "random"  # random | linear: decoder rows = encoder columns mapped by a
+    #   least-squares linear fit of the target on the input (first batch), so a firing feature
+    #   moves the output the way the MLP roughly would
+    l1_warmup_steps: int = 0  # the L1 coefficient ramps linearly from 0 over these steps
 
 
 @dataclass
 class DictionariesConfig:
-    """The dictionaries to train: each cell "L<layer>_<kind>" at every L1 coefficient.
+    """The dictionaries to train: each cell "L<layer>_<arm>" at every sparsity of its arm's sweep.
 
     Cells name exactly what to train (a transcoder at every layer for circuits, SAEs only where a
-    comparison needs them), so no layer x kind product is paid for.
+    comparison needs them), so no layer x arm product is paid for. An arm (`ARMS`) is a kind of
+    dictionary (what it reads and predicts) with an architecture: ReLU arms sweep
+    `l1_coefficients`, the TopK arm sweeps `topk_k` (features kept per token; no L1 term).
     """
 
     cells: list[str] = field(default_factory=lambda: ["L1_transcoder", "L1_sae_mlp_out"])
     l1_coefficients: list[float] = field(default_factory=lambda: [1e-3])
+    topk_k: list[int] = field(default_factory=list)  # the sweep of topk_* cells
     expansion_factor: int = 8  # d_sae = expansion_factor * d_model
-    architecture: str = "relu"  # relu | topk
-    k: int | None = None  # topk only
-    skip: bool = False  # skip-transcoder (transcoders only)
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
     training: DictionaryTrainingConfig = field(default_factory=DictionaryTrainingConfig)
 
     @property
     def parsed_cells(self) -> list[tuple[int, str]]:
-        """(layer, kind) of every cell, in config order."""
+        """(layer, arm) of every cell, in config order."""
         return [parse_cell(cell) for cell in self.cells]
 
     @property
@@ -162,8 +168,14 @@ class DictionariesConfig:
         """Every layer some cell trains on (the activations stage harvests these)."""
         return sorted({layer for layer, _ in self.parsed_cells})
 
-    def layers_of(self, kind: str) -> list[int]:
-        return sorted({layer for layer, cell_kind in self.parsed_cells if cell_kind == kind})
+    def layers_of(self, arm: str) -> list[int]:
+        return sorted({layer for layer, cell_arm in self.parsed_cells if cell_arm == arm})
+
+    def sweep(self, arm: str) -> list[Sparsity]:
+        """The sparsity settings an arm's cell trains at: one per L1 coefficient, or per TopK k."""
+        if ARMS[arm].architecture == "topk":
+            return [Sparsity(k=k) for k in self.topk_k]
+        return [Sparsity(l1_coefficient=l1) for l1 in self.l1_coefficients]
 
 
 class DictionaryKind(StrEnum):
@@ -172,16 +184,58 @@ class DictionaryKind(StrEnum):
     SAE_MLP_IN = "sae_mlp_in"  # MLP input -> MLP input
 
 
+@dataclass(frozen=True)
+class Arm:
+    """What a cell trains: a kind of dictionary with an architecture (and a skip term or not)."""
+
+    kind: DictionaryKind
+    architecture: str = "relu"  # relu | topk
+    skip: bool = False  # skip-transcoder: y_hat += x W_skip
+
+
+ARMS: dict[str, Arm] = {
+    "transcoder": Arm(DictionaryKind.TRANSCODER),
+    "sae_mlp_out": Arm(DictionaryKind.SAE_MLP_OUT),
+    "sae_mlp_in": Arm(DictionaryKind.SAE_MLP_IN),
+    # the arms the 2025 follow-up (Paulo, Shabalin and Belrose) adds to the comparison
+    "skip_transcoder": Arm(DictionaryKind.TRANSCODER, skip=True),
+    "topk_transcoder": Arm(DictionaryKind.TRANSCODER, architecture="topk"),
+}
+
+
+def arm_name(kind: str, architecture: str, skip: bool) -> str:
+    """The arm of a dictionary's spec: its kind, prefixed "skip_" or "topk_" for those variants."""
+    return ("skip_" if skip else "") + ("topk_" if architecture == "topk" else "") + str(kind)
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """One point of an arm's sweep: an L1 coefficient (ReLU arms) or a TopK k."""
+
+    l1_coefficient: float = 0.0
+    k: int | None = None
+
+    @property
+    def label(self) -> str:
+        """Its directory name: "l1_0.001" or "k_16"."""
+        return self.setting.replace("=", "_")
+
+    @property
+    def setting(self) -> str:
+        """Its part of a dictionary's name ("transcoder@L2 l1=0.001"): "l1=0.001" or "k=16"."""
+        return f"k={self.k}" if self.k is not None else f"l1={self.l1_coefficient:g}"
+
+
 _CELL = re.compile(r"L(\d+)_(\w+)")
 
 
 def parse_cell(cell: str) -> tuple[int, str]:
     """ "L2_sae_mlp_in" -> (2, "sae_mlp_in"); the name is also the cell's directory name."""
     match = _CELL.fullmatch(cell)
-    if not match or match.group(2) not in set(DictionaryKind):
+    if not match or match.group(2) not in ARMS:
         raise ConfigError(
-            f"profile.dictionaries.cells: '{cell}' is not 'L<layer>_<kind>' with kind one of "
-            f"{', '.join(DictionaryKind)} (e.g. 'L2_transcoder')."
+            f"profile.dictionaries.cells: '{cell}' is not 'L<layer>_<arm>' with arm one of "
+            f"{', '.join(ARMS)} (e.g. 'L2_transcoder')."
         )
     return int(match.group(1)), match.group(2)
 
@@ -400,6 +454,11 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(
             f"profile.dictionaries.harvest.autocast_dtype is '{grid.harvest.autocast_dtype}'; use null "
             "(a float32 model pass), bfloat16 or float16."
+        )
+    if any(ARMS[arm].architecture == "topk" for _, arm in grid.parsed_cells) and not grid.topk_k:
+        raise ConfigError(
+            "profile.dictionaries.cells has a topk_* cell but profile.dictionaries.topk_k is empty; "
+            "list the k values to train (features kept per token), e.g. topk_k: [4, 8, 16]."
         )
     if len(set(grid.cells)) != len(grid.cells):
         raise ConfigError("profile.dictionaries.cells lists a cell twice; keep each once.")

@@ -51,7 +51,7 @@ from safetensors import safe_open
 from torch import nn
 
 from transcoder_lab import io
-from transcoder_lab.config import DictionaryKind
+from transcoder_lab.config import DictionaryKind, arm_name
 from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 
 CFG_FILENAME = "cfg.json"
@@ -117,6 +117,11 @@ class DictionarySpec:
     @property
     def is_transcoder(self) -> bool:
         return self.kind is DictionaryKind.TRANSCODER
+
+    @property
+    def arm(self) -> str:
+        """The arm it belongs to (config.ARMS): "transcoder", "skip_transcoder", "topk_transcoder", ..."""
+        return arm_name(self.kind, self.architecture, self.skip)
 
     @property
     def hook_in(self) -> str:

@@ -1,7 +1,7 @@
-"""Train the configured grid of dictionaries: every cell ("L<layer>_<kind>") at every L1 coefficient.
+"""Train the configured grid of dictionaries: every cell ("L<layer>_<arm>") at every sparsity.
 
 Algorithm (`train_grid`, the body of the DVC stage `dictionaries`):
-1. The jobs: every listed cell x every L1 coefficient (`jobs`).
+1. The jobs: every listed cell x every sparsity of its arm (`jobs`; L1 coefficients, or TopK k).
 2. One batch stream for all of them (`batch_stream`): the activations stage's shards, or (stream
    mode, the paper profile) one model pass over streamed text that harvests every needed hook at
    once, so the forward cost is paid once however many dictionaries train.
@@ -32,7 +32,7 @@ from transcoder_lab.activations import (
     read_shards,
     shard_training_batches,
 )
-from transcoder_lab.config import Config
+from transcoder_lab.config import ARMS, Config
 from transcoder_lab.data import stream_contexts, tokenized_texts
 from transcoder_lab.dictionaries import DictionarySpec, load_dictionary
 from transcoder_lab.evaluation import reconstruction_metrics
@@ -44,22 +44,25 @@ from transcoder_lab.training import DictionaryJob, JobResult, train_dictionaries
 
 
 def jobs(cfg: Config) -> list[DictionaryJob]:
-    """Step 1: one job per cell and L1 coefficient, cell by cell, each saving to its dictionary_dir."""
+    """Step 1: one job per cell and sparsity of its arm's sweep, cell by cell, each saving to its
+    dictionary_dir."""
     grid, model = cfg.profile.dictionaries, cfg.profile.model
     out = []
-    for layer, kind in grid.parsed_cells:
-        spec = DictionarySpec(
-            kind=kind,
-            layer=layer,
-            d_in=model.d_model,
-            d_sae=grid.expansion_factor * model.d_model,
-            d_out=model.d_model,
-            architecture=grid.architecture,
-            k=grid.k,
-            skip=grid.skip and kind == "transcoder",
-            model_name=model.pretrained_name or cfg.profile.name,
-        )
-        out += [DictionaryJob(spec, l1, dictionary_dir(cfg, layer, kind, l1)) for l1 in grid.l1_coefficients]
+    for layer, arm_name in grid.parsed_cells:
+        arm = ARMS[arm_name]
+        for sparsity in grid.sweep(arm_name):
+            spec = DictionarySpec(
+                kind=arm.kind,
+                layer=layer,
+                d_in=model.d_model,
+                d_sae=grid.expansion_factor * model.d_model,
+                d_out=model.d_model,
+                architecture=arm.architecture,
+                k=sparsity.k,
+                skip=arm.skip,
+                model_name=model.pretrained_name or cfg.profile.name,
+            )
+            out.append(DictionaryJob(spec, sparsity.l1_coefficient, dictionary_dir(cfg, layer, arm_name, sparsity)))
     return out
 
 
@@ -121,6 +124,8 @@ def checkpoint_name(cfg: Config) -> str:
     L1 value each) never share a checkpoint; a long name is replaced by its hash."""
     grid = cfg.profile.dictionaries
     name = "-".join(grid.cells) + "__l1_" + "-".join(f"{l1:g}" for l1 in grid.l1_coefficients)
+    if any(ARMS[arm].architecture == "topk" for _, arm in grid.parsed_cells):
+        name += "__k_" + "-".join(str(k) for k in grid.topk_k)
     return name if len(name) <= 120 else "grid_" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 

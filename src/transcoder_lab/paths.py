@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transcoder_lab.config import Config
+from transcoder_lab.config import Config, Sparsity
 
 
 def corpus_dir(cfg: Config) -> Path:
@@ -21,8 +21,12 @@ def activations_dir(cfg: Config, split: str | None = None) -> Path:
     return root / split if split else root
 
 
-def dictionary_dir(cfg: Config, layer: int, kind: str, l1_coefficient: float) -> Path:
-    return Path(cfg.paths.dictionaries) / cfg.profile.name / f"L{layer}_{kind}" / f"l1_{l1_coefficient:g}"
+def dictionary_dir(cfg: Config, layer: int, arm: str, sparsity: float | Sparsity) -> Path:
+    """A grid dictionary's folder: its cell, then its sparsity ("l1_0.001", or "k_16" for TopK);
+    a plain float is an L1 coefficient."""
+    if not isinstance(sparsity, Sparsity):
+        sparsity = Sparsity(l1_coefficient=sparsity)
+    return Path(cfg.paths.dictionaries) / cfg.profile.name / f"L{layer}_{arm}" / sparsity.label
 
 
 def published_dir(cfg: Config, layer: int) -> Path:

@@ -17,6 +17,8 @@ ARM_STYLE = {
     "transcoder": {"color": "#1f77b4", "marker": "o", "label": "transcoder"},
     "sae_mlp_out": {"color": "#d62728", "marker": "s", "label": "SAE (MLP out)"},
     "sae_mlp_in": {"color": "#2ca02c", "marker": "^", "label": "SAE (MLP in)"},
+    "skip_transcoder": {"color": "#9467bd", "marker": "D", "label": "skip transcoder"},
+    "topk_transcoder": {"color": "#ff7f0e", "marker": "v", "label": "TopK transcoder"},
 }
 
 
@@ -51,7 +53,7 @@ def pareto_figure(rows: pd.DataFrame, title: str) -> plt.Figure:
             axis.plot(arm["l0"], arm["ce_spliced"], linewidth=1.5, markersize=6, **style)
             for _, row in arm.iterrows():
                 point = (row["l0"], row["ce_spliced"])
-                label = f"{row['l1_coefficient']:g}"
+                label = f"k={row['k']:g}" if pd.notna(row.get("k")) else f"{row['l1_coefficient']:g}"
                 axis.annotate(label, point, fontsize=6, textcoords="offset points", xytext=(3, 3))
         axis.axhline(
             panel["ce_clean"].iloc[0], color="black", linestyle="--", linewidth=1, label="clean model"
@@ -61,7 +63,7 @@ def pareto_figure(rows: pd.DataFrame, title: str) -> plt.Figure:
         axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         axis.xaxis.set_minor_formatter(ticker.NullFormatter())
         axis.set(xlabel="mean L0 (features active per token)", ylabel="next-token cross-entropy (nats)")
-        axis.set_title(f"layer {layer} (point labels: L1 coefficient)")
+        axis.set_title(f"layer {layer} (point labels: L1 coefficient, or TopK k)")
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)
     figure.suptitle(title)

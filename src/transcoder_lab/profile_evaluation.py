@@ -3,8 +3,8 @@
 Algorithm (`evaluate_profile`, the body of the DVC stage `evaluate`):
 1. Load the profile's model and its held-out contexts (`text_source.heldout_contexts`:
    `evaluation.n_contexts` contexts of `harvest.context_size` tokens, identified by `token_hash`).
-2. Name the sets to splice: each grid dictionary alone (every cell at every L1 coefficient, as
-   "<kind>@L<layer> l1=<l1>"), "splice_all" (the transcoders of every layer together, the paper's
+2. Name the sets to splice: each grid dictionary alone (every cell at every sparsity, as
+   "<arm>@L<layer> l1=<l1>" or "... k=<k>"), "splice_all" (the transcoders of every layer together, the paper's
    "all transcoders" experiment; `splice_all_set`), and one "subset:<name>" per
    `evaluation.splice_subsets` entry (e.g. the paper's layers 1-9 together).
 3. `evaluation.splice_metrics` measures every set on the same tokens in one batched pass.
@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from transcoder_lab import io
-from transcoder_lab.config import Config
+from transcoder_lab.config import Config, Sparsity
 from transcoder_lab.dictionaries import Dictionary, load_dictionary
 from transcoder_lab.evaluation import splice_metrics, token_hash
 from transcoder_lab.models import load_model
@@ -35,9 +35,14 @@ from transcoder_lab.report import expected_vs_measured, reference_table
 from transcoder_lab.text_source import heldout_contexts
 
 PARETO_COLUMNS = [
-    "profile", "layer", "kind", "l1_coefficient", "l0", "ce_clean", "ce_spliced", "ce_zero_ablation",
+    "profile", "layer", "kind", "l1_coefficient", "k", "l0", "ce_clean", "ce_spliced", "ce_zero_ablation",
     "loss_recovered", "kl", "fvu", "dead_fraction",
-]  # fmt: skip
+]  # fmt: skip  ("kind" holds the arm: config.ARMS; "k" is set for TopK arms, "l1_coefficient" otherwise)
+
+
+def grid_set_name(layer: int, arm: str, sparsity: Sparsity) -> str:
+    """A grid dictionary's name in the splice results: "transcoder@L2 l1=0.001", "topk_transcoder@L2 k=16"."""
+    return f"{arm}@L{layer} {sparsity.setting}"
 
 
 def splice_all_set(
@@ -77,11 +82,11 @@ def evaluate_profile(cfg: Config) -> dict:
     context_size = grid.harvest.context_size
     tokens = heldout_contexts(cfg, model.tokenizer, profile.evaluation.n_contexts, context_size)
     # 2. the named sets of dictionaries to splice
-    cells = [(layer, kind, l1) for layer, kind in grid.parsed_cells for l1 in grid.l1_coefficients]
+    cells = [(layer, arm, sparsity) for layer, arm in grid.parsed_cells for sparsity in grid.sweep(arm)]
     device = model.cfg.device
     sets = {
-        f"{kind}@L{layer} l1={l1:g}": [load_dictionary(dictionary_dir(cfg, layer, kind, l1), device)]
-        for layer, kind, l1 in cells
+        grid_set_name(layer, arm, sparsity): [load_dictionary(dictionary_dir(cfg, layer, arm, sparsity), device)]
+        for layer, arm, sparsity in cells
     }
     sets["splice_all"] = splice_all_set(cfg, device)
     subsets = profile.evaluation.splice_subsets
@@ -91,11 +96,12 @@ def evaluate_profile(cfg: Config) -> dict:
 
     # 4. the per-dictionary outputs, the splice-all summary and the figure
     rows = []
-    for (layer, kind, l1), name in zip(cells, sets, strict=False):
+    for (layer, arm, sparsity), name in zip(cells, sets, strict=False):
         measured = results[name]
         reconstruction = measured["dictionaries"][0]
-        rows.append({"profile": profile.name, "layer": layer, "kind": kind, "l1_coefficient": l1, **measured,
-                     **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
+        l1 = sparsity.l1_coefficient if sparsity.k is None else None  # TopK arms have no L1 term
+        rows.append({"profile": profile.name, "layer": layer, "kind": arm, "l1_coefficient": l1, "k": sparsity.k,
+                     **measured, **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
     pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
     out = results_dir(cfg)
     # Everything measured per dictionary (L0 without BOS, live and dense fractions, ...), by name.

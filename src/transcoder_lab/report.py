@@ -77,7 +77,7 @@ def _number(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "—" if math.isnan(value) else f"{value:.4g}"  # NaN: an empty CSV cell (no L1 for TopK)
     return "—" if value is None else str(value)
 
 
@@ -270,6 +270,7 @@ def build_report(
             "layer",
             "kind",
             "l1_coefficient",
+            *(["k"] if "k" in pareto and pareto["k"].notna().any() else []),
             "l0",
             "ce_spliced",
             "loss_recovered",

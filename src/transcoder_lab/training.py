@@ -2,7 +2,7 @@
 
 Several dictionaries (a sparsity sweep, several layers, both arms) train side by side on one
 stream of harvested activation batches, so the model's forward pass is paid once. A dictionary's
-initialisation seed depends only on its position among the jobs of its own cell (same kind and
+initialisation seed depends only on its position among the jobs of its own cell (same arm and
 layer), so it trains to the same weights whether its cell runs alone or beside other cells.
 
 Algorithm, per step and per dictionary (DESIGN §4.1):
@@ -21,7 +21,11 @@ Algorithm, per step and per dictionary (DESIGN §4.1):
    at a poorly reconstructed input of the current batch (decoder row = that residual, normalised;
    encoder column = the same direction scaled to 0.2 x the mean live encoder norm), and its Adam
    moments are reset.
-Biases start at the mean input (b_dec) and mean target (b_dec_out) of the first batch.
+Biases start at the mean input (b_dec) and mean target (b_dec_out) of the first batch. Two
+options against dead transcoder features (docs/dead_features.md; off in the paper's recipe):
+`transcoder_init: linear` points each transcoder feature's decoder row where the least-squares
+linear map from input to target (first batch) sends its encoder column, and `l1_warmup_steps`
+ramps the L1 coefficient up from 0.
 Every `checkpoint_every` steps all dictionaries, optimisers and counters are written atomically;
 a rerun resumes there and replays the (seeded, deterministic) batch stream up to that step
 without training, so a resumed run ends with the same weights as an uninterrupted one.
@@ -48,7 +52,7 @@ from tqdm.auto import tqdm
 
 from transcoder_lab import io
 from transcoder_lab.activations import Batch, batch_to_device
-from transcoder_lab.config import DictionaryTrainingConfig
+from transcoder_lab.config import DictionaryTrainingConfig, Sparsity
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
 
 CHECKPOINT = "dictionaries_checkpoint.pt"
@@ -69,7 +73,8 @@ class DictionaryJob:
 
     @property
     def name(self) -> str:
-        return f"{self.spec.kind}@L{self.spec.layer} l1={self.l1_coefficient:g}"
+        sparsity = Sparsity(self.l1_coefficient if self.spec.k is None else 0.0, self.spec.k)
+        return f"{self.spec.arm}@L{self.spec.layer} {sparsity.setting}"
 
 
 @dataclass
@@ -108,6 +113,11 @@ class DictionaryTrainer:
     def __init__(
         self, job: DictionaryJob, cfg: DictionaryTrainingConfig, seed: int, device: str | torch.device = "cpu"
     ) -> None:
+        if cfg.transcoder_init not in ("random", "linear"):
+            raise ValueError(
+                f"dictionaries.training.transcoder_init is {cfg.transcoder_init!r}; use 'random' "
+                "(the paper's recipe) or 'linear'"
+            )
         self.job, self.cfg = job, cfg
         self.device = torch.device(device)
         generator = torch.Generator().manual_seed(seed)  # on the CPU: the same weights on every device
@@ -124,10 +134,20 @@ class DictionaryTrainer:
 
     @torch.no_grad()
     def initialise_biases(self, batch: Batch) -> None:
+        """Before the first step: biases at the batch means; with `transcoder_init: linear`, a
+        transcoder's decoder rows become its encoder columns mapped by the least-squares linear
+        map from (centred) input to (centred) target, computed on the CPU so every device starts
+        from the same weights."""
         x, y = self.inputs(batch)
-        self.dictionary.b_dec.copy_(x.mean(0))
-        if self.dictionary.b_dec_out is not self.dictionary.b_dec:  # transcoders: a separate output bias
-            self.dictionary.b_dec_out.copy_(y.mean(0))
+        dictionary = self.dictionary
+        dictionary.b_dec.copy_(x.mean(0))
+        if dictionary.b_dec_out is not dictionary.b_dec:  # transcoders: a separate output bias
+            dictionary.b_dec_out.copy_(y.mean(0))
+        if dictionary.spec.is_transcoder and self.cfg.transcoder_init == "linear":
+            x_c, y_c = (v.cpu().double() - v.cpu().double().mean(0) for v in (x, y))
+            linear_map = torch.linalg.lstsq(x_c, y_c).solution  # [d_in, d_out]
+            W_dec = dictionary.W_enc.T.cpu().double() @ linear_map  # [d_sae, d_out]
+            dictionary.W_dec.copy_(W_dec / W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-12))
 
     def step(self, batch: Batch, step: int) -> None:
         cfg, dictionary = self.cfg, self.dictionary
@@ -138,7 +158,8 @@ class DictionaryTrainer:
         mse = normalised_mse(y_hat, y)
         loss = mse
         if dictionary.spec.architecture == "relu":
-            loss = loss + self.job.l1_coefficient * z.sum(-1).mean()  # z >= 0 after ReLU: sum is the L1 norm
+            l1 = self.job.l1_coefficient * min(1.0, (step + 1) / max(1, cfg.l1_warmup_steps))
+            loss = loss + l1 * z.sum(-1).mean()  # z >= 0 after ReLU: sum is the L1 norm
         dead = self.steps_since_fired >= cfg.dead_window_steps
         if cfg.dead_features == "ghost_grads" and dead.any():
             loss = loss + ghost_grad_loss(dictionary, pre, y - y_hat, dead, mse)
@@ -229,12 +250,12 @@ def jobs_fingerprint(jobs: list[DictionaryJob], cfg: DictionaryTrainingConfig, d
 
 def job_seeds(jobs: list[DictionaryJob], seed: int) -> list[int]:
     """Each job's initialisation seed: seed * 1000 + its index among the jobs of its own cell (the
-    same kind and layer). A cell's dictionaries so get the same seeds whether the cell trains alone
+    same arm and layer). A cell's dictionaries so get the same seeds whether the cell trains alone
     (one DVC stage instance per cell) or in one pass with other cells."""
     seen: dict[tuple[str, int], int] = {}
     seeds = []
     for job in jobs:
-        cell = (str(job.spec.kind), job.spec.layer)
+        cell = (job.spec.arm, job.spec.layer)
         seeds.append(seed * 1000 + seen.get(cell, 0))
         seen[cell] = seen.get(cell, 0) + 1
     return seeds
