@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export TQDM_MININTERVAL := 5
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test lint params notebooks clean-venv browser
+.PHONY: setup repro test lint params notebooks clean-venv browser frontend
 PROFILE ?= organism
 
 $(STAMP): pyproject.toml
@@ -41,7 +41,7 @@ repro: setup
 
 # Tests never reach the hub (the paper profiles run on an offline stand-in of it); `make repro` does
 # not set HF_HUB_OFFLINE, so a paper profile selected in params.yaml can download what it needs.
-test: setup browser
+test: setup browser frontend
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -v -rA
 
 # Debian's chromium for the blind study's browser test (driven by Playwright; never
@@ -53,6 +53,19 @@ browser:
 	{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; } \
 	|| { if [ "$$CI" = true ]; then echo "make browser: could not install chromium with apt-get (CI=true needs it for tests/study/test_browser.py)" >&2; exit 1; \
 	     else echo "make browser: chromium not installed; the browser test will be skipped" >&2; fi; }
+
+# circuit-tracer's attribution-graph viewer, offline (transcoder_lab.circuits.frontend): pip downloads
+# the circuit-tracer wheel (never installed) and npm packs the JavaScript libraries the viewer loads
+# from CDNs, each hash-checked against the pins in that module, into .cache/frontend/ (renamed into
+# place; refetched when the module changes). With CI=true a failure stops here.
+FRONTEND := .cache/frontend/manifest.json
+$(FRONTEND): src/transcoder_lab/circuits/frontend.py | $(STAMP)
+	@echo "fetching circuit-tracer's front end and its JavaScript libraries into $(@D)"
+	@$(PY) -m transcoder_lab.circuits.frontend fetch $(@D) \
+	|| { if [ "$$CI" = true ]; then echo "make frontend: failed (CI=true needs it for tests/circuits/test_frontend.py)" >&2; exit 1; \
+	     else echo "make frontend: failed; the front-end browser test will be skipped" >&2; fi; }
+
+frontend: $(FRONTEND)
 
 # Regenerate params.yaml from conf/ exactly as `dvc exp run -S profile=...` does (commit it).
 params: setup

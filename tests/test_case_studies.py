@@ -131,6 +131,15 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     )
     for key, check in saved["expected"].items():  # every expectation was looked up and judged
         assert check["verdict"] in ("ok", "BELOW", "ABOVE", "OUTSIDE"), key
+    # the graph in circuit-tracer's front-end format (tests/circuits/test_frontend.py checks the format)
+    graphs = root / "figures" / "tiny" / "case_studies" / name / case_studies.GRAPH_FOLDER
+    assert [g["slug"] for g in json.loads((graphs / "graph-metadata.json").read_text())["graphs"]] == [name]
+    graph = json.loads((graphs / f"{name}.json").read_text())
+    assert [node["feature_type"] for node in graph["nodes"]].count("logit") == 1 and graph["links"]
+    for node in graph["nodes"]:
+        if node["feature_type"] == "cross layer transcoder":
+            feature = json.loads((graphs / "features" / "tiny" / f"{node['feature']}.json").read_text())
+            assert feature["top_logits"] and feature["bottom_logits"]
     if name == "greater_than":
         curves = saved["curves"]
         assert len(curves["features"]) == len(curves["neurons"]) == len(curves["n"])

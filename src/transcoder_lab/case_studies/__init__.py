@@ -7,7 +7,10 @@ the study has no settings for). `run_case_study`
 2. loads the model and the transcoders circuits run on (`common.circuit_transcoders`),
 3. runs the study's analysis (`ANALYSES[study.analysis]`: `feature` or `greater_than`),
 4. checks the results against the profile's expected values, and
-5. writes `results/<profile>/case_studies/<name>.json` and `figures/<profile>/case_studies/<name>/`.
+5. writes `results/<profile>/case_studies/<name>.json` and `figures/<profile>/case_studies/<name>/`,
+   with the study's attribution graph also in circuit-tracer's front-end format in its subfolder
+   `attribution_graph/` (`write_attribution_graph`), which
+   `python -m transcoder_lab.circuits.frontend serve <that folder>` shows in circuit-tracer's viewer.
 """
 
 from __future__ import annotations
@@ -19,17 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
 from transcoder_lab.case_studies.common import circuit_transcoders, output_paths, settings_for
 from transcoder_lab.case_studies.feature import run_feature_study
 from transcoder_lab.case_studies.greater_than import run_greater_than
+from transcoder_lab.circuits.frontend import frontend_graph, transcoder_features, write_frontend_graph
+from transcoder_lab.circuits.invariant import logit_effects
 from transcoder_lab.config import REPO_ROOT, Config, load_profile
+from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.models import load_model
 from transcoder_lab.plotting import save_figure
 from transcoder_lab.report import check_expectations
 
 ANALYSES = {"feature": run_feature_study, "greater_than": run_greater_than}
+GRAPH_FOLDER = "attribution_graph"  # in the study's figures folder, which the stage declares
+N_TOKEN_PREDICTIONS = 10  # output tokens per feature file, each way
 
 
 def _plain(value: Any) -> Any:
@@ -77,9 +86,46 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
             result["figures"] += [
                 str(path) for path in save_figure(figure, figure_dir / stem) if path.suffix == ".png"
             ]
+        write_attribution_graph(figure_dir / GRAPH_FOLDER, name, cfg.profile.name, result, model, transcoders)
         io.write_text(json_path, json.dumps(result, indent=2) + "\n")
     result["figure_objects"] = figures
     return result
+
+
+@torch.no_grad()
+def write_attribution_graph(
+    folder: Path,
+    name: str,
+    scan: str,
+    result: dict[str, Any],
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+) -> Path | None:
+    """The study's graph JSON (feature studies: `circuit.graph`; greater-than: `graph.json`) in
+    circuit-tracer's front-end format, slug `name`, in `folder`; each transcoder feature's file gets
+    its top and bottom output tokens (`logit_effects`). None when the result has no graph."""
+    if "circuit" in result:
+        graph, label = result["circuit"]["graph"], result["root"]["label"]
+    elif "graph" in result:
+        graph, label = result["graph"]["json"], result["graph"]["root"]
+    else:
+        return None
+    cfg = model.cfg
+    data = frontend_graph(
+        graph, slug=name, scan=scan, n_layers=cfg.n_layers, d_vocab=cfg.d_vocab, root_label=label
+    )
+    info = {}
+    for layer, index in transcoder_features(data):
+        effects = logit_effects(model, transcoders[layer], index)
+        if effects is None:
+            continue
+        k = min(N_TOKEN_PREDICTIONS, effects.numel())
+        top, bottom = effects.topk(k).indices.tolist(), (-effects).topk(k).indices.tolist()
+        info[(layer, index)] = {
+            "top_logits": [model.tokenizer.decode([i]) for i in top],
+            "bottom_logits": [model.tokenizer.decode([i]) for i in bottom],
+        }
+    return write_frontend_graph(folder, data, info)
 
 
 def run_for_notebook(name: str, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -317,7 +317,9 @@ def run_feature_study(
         "paths": [{"nodes": p.labels, "value": p.value} for p in paths[:10]],
         "fraction_explained": verification["fraction_explained"],
         "ablation_spearman": verification["spearman"],
-        "graph": graph_to_json(graph, str_tokens, {"case_study": study.title}),
+        "graph": graph_to_json(
+            graph, str_tokens, {"case_study": study.title, "token_ids": prompt.tokens.tolist()}
+        ),
     }
 
     if settings.replace_earlier:

@@ -431,7 +431,7 @@ def run_greater_than(
         "root": f"logit({late:02d}) - logit({early:02d})",
         "heads_on_paths": heads,
         "paths": [{"nodes": p.labels, "value": p.value} for p in paths[:10]],
-        "json": graph_to_json(graph, str_tokens, {"case_study": study.title}),
+        "json": graph_to_json(graph, str_tokens, {"case_study": study.title, "token_ids": tokens.tolist()}),
     }
     if settings.expected_heads:
         result["graph"]["expected_heads_found"] = sorted(set(settings.expected_heads) & set(heads))
