@@ -6,15 +6,20 @@ as `train_dictionaries` runs it), on the activations stage's shards in the pipel
 Every `--every` steps each dictionary's dead fraction is measured on held-out rows (the project's
 definition, `evaluation.reconstruction_metrics`: a feature that fires on none of the held-out
 rows is dead); at the end also held-out L0 and FVU. Variants change one thing at a time against
-the profile's recipe:
+the paper's recipe:
 
-  baseline        the recipe as configured (the paper's: random W_enc, ghost grads)
+  baseline        the paper's recipe (random W_enc, ghost grads) with the profile's settings
   lr_2e-3         Adam at 2e-3 instead of the recipe's learning rate
   l1_warmup       the L1 coefficient ramped from 0 over the first 20% of steps
   linear_init     transcoder_init: linear (decoder rows = encoder columns through the
                   least-squares linear map from MLP input to MLP output)
   resample        dead-feature resampling every 200 steps instead of ghost grads
+  no_ghost_grads  no dead-feature handling at all
+  resample_250    resampling every 250 steps (silent for 100 steps = dead), none in the last 250
   linear+warmup   linear_init and l1_warmup together
+  data_init       transcoder_init: data (feature i starts as token i of the first batch: encoder
+                  column its centred input, decoder row its centred target)
+  data+warmup, data+no_ghost   data_init with l1_warmup, or without ghost grads
 
 Prints one markdown table (the rows of docs/dead_features.md). Needs the organism's activations
 (`dvc repro activations`). Run from the repository root:
@@ -40,16 +45,22 @@ from transcoder_lab.stage import pin_cpu_threads
 from transcoder_lab.training import DictionaryJob, DictionaryTrainer
 
 
-def variants(base: DictionaryTrainingConfig) -> dict[str, DictionaryTrainingConfig]:
-    warmup = base.n_steps // 5
+def variants(profile_recipe: DictionaryTrainingConfig) -> dict[str, DictionaryTrainingConfig]:
     change = dataclasses.replace
+    base = change(profile_recipe, transcoder_init="random", l1_warmup_steps=0)  # the paper's recipe
+    warmup = base.n_steps // 5
     return {
         "baseline": base,
         "lr_2e-3": change(base, lr=2e-3),
         "l1_warmup": change(base, l1_warmup_steps=warmup),
         "linear_init": change(base, transcoder_init="linear"),
         "resample": change(base, dead_features="resample", resample_every=200),
+        "no_ghost_grads": change(base, dead_features="none"),
+        "resample_250": change(base, dead_features="resample", resample_every=250, dead_window_steps=100),
         "linear+warmup": change(base, transcoder_init="linear", l1_warmup_steps=warmup),
+        "data_init": change(base, transcoder_init="data"),
+        "data+warmup": change(base, transcoder_init="data", l1_warmup_steps=warmup),
+        "data+no_ghost": change(base, transcoder_init="data", dead_features="none"),
     }
 
 

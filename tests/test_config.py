@@ -64,17 +64,42 @@ def test_pretrained_profile_has_no_corpus_and_gpt2_shapes():
     assert (model.n_layers, model.d_model, model.d_mlp, model.n_heads) == (12, 768, 3072, 12)
 
 
-def test_dictionary_cells_parse_into_layers_and_kinds():
+def test_dictionary_cells_parse_into_layers_and_arms():
     grid = load_config(compose(["profile=organism"])).profile.dictionaries
     assert ("L2_sae_mlp_in" in grid.cells) and grid.parsed_cells[0] == (0, "transcoder")
-    assert grid.layers == [0, 1, 2, 3] and grid.layers_of("sae_mlp_out") == [2]
+    assert grid.layers == [0, 1, 2, 3] and grid.layers_of("sae_mlp_out") == [1, 2]
+    assert grid.layers_of("topk_transcoder") == [2]
+    assert [s.label for s in grid.sweep("topk_transcoder")] == [f"k_{k}" for k in grid.topk_k]
+    assert [s.l1_coefficient for s in grid.sweep("skip_transcoder")] == grid.l1_coefficients
+
+
+def test_the_organism_compares_every_arm_on_two_layers_at_five_sparsities():
+    """The lab's own bar for the Pareto comparison: transcoders and both SAE baselines on at least two
+    layers with at least five sparsity values each, and the follow-up's skip and TopK arms at layer 2."""
+    grid = load_config(compose(["profile=organism"])).profile.dictionaries
+    for arm in ("transcoder", "sae_mlp_out", "sae_mlp_in"):
+        assert len(grid.layers_of(arm)) >= 2 and len(grid.sweep(arm)) >= 5, arm
+    for arm in ("skip_transcoder", "topk_transcoder"):
+        assert 2 in grid.layers_of(arm) and len(grid.sweep(arm)) >= 5, arm
+
+
+def test_the_recipes_are_named_options():
+    """The paper profiles train with the paper's recipe; live_transcoders is selected by name."""
+    paper = load_config(compose(["profile=gpt2_small"])).profile.dictionaries.training
+    assert (paper.transcoder_init, paper.l1_warmup_steps) == ("random", 0)
+    live = load_config(compose(["profile=gpt2_small", "+dictionary_recipe=live_transcoders"]))
+    assert live.profile.dictionaries.training.transcoder_init == "linear"
+    assert live.profile.dictionaries.training.l1_warmup_steps > 0
+    assert live.profile.dictionaries.training.lr == paper.lr  # the recipe changes only its own keys
+    organism = load_config(compose(["profile=organism", "+dictionary_recipe=live_transcoders"])).profile
+    assert organism.dictionaries.training.transcoder_init == "linear" and organism.name == "organism"
 
 
 @pytest.mark.parametrize(
     "cell, message",
     [
-        ("L2_sae", "not 'L<layer>_<kind>'"),
-        ("layer2_transcoder", "not 'L<layer>_<kind>'"),
+        ("L2_sae", "not 'L<layer>_<arm>'"),
+        ("layer2_transcoder", "not 'L<layer>_<arm>'"),
         ("L9_transcoder", "layer 9"),
     ],
 )

@@ -138,6 +138,21 @@ def test_resample_revives_dead_features(tmp_path):
     assert trainer.dictionary.b_enc[:10].abs().max() == 0
 
 
+def test_no_resampling_in_the_last_resample_every_steps(tmp_path):
+    """A feature resampled at the last step would be saved untrained (n_steps 40, resample_every 20:
+    step 19 resamples, step 39 does not)."""
+    job = DictionaryJob(spec(), 1e-3, tmp_path / "d")
+    trainer = DictionaryTrainer(job, config(dead_features="resample"), seed=0)
+    batch = next(synthetic_batches()())
+    for step in (19, 39):
+        with torch.no_grad():
+            trainer.dictionary.b_enc[:10] = -1e3  # these ten can never fire
+        trainer.steps_since_fired[:10] = 100
+        trainer.step(batch, step)
+        resampled = bool((trainer.dictionary.b_enc[:10] == 0).all())
+        assert resampled == (step == 19), step
+
+
 def test_nan_stops_the_run_naming_the_step_and_keeps_the_checkpoint(tmp_path):
     def poisoned():
         clean = synthetic_batches()()
@@ -210,3 +225,15 @@ def test_l1_warmup_scales_the_penalty_by_the_fraction_of_warmup_done():
 def test_an_unknown_transcoder_init_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="'random'.*'linear'"):
         DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(transcoder_init="pca"), seed=0)
+
+
+def test_data_init_starts_feature_i_as_token_i_of_the_first_batch():
+    batch = next(synthetic_batches(batch_size=16)())  # fewer rows than features: tokens are cycled
+    trainer = DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(transcoder_init="data"), seed=0)
+    trainer.initialise_biases(batch)
+    x_c, y_c = batch[IN] - batch[IN].mean(0), batch[OUT] - batch[OUT].mean(0)
+    rows = torch.arange(D_SAE) % 16
+    expected_enc = (x_c[rows] / x_c[rows].norm(dim=-1, keepdim=True)).T
+    expected_dec = y_c[rows] / y_c[rows].norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(trainer.dictionary.W_enc.detach(), expected_enc, rtol=0, atol=1e-6)
+    torch.testing.assert_close(trainer.dictionary.W_dec.detach(), expected_dec, rtol=0, atol=1e-6)

@@ -135,9 +135,7 @@ class DictionaryTrainingConfig:
     checkpoint_every: int = 50
     # The recipe's two options against dead transcoder features (docs/dead_features.md); the
     # defaults are the paper's recipe.
-    transcoder_init: str = "random"  # random | linear: decoder rows = encoder columns mapped by a
-    #   least-squares linear fit of the target on the input (first batch), so a firing feature
-    #   moves the output the way the MLP roughly would
+    transcoder_init: str = "random"  # random | linear | data (training.py's docstring)
     l1_warmup_steps: int = 0  # the L1 coefficient ramps linearly from 0 over these steps
 
 

@@ -21,11 +21,13 @@ Algorithm, per step and per dictionary (DESIGN §4.1):
    at a poorly reconstructed input of the current batch (decoder row = that residual, normalised;
    encoder column = the same direction scaled to 0.2 x the mean live encoder norm), and its Adam
    moments are reset.
-Biases start at the mean input (b_dec) and mean target (b_dec_out) of the first batch. Two
-options against dead transcoder features (docs/dead_features.md; off in the paper's recipe):
+Biases start at the mean input (b_dec) and mean target (b_dec_out) of the first batch. Options
+against dead transcoder features, off in the paper's recipe (docs/dead_features.md measures them):
 `transcoder_init: linear` points each transcoder feature's decoder row where the least-squares
-linear map from input to target (first batch) sends its encoder column, and `l1_warmup_steps`
-ramps the L1 coefficient up from 0.
+linear map from input to target (first batch) sends its encoder column; `transcoder_init: data`
+starts feature i as token i of the first batch (centred input in, centred target out); and
+`l1_warmup_steps` ramps the L1 coefficient up from 0. Resampling never happens in the last
+`resample_every` steps (a resampled feature needs them to settle).
 Every `checkpoint_every` steps all dictionaries, optimisers and counters are written atomically;
 a rerun resumes there and replays the (seeded, deterministic) batch stream up to that step
 without training, so a resumed run ends with the same weights as an uninterrupted one.
@@ -113,10 +115,10 @@ class DictionaryTrainer:
     def __init__(
         self, job: DictionaryJob, cfg: DictionaryTrainingConfig, seed: int, device: str | torch.device = "cpu"
     ) -> None:
-        if cfg.transcoder_init not in ("random", "linear"):
+        if cfg.transcoder_init not in ("random", "linear", "data"):
             raise ValueError(
                 f"dictionaries.training.transcoder_init is {cfg.transcoder_init!r}; use 'random' "
-                "(the paper's recipe) or 'linear'"
+                "(the paper's recipe), 'linear' or 'data'"
             )
         self.job, self.cfg = job, cfg
         self.device = torch.device(device)
@@ -143,11 +145,19 @@ class DictionaryTrainer:
         dictionary.b_dec.copy_(x.mean(0))
         if dictionary.b_dec_out is not dictionary.b_dec:  # transcoders: a separate output bias
             dictionary.b_dec_out.copy_(y.mean(0))
-        if dictionary.spec.is_transcoder and self.cfg.transcoder_init == "linear":
-            x_c, y_c = (v.cpu().double() - v.cpu().double().mean(0) for v in (x, y))
+        if not dictionary.spec.is_transcoder or self.cfg.transcoder_init == "random":
+            return
+        x_c, y_c = (v.cpu().double() - v.cpu().double().mean(0) for v in (x, y))
+        if self.cfg.transcoder_init == "linear":
             linear_map = torch.linalg.lstsq(x_c, y_c).solution  # [d_in, d_out]
-            W_dec = dictionary.W_enc.T.cpu().double() @ linear_map  # [d_sae, d_out]
-            dictionary.W_dec.copy_(W_dec / W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+            W_enc = dictionary.W_enc.cpu().double()
+            W_dec = W_enc.T @ linear_map  # [d_sae, d_out]
+        else:  # "data": feature i starts as token i of the batch (cycled): its input in, its target out
+            rows = torch.arange(dictionary.spec.d_sae) % len(x_c)
+            W_enc, W_dec = x_c[rows].T, y_c[rows]
+        unit = lambda w, dim: w / w.norm(dim=dim, keepdim=True).clamp_min(1e-12)  # noqa: E731
+        dictionary.W_enc.copy_(unit(W_enc, 0))
+        dictionary.W_dec.copy_(unit(W_dec, -1))
 
     def step(self, batch: Batch, step: int) -> None:
         cfg, dictionary = self.cfg, self.dictionary
@@ -183,7 +193,9 @@ class DictionaryTrainer:
                 self.fire_counts += counts
                 self.window_tokens += len(z)
             self.last = {"mse": mse.item(), "l0": counts.sum().item() / len(z)}
-            if cfg.dead_features == "resample" and (step + 1) % cfg.resample_every == 0:
+            # never in the last resample_every steps: a resampled feature needs them to settle
+            settle = step + 1 <= cfg.n_steps - cfg.resample_every
+            if cfg.dead_features == "resample" and (step + 1) % cfg.resample_every == 0 and settle:
                 self.resample_dead(x, y - y_hat, dead)
 
     @torch.no_grad()
