@@ -70,6 +70,38 @@ def expected_vs_measured(profile: str, expected: dict[str, Expectation], measure
     return "\n".join(lines) + "\n"
 
 
+def matched_l0_gaps(pareto: Any, reference: str = "transcoder") -> list[list[Any]]:
+    """Where each arm lies against the `reference` arm's frontier, layer by layer: for every point of
+    another arm whose L0 falls inside the reference's L0 range at that layer, its spliced CE minus
+    the reference's, interpolated linearly in log L0 between the reference's neighbouring points
+    (negative: better than the reference at the same sparsity). Rows: layer, arm, points compared,
+    points outside the range, mean, min and max of the gap in nats."""
+    rows = []
+    for layer in sorted(pareto["layer"].unique()):
+        at_layer = pareto[pareto["layer"] == layer]
+        ref = at_layer[at_layer["kind"] == reference].sort_values("l0")
+        if len(ref) < 2:
+            continue
+        log_l0 = [math.log(v) for v in ref["l0"]]
+        for arm in [a for a in at_layer["kind"].unique() if a != reference]:
+            gaps = []
+            points = at_layer[at_layer["kind"] == arm]
+            for l0, ce in zip(points["l0"], points["ce_spliced"], strict=True):
+                x = math.log(l0) if l0 > 0 else -math.inf
+                if not log_l0[0] <= x <= log_l0[-1]:
+                    continue
+                i = max(j for j in range(len(log_l0) - 1) if log_l0[j] <= x)
+                w = (x - log_l0[i]) / (log_l0[i + 1] - log_l0[i])
+                ce_ref = (1 - w) * ref["ce_spliced"].iloc[i] + w * ref["ce_spliced"].iloc[i + 1]
+                gaps.append(ce - ce_ref)
+            outside = len(points) - len(gaps)
+            if gaps:
+                rows.append([int(layer), arm, len(gaps), outside, sum(gaps) / len(gaps), min(gaps), max(gaps)])
+            else:
+                rows.append([int(layer), arm, 0, outside, None, None, None])
+    return rows
+
+
 # -- results/<profile>/REPORT.md ---------------------------------------------------------------------
 
 
@@ -288,6 +320,17 @@ def build_report(
             f"![Pareto]({figures_link}/pareto.png)",
             "",
         ]
+        gaps = matched_l0_gaps(pareto)
+        if gaps:
+            lines += [
+                "Each arm against the transcoder frontier at the same layer and L0: spliced CE minus the "
+                "transcoder's, interpolated in log L0 (negative: better than the transcoder), over the "
+                "arm's points inside the transcoder's L0 range.",
+                "",
+                *_table(["layer", "arm", "points compared", "points outside", "mean gap (nats)",
+                         "min", "max"], gaps),  # fmt: skip
+                "",
+            ]
     if (results / "splice_all.json").exists():
         measured["splice_all"] = json.loads((results / "splice_all.json").read_text())
         s = measured["splice_all"]
