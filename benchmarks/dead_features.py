@@ -65,7 +65,9 @@ def variants(profile_recipe: DictionaryTrainingConfig) -> dict[str, DictionaryTr
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default="organism")
     parser.add_argument("--layers", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--kinds", nargs="+", default=["transcoder"])
@@ -82,8 +84,14 @@ def main() -> None:
     if args.variants:
         chosen = {name: chosen[name] for name in args.variants}
     specs = [
-        DictionarySpec(kind=kind, layer=layer, d_in=model.d_model, d_sae=grid.expansion_factor * model.d_model,
-                       d_out=model.d_model, model_name=cfg.profile.name)  # fmt: skip
+        DictionarySpec(
+            kind=kind,
+            layer=layer,
+            d_in=model.d_model,
+            d_sae=grid.expansion_factor * model.d_model,
+            d_out=model.d_model,
+            model_name=cfg.profile.name,
+        )  # fmt: skip
         for kind, layer in itertools.product(args.kinds, args.layers)
     ]
     hooks = sorted({hook for spec in specs for hook in (spec.hook_in, spec.hook_out)})
@@ -105,7 +113,11 @@ def main() -> None:
             for spec in specs
         ]
         stream = shard_training_batches(
-            activations_dir(cfg, "train"), hooks, training.batch_size, grid.harvest.buffer_tokens, training.seed
+            activations_dir(cfg, "train"),
+            hooks,
+            training.batch_size,
+            grid.harvest.buffer_tokens,
+            training.seed,
         )
         dead_over_steps: list[list[float]] = [[] for _ in trainers]
         for step in range(training.n_steps):

@@ -10,7 +10,9 @@ from transcoder_lab.paths import dictionary_dir
 
 def test_jobs_are_every_cell_at_every_sparsity_of_its_arm_in_config_order(tmp_path):
     cells = "[L1_transcoder,L0_sae_mlp_out,L1_skip_transcoder,L1_topk_transcoder]"
-    cfg = load_profile("tiny", tmp_path, [f"profile.dictionaries.cells={cells}", "profile.dictionaries.topk_k=[4,8]"])
+    cfg = load_profile(
+        "tiny", tmp_path, [f"profile.dictionaries.cells={cells}", "profile.dictionaries.topk_k=[4,8]"]
+    )
     grid, d_model = cfg.profile.dictionaries, cfg.profile.model.d_model
     todo = jobs(cfg)
     l1s = grid.l1_coefficients

@@ -203,11 +203,12 @@ def test_linear_init_points_each_decoder_row_where_the_linear_map_sends_its_enco
     expected = (expected / expected.norm(dim=-1, keepdim=True)).float()
     # float32 weights: agreement to a few float32 ulps of unit-norm rows
     torch.testing.assert_close(linear.dictionary.W_dec.detach(), expected, rtol=0, atol=1e-6)
-    torch.testing.assert_close(random.dictionary.W_dec.detach(), W_dec_random, rtol=0, atol=0)  # untouched
-    sae = DictionaryTrainer(DictionaryJob(spec("sae_mlp_out"), 1e-3, None), config(transcoder_init="linear"), 0)
+    torch.testing.assert_close(random.dictionary.W_dec.detach(), W_dec_random, rtol=0, atol=0)  # as it was
+    sae_job = DictionaryJob(spec("sae_mlp_out"), 1e-3, None)
+    sae = DictionaryTrainer(sae_job, config(transcoder_init="linear"), seed=0)
     W_dec_sae = sae.dictionary.W_dec.detach().clone()
     sae.initialise_biases(batch)
-    torch.testing.assert_close(sae.dictionary.W_dec.detach(), W_dec_sae, rtol=0, atol=0)  # SAEs: tied init kept
+    torch.testing.assert_close(sae.dictionary.W_dec.detach(), W_dec_sae, rtol=0, atol=0)  # SAEs: tied init
 
 
 def test_l1_warmup_scales_the_penalty_by_the_fraction_of_warmup_done():
@@ -218,8 +219,9 @@ def test_l1_warmup_scales_the_penalty_by_the_fraction_of_warmup_done():
     for trainer in (warm, scaled):
         trainer.initialise_biases(batch)
         trainer.step(batch, 0)
+    scaled_parameters = dict(scaled.dictionary.named_parameters())
     for name, parameter in warm.dictionary.named_parameters():
-        torch.testing.assert_close(parameter, dict(scaled.dictionary.named_parameters())[name], rtol=0, atol=0)
+        torch.testing.assert_close(parameter, scaled_parameters[name], rtol=0, atol=0)
 
 
 def test_an_unknown_transcoder_init_is_refused_with_the_choices():

@@ -4,8 +4,8 @@ Algorithm (`evaluate_profile`, the body of the DVC stage `evaluate`):
 1. Load the profile's model and its held-out contexts (`text_source.heldout_contexts`:
    `evaluation.n_contexts` contexts of `harvest.context_size` tokens, identified by `token_hash`).
 2. Name the sets to splice: each grid dictionary alone (every cell at every sparsity, as
-   "<arm>@L<layer> l1=<l1>" or "... k=<k>"), "splice_all" (the transcoders of every layer together, the paper's
-   "all transcoders" experiment; `splice_all_set`), and one "subset:<name>" per
+   "<arm>@L<layer> l1=<l1>" or "... k=<k>"), "splice_all" (the transcoders of every layer
+   together, the paper's "all transcoders" experiment; `splice_all_set`), and one "subset:<name>" per
    `evaluation.splice_subsets` entry (e.g. the paper's layers 1-9 together).
 3. `evaluation.splice_metrics` measures every set on the same tokens in one batched pass.
 4. Write `results/<profile>/`: `pareto.csv` (one row per grid dictionary, `PARETO_COLUMNS`),
@@ -35,9 +35,9 @@ from transcoder_lab.report import expected_vs_measured, reference_table
 from transcoder_lab.text_source import heldout_contexts
 
 PARETO_COLUMNS = [
-    "profile", "layer", "kind", "l1_coefficient", "k", "l0", "ce_clean", "ce_spliced", "ce_zero_ablation",
-    "loss_recovered", "kl", "fvu", "dead_fraction",
-]  # fmt: skip  ("kind" holds the arm: config.ARMS; "k" is set for TopK arms, "l1_coefficient" otherwise)
+    "profile", "layer", "kind", "l1_coefficient", "k", "l0", "ce_clean", "ce_spliced",
+    "ce_zero_ablation", "loss_recovered", "kl", "fvu", "dead_fraction",
+]  # fmt: skip  ("kind" is the arm, config.ARMS; TopK arms set "k", the others "l1_coefficient")
 
 
 def grid_set_name(layer: int, arm: str, sparsity: Sparsity) -> str:
@@ -85,7 +85,9 @@ def evaluate_profile(cfg: Config) -> dict:
     cells = [(layer, arm, sparsity) for layer, arm in grid.parsed_cells for sparsity in grid.sweep(arm)]
     device = model.cfg.device
     sets = {
-        grid_set_name(layer, arm, sparsity): [load_dictionary(dictionary_dir(cfg, layer, arm, sparsity), device)]
+        grid_set_name(layer, arm, sparsity): [
+            load_dictionary(dictionary_dir(cfg, layer, arm, sparsity), device)
+        ]
         for layer, arm, sparsity in cells
     }
     sets["splice_all"] = splice_all_set(cfg, device)
@@ -100,8 +102,9 @@ def evaluate_profile(cfg: Config) -> dict:
         measured = results[name]
         reconstruction = measured["dictionaries"][0]
         l1 = sparsity.l1_coefficient if sparsity.k is None else None  # TopK arms have no L1 term
-        rows.append({"profile": profile.name, "layer": layer, "kind": arm, "l1_coefficient": l1, "k": sparsity.k,
-                     **measured, **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
+        rows.append({"profile": profile.name, "layer": layer, "kind": arm, "l1_coefficient": l1,
+                     "k": sparsity.k, **measured,
+                     **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
     pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
     out = results_dir(cfg)
     # Everything measured per dictionary (L0 without BOS, live and dense fractions, ...), by name.

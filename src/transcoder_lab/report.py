@@ -96,7 +96,8 @@ def matched_l0_gaps(pareto: Any, reference: str = "transcoder") -> list[list[Any
                 gaps.append(ce - ce_ref)
             outside = len(points) - len(gaps)
             if gaps:
-                rows.append([int(layer), arm, len(gaps), outside, sum(gaps) / len(gaps), min(gaps), max(gaps)])
+                mean = sum(gaps) / len(gaps)
+                rows.append([int(layer), arm, len(gaps), outside, mean, min(gaps), max(gaps)])
             else:
                 rows.append([int(layer), arm, 0, outside, None, None, None])
     return rows
@@ -109,7 +110,7 @@ def _number(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.4g}"  # NaN: an empty CSV cell (no L1 for TopK)
+        return "—" if math.isnan(value) else f"{value:.4g}"  # NaN: an empty CSV cell (TopK's L1)
     return "—" if value is None else str(value)
 
 
