@@ -1,5 +1,6 @@
 """Circuit analysis with transcoders (DESIGN §4.3): exact direct attributions, beam search over
-backward paths, attribution graphs (figures, JSON) and their verification by interventions."""
+backward paths, attribution graphs (figures, JSON) and their verification by interventions, and full
+attribution graphs with circuit-tracer's pruning and scores (full_graph)."""
 
 from transcoder_lab.circuits.attribution import (
     EXPANDABLE_KINDS,
@@ -17,6 +18,17 @@ from transcoder_lab.circuits.attribution import (
     root_value,
     top_contributors,
     vector_root,
+)
+from transcoder_lab.circuits.full_graph import (
+    FullGraph,
+    GraphTarget,
+    PruneResult,
+    full_graph,
+    graph_scores,
+    logit_targets,
+    node_influence,
+    prune_graph,
+    root_target,
 )
 from transcoder_lab.circuits.interventions import average_ranks, spearman, verify_graph
 from transcoder_lab.circuits.invariant import (
@@ -66,6 +78,15 @@ __all__ = [
     "filter_paths",
     "fraction_explained",
     "source_layer_graph",
+    "FullGraph",
+    "GraphTarget",
+    "PruneResult",
+    "full_graph",
+    "graph_scores",
+    "logit_targets",
+    "node_influence",
+    "prune_graph",
+    "root_target",
     "graph_figure",
     "graph_to_json",
     "write_graph_json",
