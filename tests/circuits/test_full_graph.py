@@ -108,7 +108,8 @@ def test_feature_values_are_pre_activations_minus_effective_bias(all_ctx, all_gr
     for k, (layer, position, feature) in enumerate(all_graph.active_features.tolist()):
         tc = all_ctx.transcoders[layer]
         pre = tc.pre_activations(all_ctx.mlp_in[layer, position])[feature].detach()
-        assert float(all_graph.values[k] + tc.effective_encoder_bias()[feature]) == pytest.approx(float(pre))
+        bias = tc.effective_encoder_bias()[feature].detach()
+        assert float(all_graph.values[k] + bias) == pytest.approx(float(pre))
         assert float(all_graph.activations[k]) == pytest.approx(
             float(all_ctx.feature_acts[layer][position, feature])
         )
@@ -206,7 +207,7 @@ def autograd_rows(
     rows = {}
     names = list(leaves)
     for k, value in targets.items():
-        assert float(value) == pytest.approx(float(graph.values[k]), rel=1e-9)
+        assert float(value.detach()) == pytest.approx(float(graph.values[k]), rel=1e-9)
         grads = torch.autograd.grad(value, [leaves[m] for m in names], retain_graph=True, allow_unused=True)
         grads = dict(zip(names, grads, strict=True))
         rows[k] = assemble_row(graph, leaves, grads)

@@ -60,6 +60,14 @@ Pruning and scores (circuit-tracer's graph.py definitions, our own code):
 - `graph_scores`: replacement score = influence of the embeddings / influence of embeddings and
   errors; completeness score = Σ_nodes (1 - Σ_errors N[node, error]) (influence + w)[node] /
   Σ (influence + w).
+
+Checked once by hand against circuit-tracer 0.5.0 (its own venv; it cannot join ours), on the
+2-layer organism with random ReLU transcoders exported by export_circuit_tracer, 16 tokens, its 3
+top logits: feature-to-feature and feature-to-logit edges and edges from errors (positions > 0)
+agree to 3.4e-7 of the largest entry; on circuit-tracer's own adjacency, `prune_graph` gives the
+same node and edge masks and `graph_scores` the same scores (identical in float32). Differences
+by design: circuit-tracer zeroes features at position 0 (BOS; here they are nodes, so its BOS
+error node holds them) and its embedding node lacks W_pos.
 """
 
 from __future__ import annotations
