@@ -62,7 +62,8 @@ def jobs(cfg: Config) -> list[DictionaryJob]:
                 skip=arm.skip,
                 model_name=model.pretrained_name or cfg.profile.name,
             )
-            out.append(DictionaryJob(spec, sparsity.l1_coefficient, dictionary_dir(cfg, layer, arm_name, sparsity)))
+            out_dir = dictionary_dir(cfg, layer, arm_name, sparsity)
+            out.append(DictionaryJob(spec, sparsity.l1_coefficient, out_dir))
     return out
 
 
