@@ -12,15 +12,13 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from local_server import free_port, start_server
 from models_for_tests import SMALL, small_context
 
 from transcoder_lab.circuits import (
@@ -273,35 +271,11 @@ def test_server_routes(written):
         server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(folder: Path, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "transcoder_lab.circuits.frontend",
-        "serve",
-        str(folder),
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 90  # the package imports torch and TransformerLens first
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {process.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/{INDEX}", timeout=2) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not answer within 90 s")
+def start_frontend(folder: Path, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "transcoder_lab.circuits.frontend", "serve", str(folder),
+               "--port", str(port)]  # fmt: skip
+    # 90 s: the package imports torch and TransformerLens first
+    return start_server(command, f"http://127.0.0.1:{port}/data/{INDEX}", timeout_s=90)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -335,7 +309,7 @@ def test_graph_in_chromium(graphs, written, tmp_path):
     port = free_port()
     origin = f"http://127.0.0.1:{port}/"
     requests, failed, errors = [], [], []
-    server = start_server(written, port)
+    server = start_frontend(written, port)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(

@@ -8,14 +8,12 @@ with the reason (install with `make browser` and `pip install -e ".[dev]"`).
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from local_server import free_port, start_server
 from study_helpers import synthetic_packet
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -42,28 +40,10 @@ def sync_playwright():
     return factory
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(packet_dir: Path, ratings_dir: Path, port: int) -> subprocess.Popen:
+def start_study_server(packet_dir: Path, ratings_dir: Path, port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "transcoder_lab.study", "serve", str(packet_dir), "--port", str(port),
                "--ratings", str(ratings_dir)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {process.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/packet", timeout=2) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not answer within 30 s")
+    return start_server(command, f"http://127.0.0.1:{port}/api/packet", timeout_s=30)
 
 
 def kill(process: subprocess.Popen) -> None:
@@ -86,7 +66,7 @@ def test_rate_go_back_restart_and_resume_in_chromium(tmp_path):
     ratings_dir = tmp_path / "ratings"
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    server = start_server(packet.directory, ratings_dir, port)
+    server = start_study_server(packet.directory, ratings_dir, port)
     try:
         with factory() as playwright:
             browser = playwright.chromium.launch(
@@ -131,7 +111,7 @@ def test_rate_go_back_restart_and_resume_in_chromium(tmp_path):
             assert saved(ratings_dir)[2] == ("yes", False, "")
 
             kill(server)
-            server = start_server(packet.directory, ratings_dir, port)
+            server = start_study_server(packet.directory, ratings_dir, port)
             page.reload()
             expect(progress).to_have_text("Card 4 of 5 · 3 rated")  # resumes at the first unrated card
             expected = {3: "no", 2: "yes", 1: "yes"}
