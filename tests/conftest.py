@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from local_server import CHROMIUM, CHROMIUM_ARGS, unavailable
 
 from transcoder_lab.config import Config, load_profile
 from transcoder_lab.stage import load_stage
@@ -27,3 +28,21 @@ def tiny_pipeline(tmp_path_factory) -> tuple[Config, object]:
     finally:
         os.chdir(cwd)
     return cfg, root
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium (Debian's, driven by Playwright), one per test module; the browser tests
+    open their own pages in it. Skips (fails with CI=true) without Playwright or the browser."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing (run `make browser`, i.e. apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

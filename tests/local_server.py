@@ -1,9 +1,32 @@
-"""Starting one of the lab's local HTTP servers in a subprocess for a browser test."""
+"""Starting one of the lab's local HTTP servers in a subprocess for a browser test, and the browser
+those tests share (Debian's chromium driven by Playwright; the `chromium` fixture in conftest.py).
 
+With CI=true the browser tests must run: a missing browser or Playwright fails them. Elsewhere they
+skip with the reason (install with `make browser` and `pip install -e ".[dev]"`).
+"""
+
+import os
 import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str):
+    """Skip the test with `reason`, or fail it where CI=true requires it to run."""
+    if IN_CI:
+        pytest.fail(f"CI=true requires this test to run, but {reason}")
+    pytest.skip(reason)
 
 
 def free_port() -> int:

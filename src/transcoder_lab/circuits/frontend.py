@@ -1,8 +1,8 @@
 """Attribution graphs in circuit-tracer's own front end, offline (circuit-tracer 0.5.0).
 
 circuit-tracer ships the attribution-graph viewer of "Circuit Tracing" as static HTML/JS. This module
-writes our beam-search graphs in the graph-file schema that viewer reads, and serves the viewer on
-127.0.0.1 with nothing fetched from the network.
+writes our beam-search graphs and our pruned full graphs in the graph-file schema that viewer reads,
+and serves the viewer on 127.0.0.1 with nothing fetched from the network.
 circuit-tracer itself is never imported (it cannot be installed beside our pinned stack): its
 Python source was read for the schema, and only its static files are reused, as downloaded.
 
@@ -41,6 +41,20 @@ Python source was read for the schema, and only its static files are reused, as 
    Rows: every graph whose root has inputs shows n_layers + 2 rows (embeddings, layers 0..n-1, the
    target), since the root's `rest` node sits in the last layer's row.
 
+2b. Full graphs (`frontend_full_graph`): a `full_graph.full_graph` pruned by `prune_graph` becomes
+   the file circuit-tracer's `create_graph_files` writes for its own pruned graph (its
+   utils/create_graph_files.py and frontend/graph_models.py were read): the node mask's nodes in
+   graph order, then only those with a kept edge and every embedding and logit; feature
+   `<layer>_<feature>_<pos>` (Cantor-paired feature, its activation), error `0_<layer>_<pos>`
+   ("mlp reconstruction error", feature -1), embedding `E_<token>_<pos>`, logit
+   `<n_layers + 1>_<token>_<last pos>` (`Output "<token>" (p=...)`, the first one the target logit;
+   a non-logit target gets the virtual index d_vocab + its position); influence the cumulative
+   influence share of `prune_graph` (none on logits); links the edge mask's edges among those
+   nodes, weighted by the adjacency; metadata.node_threshold the pruning's (the viewer hides the
+   nodes above it). One deviation: circuit-tracer's error id `0_<layer>_<pos>` is also the id of
+   feature <layer> of layer 0 at <pos>; where both are in the file the error is `err_<layer>_<pos>`
+   (the viewer keys nodes by id). Checked against circuit-tracer's own code (opt-in test).
+
 3. Writing (`write_frontend_graph`): `<folder>/<slug>.json`, a feature file per transcoder feature
    (`<folder>/features/<scan>/<feature>.json`: the viewer loads it when a feature is clicked, from
    the scan `./data/features/<scan>`, a local path, so it never asks the hub; it holds the
@@ -76,11 +90,14 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from transcoder_lab import io
 from transcoder_lab.config import REPO_ROOT
+
+if TYPE_CHECKING:
+    from transcoder_lab.circuits.full_graph import FullGraph, PruneResult
 
 # -- pins -------------------------------------------------------------------------------------------
 
@@ -453,6 +470,144 @@ def transcoder_features(data: Mapping[str, Any]) -> list[tuple[int, int]]:
         for node in data["nodes"]
         if node["feature_type"] == "cross layer transcoder"
     ]
+
+
+def frontend_full_graph(
+    graph: FullGraph,
+    pruned: PruneResult,
+    *,
+    slug: str,
+    scan: str,
+    prompt_tokens: Sequence[str],
+    token_ids: Sequence[int],
+    target_tokens: Sequence[str] | None = None,
+    node_threshold: float | None = 0.8,
+    prompt: str | None = None,
+    d_vocab: int | None = None,
+) -> dict[str, Any]:
+    """A full graph (`full_graph.full_graph`) pruned by `prune_graph`, in the file circuit-tracer's
+    `create_graph_files` writes for its own pruned graph (module docstring, step 2b).
+
+    `prompt_tokens` label the token columns, `target_tokens` the logit targets (default: each
+    target's label); `node_threshold` is the one `pruned` was made with (the viewer hides nodes
+    whose cumulative influence is above it); `prompt` defaults to the tokens joined; `d_vocab` is
+    needed only for targets that are not logits (`root_target`), which get circuit-tracer's virtual
+    vocabulary index d_vocab + their position in the target list."""
+    n_feat, n_pos, n_layers = graph.n_features, graph.n_pos, graph.n_layers
+    if len(prompt_tokens) != n_pos or len(token_ids) != n_pos:
+        raise FrontendError(
+            f"{len(prompt_tokens)} tokens and {len(token_ids)} token ids for {n_pos} positions"
+        )
+    labels = list(target_tokens) if target_tokens is not None else [t.label for t in graph.targets]
+    if len(labels) != graph.n_targets:
+        raise FrontendError(f"{len(labels)} target tokens for {graph.n_targets} targets")
+    node_mask, edge_mask = pruned.node_mask.cpu(), pruned.edge_mask.cpu()
+    cumulative = pruned.cumulative_scores.cpu().tolist()
+    error_end = n_feat + n_layers * n_pos
+    token_end = error_end + n_pos
+
+    def node(node_id: str, feature: int, layer: str, ctx: int, kind: str, js: str, **extra: Any) -> dict:
+        fields = {
+            "node_id": node_id,
+            "feature": feature,
+            "layer": layer,
+            "ctx_idx": ctx,
+            "feature_type": kind,
+            "token_prob": 0.0,
+            "is_target_logit": False,
+            "run_idx": 0,
+            "reverse_ctx_idx": 0,
+            "jsNodeId": js,
+            "clerp": "",
+            "influence": None,
+            "activation": None,
+        }
+        fields.update(extra)
+        return fields
+
+    nodes: dict[int, dict[str, Any]] = {}
+    for index in node_mask.nonzero()[:, 0].tolist():
+        influence = float(cumulative[index])
+        if index < n_feat:
+            layer, pos, feat = graph.active_features[index].tolist()
+            nodes[index] = node(
+                f"{layer}_{feat}_{pos}",
+                cantor_pair(layer, feat),
+                str(layer),
+                pos,
+                "cross layer transcoder",
+                f"{layer}_{feat}-0",
+                influence=influence,
+                activation=float(graph.activations[index]),
+            )
+        elif index < error_end:
+            layer, pos = divmod(index - n_feat, n_pos)
+            nodes[index] = node(
+                f"0_{layer}_{pos}",
+                -1,
+                str(layer),
+                pos,
+                "mlp reconstruction error",
+                f"{layer}_{pos}-0",
+                influence=influence,
+            )
+        elif index < token_end:
+            pos = index - error_end
+            tok = int(token_ids[pos])
+            nodes[index] = node(
+                f"E_{tok}_{pos}", pos, "E", pos, "embedding", f"E_{tok}-{pos}", influence=influence
+            )
+        else:
+            k = index - token_end
+            target = graph.targets[k]
+            # a logit's vocabulary index; any other root gets circuit-tracer's virtual index
+            if target.token is None and d_vocab is None:
+                raise FrontendError(f"target {target.label!r} is not a logit: give d_vocab for its index")
+            vocab = target.token if target.token is not None else d_vocab + k
+            layer, pos, prob = str(n_layers + 1), n_pos - 1, float(target.weight)
+            nodes[index] = node(
+                f"{layer}_{vocab}_{pos}",
+                vocab,
+                layer,
+                pos,
+                "logit",
+                f"L_{vocab}-{pos}",
+                token_prob=prob,
+                is_target_logit=k == 0,
+                clerp=f'Output "{labels[k]}" (p={prob:.3f})',
+            )
+
+    # circuit-tracer's error id 0_<layer>_<pos> is also the id of feature <layer> of layer 0 at <pos>;
+    # where both are in the file, the error gets err_<layer>_<pos> (the viewer needs unique ids)
+    feature_ids = {n["node_id"] for n in nodes.values() if n["feature_type"] == "cross layer transcoder"}
+    for n in nodes.values():
+        if n["feature_type"] == "mlp reconstruction error" and n["node_id"] in feature_ids:
+            n["node_id"] = "err" + n["node_id"][1:]
+
+    targets, sources = edge_mask.nonzero(as_tuple=True)
+    weights = graph.adjacency.cpu()[targets, sources].tolist()
+    links = [
+        {"source": nodes[s]["node_id"], "target": nodes[t]["node_id"], "weight": w}
+        for s, t, w in zip(sources.tolist(), targets.tolist(), weights, strict=True)
+        if s in nodes and t in nodes
+    ]
+    connected = {link["source"] for link in links} | {link["target"] for link in links}
+    used = [
+        n for n in nodes.values() if n["node_id"] in connected or n["feature_type"] in ("embedding", "logit")
+    ]
+
+    tokens = [str(token) for token in prompt_tokens]
+    metadata = {
+        "slug": _check_name(slug, "slug"),
+        "scan": scan_path(scan),
+        "transcoder_list": [],
+        "prompt_tokens": tokens,
+        "prompt": "".join(tokens) if prompt is None else prompt,
+        "node_threshold": node_threshold,
+        "schema_version": 1,
+    }
+    qparams = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
+    return {"metadata": metadata, "qParams": qparams, "nodes": used, "links": links}
 
 
 # -- 3. writing -------------------------------------------------------------------------------------
