@@ -161,6 +161,8 @@ class AttributionContext:
     tc_errors: dict[int, Float[Tensor, "pos d_model"]]  # mlp_out - TC(mlp_in), float64
     # float64 copies of each layer's (W_V, W_O, b_V, b_O), made once: every attribution reuses them
     ov_weights: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=dict, repr=False)
+    # each transcoder's effective encoder bias (b_enc - b_dec W_enc), made once: feature roots reuse it
+    effective_biases: dict[int, Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def n_layers(self) -> int:
@@ -282,6 +284,12 @@ class AttributionContext:
             raise KeyError(f"no transcoder at layer {layer}; transcoders cover {sorted(self.transcoders)}")
         return self.transcoders[layer]
 
+    def effective_bias(self, layer: int) -> Tensor:
+        """`effective_encoder_bias()` of layer `layer`'s transcoder, computed once per context."""
+        if layer not in self.effective_biases:
+            self.effective_biases[layer] = self.transcoder(layer).effective_encoder_bias().detach()
+        return self.effective_biases[layer]
+
 
 def _check_model(model: HookedTransformer) -> None:
     cfg = model.cfg
@@ -351,7 +359,7 @@ def feature_root(ctx: AttributionContext, layer: int, feature: int, position: in
     tc = ctx.transcoder(layer)
     position = ctx.position(position)
     vector = tc.W_enc[:, feature].detach().to(_F64)
-    offset = float(tc.effective_encoder_bias()[feature])
+    offset = float(ctx.effective_bias(layer)[feature])
     return Root(layer, "resid_mid", position, vector, f"tc{layer}[{feature}]@{position}", offset)
 
 
