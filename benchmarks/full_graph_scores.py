@@ -14,8 +14,9 @@ import json
 
 import torch
 
+from transcoder_lab.case_studies import graph_of
 from transcoder_lab.case_studies.common import circuit_transcoders
-from transcoder_lab.circuits import AttributionContext, full_graph, graph_scores, prune_graph
+from transcoder_lab.circuits import AttributionContext, full_graph, graph_summary
 from transcoder_lab.config import load_profile
 from transcoder_lab.models import load_model
 from transcoder_lab.paths import results_dir
@@ -38,16 +39,14 @@ def main() -> None:
         path = results_dir(cfg) / "case_studies" / f"{name}.json"
         if not path.exists():
             continue
-        result = json.loads(path.read_text())
-        # greater-than keeps its graph beside its curves; the others under "circuit"
-        graph_json = result["graph"]["json"] if "graph" in result else result["circuit"]["graph"]
-        tokens = torch.tensor(graph_json["metadata"]["token_ids"])
-        graph = full_graph(AttributionContext.from_tokens(model, transcoders, tokens))
-        replacement, completeness = graph_scores(graph)
-        kept = prune_graph(graph)
-        nodes = f"{int(kept.node_mask.sum())} ({len(kept.node_mask)})"
-        n_features = graph.active_features.shape[0]
-        row = [name, len(tokens), n_features, nodes, f"{replacement:.3f}", f"{completeness:.3f}"]
+        study_graph = graph_of(json.loads(path.read_text()))
+        if study_graph is None:
+            continue
+        tokens = torch.tensor(study_graph[0]["metadata"]["token_ids"])
+        s = graph_summary(full_graph(AttributionContext.from_tokens(model, transcoders, tokens)))
+        nodes = f"{s['n_nodes_kept']} ({s['n_nodes']})"
+        row = [name, s["n_tokens"], s["n_active_features"], nodes,
+               f"{s['replacement_score']:.3f}", f"{s['completeness_score']:.3f}"]  # fmt: skip
         print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 

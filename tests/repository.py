@@ -1,5 +1,6 @@
 """A copy of this checkout for tests that run DVC or git on the whole repository."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -53,6 +54,9 @@ def expected_stages(dvc_yaml: Path, cfg) -> set[str]:
     return names
 
 
+GPU_VARIABLES = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_HOME")
+
+
 def paper_profile_environment(hf_home: Path, home: Path, offline: bool = True) -> dict[str, str]:
     """The environment of a paper-profile run on an offline stand-in of the hub at `hf_home`: the
     venv's tools on PATH and, unless `offline`, the network path on with the hub at an address
@@ -68,6 +72,8 @@ def paper_profile_environment(hf_home: Path, home: Path, offline: bool = True) -
         "WANDB_MODE": "disabled",
         "TQDM_MININTERVAL": "60",
     }
+    # a GPU stays visible, as on a user's machine: profile.device "auto" then picks CUDA
+    env |= {name: os.environ[name] for name in GPU_VARIABLES if name in os.environ}
     return env | ({"HF_HUB_OFFLINE": "1"} if offline else {"HF_ENDPOINT": "http://127.0.0.1:9"})
 
 

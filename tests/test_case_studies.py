@@ -140,6 +140,11 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
         if node["feature_type"] == "cross layer transcoder":
             feature = json.loads((graphs / "features" / "tiny" / f"{node['feature']}.json").read_text())
             assert feature["top_logits"] and feature["bottom_logits"]
+    # the full graph of the same prompt (tests/circuits/test_full_graph.py checks the numbers)
+    full = saved["full_graph"]
+    assert full["n_tokens"] == len(graph["metadata"]["prompt_tokens"])
+    assert full["n_tokens"] < full["n_nodes_kept"] <= full["n_nodes"]  # embeddings always kept
+    assert 0 < full["replacement_score"] <= 1 and 0 < full["completeness_score"] <= 1
     if name == "greater_than":
         curves = saved["curves"]
         assert len(curves["features"]) == len(curves["neurons"]) == len(curves["n"])
@@ -248,6 +253,17 @@ def test_template_copied_under_a_new_name_runs_through_the_stage(tiny_pipeline, 
     assert missing.returncode != 0 and "Add a case study" in missing.stderr
 
 
+def test_full_graph_above_the_feature_limit_is_skipped_with_the_fix(tiny_pipeline):
+    cfg, _ = tiny_pipeline
+    cfg.case_study["citation"].full_graph_max_features = 0
+    try:
+        result = case_studies.run_case_study(cfg, "citation", write=False)
+    finally:
+        cfg.case_study["citation"].full_graph_max_features = 16384
+    assert result["full_graph"]["n_active_features"] > 0
+    assert "case_study.citation.full_graph_max_features" in result["full_graph"]["skipped"]
+
+
 def test_report_lists_every_case_study_beside_its_expectations(tiny_pipeline):
     cfg, root = tiny_pipeline
     from transcoder_lab.stage import load_stage
@@ -261,6 +277,7 @@ def test_report_lists_every_case_study_beside_its_expectations(tiny_pipeline):
     assert "### Greater-than (`greater_than`)" in text and "### Citation semicolons (`citation`)" in text
     assert "`selection.auroc_vs_contrast` | >= 0.95" in text  # the expectation beside the measurement
     assert "(../../figures/tiny/case_studies/greater_than/curves.png)" in text
+    assert "### Full attribution graphs" in text and "| `citation` |" in text.split("### Full attribution")[1]
 
 
 # -- gpt2_small: the paper's configs on a random model of GPT-2 small's shape ----------------------

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from gpt2_ranks import ranks_path_or_skip
 from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
@@ -51,6 +52,8 @@ def test_every_stage_runs_on_the_standin(paper_run):
     assert len(ran) == len(set(ran))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["profile"]["name"] == PROFILE
+    # profile.device "auto": the dictionaries train on the GPU where torch sees one, as for a user
+    assert f"on {'cuda' if torch.cuda.is_available() else 'cpu'}\n" in log
 
 
 def test_dictionaries_read_the_paper_hooks_and_pareto_is_finite(paper_run):

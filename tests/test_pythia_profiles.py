@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
@@ -132,6 +133,8 @@ def test_every_stage_runs_on_the_standin(pythia_run):
     assert set(ran) == expected_stages(repo / "dvc.yaml", cfg)
     assert len(ran) == len(set(ran))
     assert yaml.safe_load((repo / "params.yaml").read_text())["profile"]["name"] == PROFILE
+    # profile.device "auto": the dictionaries train on the GPU where torch sees one, as for a user
+    assert f"on {'cuda' if torch.cuda.is_available() else 'cpu'}\n" in log
 
 
 def test_pareto_has_every_arm_and_finite_numbers(pythia_run):

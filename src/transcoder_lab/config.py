@@ -388,6 +388,9 @@ class CaseStudyConfig:
     question: str = ""
     notebook: str = ""  # the notebook that narrates it, under notebooks/
     blind: bool = False  # hypothesis from circuit evidence first, the dashboard only afterwards
+    # the full graph of the study's prompt is skipped (with the reason recorded) above this many
+    # active features: its dense float64 adjacency takes 8 (n_nodes)^2 bytes (16384: ~2.2 GB)
+    full_graph_max_features: int = 16384
     search: SearchConfig = field(default_factory=SearchConfig)
     profiles: dict[str, CaseStudyProfile] = field(default_factory=dict)
 

@@ -263,6 +263,38 @@ def _case_study_section(study: dict[str, Any], analysis: str, figures_link: str)
     return lines
 
 
+def _full_graph_section(studies: list[dict[str, Any]]) -> list[str]:
+    """One row per case study with a full graph (`case_studies.run_case_study`, step 5)."""
+    rows = []
+    for study in studies:
+        graph = study.get("full_graph")
+        if graph and "skipped" in graph:
+            skipped = f"skipped: {graph['skipped']}"
+            rows.append([f"`{study['name']}`", "", graph["n_active_features"], skipped, "", ""])
+        elif graph:
+            kept = f"{graph['n_nodes_kept']} of {graph['n_nodes']}"
+            rows.append([f"`{study['name']}`", graph["n_tokens"], graph["n_active_features"], kept,
+                         graph["replacement_score"], graph["completeness_score"]])  # fmt: skip
+    if not rows:
+        return []
+    built = [study["full_graph"] for study in studies if "node_threshold" in study.get("full_graph", {})]
+    first = built[0] if built else {"node_threshold": 0.8, "edge_threshold": 0.98}
+    thresholds = f"node threshold {first['node_threshold']:g}, edge threshold {first['edge_threshold']:g}"
+    return [
+        "### Full attribution graphs",
+        "",
+        "Each case study's graph prompt as a full graph (every active transcoder feature, error and",
+        "embedding node; circuit-tracer's salient-logit targets at the last position), pruned by",
+        f"influence ({thresholds}); replacement and completeness scores as circuit-tracer defines",
+        "them, on the unpruned graph (`circuits.full_graph`).",
+        "",
+        *_table(
+            ["case study", "tokens", "active features", "nodes kept", "replacement", "completeness"], rows
+        ),  # fmt: skip
+        "",
+    ]
+
+
 def _expectation_text(expected: dict[str, Any]) -> str:
     comparison = expected.get("comparison", "approx")
     if comparison == "at_least":
@@ -328,8 +360,10 @@ def build_report(
                 "transcoder's, interpolated in log L0 (negative: better than the transcoder), over the "
                 "arm's points inside the transcoder's L0 range.",
                 "",
-                *_table(["layer", "arm", "points compared", "points outside", "mean gap (nats)",
-                         "min", "max"], gaps),  # fmt: skip
+                *_table(
+                    ["layer", "arm", "points compared", "points outside", "mean gap (nats)", "min", "max"],
+                    gaps,
+                ),  # fmt: skip
                 "",
             ]
     if (results / "splice_all.json").exists():
@@ -352,11 +386,12 @@ def build_report(
     studies = sorted(case_dir.glob("*.json")) if case_dir.exists() else []
     if studies:
         lines += ["## Case studies", ""]
-        for path in studies:
-            study = json.loads(path.read_text())
+        loaded = [json.loads(path.read_text()) for path in studies]
+        for study in loaded:
             lines += _case_study_section(
                 study, analyses.get(study["name"], "feature"), f"{figures_link}/case_studies/{study['name']}"
             )
+        lines += _full_graph_section(loaded)
     table = results / "study" / "table.md"  # written by study_analysis beside summary.json
     if table.exists():
         body = table.read_text().strip().splitlines()[1:]  # its own title becomes ours

@@ -18,6 +18,7 @@ from transcoder_lab.circuits.full_graph import (
     compute_influence,
     full_graph,
     graph_scores,
+    graph_summary,
     logit_targets,
     node_influence,
     normalize_matrix,
@@ -401,3 +402,13 @@ def test_scores_are_one_when_transcoders_reconstruct_exactly(exact_ctx):
     replacement, completeness = graph_scores(graph)
     assert replacement == pytest.approx(1.0, abs=1e-8) and completeness == pytest.approx(1.0, abs=1e-8)
     assert 0 < prune_graph(graph).node_mask[: graph.n_features].sum() < graph.n_features
+
+
+def test_summary_states_the_pruned_size_and_the_scores(all_graph):
+    summary = graph_summary(all_graph, node_threshold=0.5, edge_threshold=0.9)
+    kept = prune_graph(all_graph, node_threshold=0.5, edge_threshold=0.9)
+    assert (summary["replacement_score"], summary["completeness_score"]) == graph_scores(all_graph)
+    assert summary["n_nodes_kept"] == int(kept.node_mask.sum()) < summary["n_nodes"] == all_graph.n_nodes
+    assert summary["n_edges_kept"] == int(kept.edge_mask.sum())
+    assert summary["n_active_features"] == all_graph.active_features.shape[0]
+    assert summary["targets"] == [t.label for t in all_graph.targets]

@@ -6,8 +6,11 @@ the study has no settings for). `run_case_study`
 1. picks the study's settings for the active profile (`common.settings_for`),
 2. loads the model and the transcoders circuits run on (`common.circuit_transcoders`),
 3. runs the study's analysis (`ANALYSES[study.analysis]`: `feature` or `greater_than`),
-4. checks the results against the profile's expected values, and
-5. writes `results/<profile>/case_studies/<name>.json` and `figures/<profile>/case_studies/<name>/`,
+4. checks the results against the profile's expected values,
+5. builds the full attribution graph of the study's graph prompt (`circuits.full_graph`, circuit-
+   tracer's salient-logit targets) and records its size, pruning and replacement and completeness
+   scores (`circuits.graph_summary`) under `full_graph`, and
+6. writes `results/<profile>/case_studies/<name>.json` and `figures/<profile>/case_studies/<name>/`,
    with the study's attribution graph also in circuit-tracer's front-end format in its subfolder
    `attribution_graph/` (`write_attribution_graph`), which
    `python -m transcoder_lab.circuits.frontend serve <that folder>` shows in circuit-tracer's viewer.
@@ -28,7 +31,9 @@ from transcoder_lab import io
 from transcoder_lab.case_studies.common import circuit_transcoders, output_paths, settings_for
 from transcoder_lab.case_studies.feature import run_feature_study
 from transcoder_lab.case_studies.greater_than import run_greater_than
+from transcoder_lab.circuits import AttributionContext, full_graph, graph_summary
 from transcoder_lab.circuits.frontend import frontend_graph, transcoder_features, write_frontend_graph
+from transcoder_lab.circuits.full_graph import active_feature_table
 from transcoder_lab.circuits.invariant import logit_effects
 from transcoder_lab.config import REPO_ROOT, Config, load_profile
 from transcoder_lab.dictionaries import Dictionary
@@ -55,7 +60,7 @@ def _plain(value: Any) -> Any:
 
 
 def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]:
-    """Steps 1-5 of the module docstring; returns the result (with `figures`, not serialised)."""
+    """Steps 1-6 of the module docstring; returns the result (with `figures`, not serialised)."""
     if name not in cfg.case_study:
         raise KeyError(
             f"no case study '{name}'; configured: {sorted(cfg.case_study)}. Add conf/case_study/{name}.yaml "
@@ -79,6 +84,11 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
         }
     )
     result["expected"] = check_expectations(result, settings.expected)
+    study_graph = graph_of(result)
+    if study_graph is not None:
+        result["full_graph"] = full_graph_of_prompt(
+            model, transcoders, study_graph[0]["metadata"]["token_ids"], study.full_graph_max_features, name
+        )
     if write:
         json_path, figure_dir = output_paths(cfg, name)
         result["figures"] = []
@@ -90,6 +100,36 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
         io.write_text(json_path, json.dumps(result, indent=2) + "\n")
     result["figure_objects"] = figures
     return result
+
+
+def full_graph_of_prompt(
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    token_ids: list[int],
+    max_features: int,
+    name: str,
+) -> dict[str, Any]:
+    """Step 5: `graph_summary` of the full graph of `token_ids`, or the reason it was skipped."""
+    ctx = AttributionContext.from_tokens(model, transcoders, torch.tensor(token_ids, device=model.cfg.device))
+    n_active = int(active_feature_table(ctx)[0].shape[0])
+    if n_active > max_features:
+        return {
+            "skipped": f"{n_active} active features > full_graph_max_features = {max_features} (its dense "
+            f"adjacency would take {8 * n_active**2 / 2**30:.1f} GiB); raise it with "
+            f"`-S case_study.{name}.full_graph_max_features=<n>` where memory allows",
+            "n_active_features": n_active,
+        }
+    return _plain(graph_summary(full_graph(ctx)))
+
+
+def graph_of(result: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """The study's beam-search graph JSON and its root's label (feature studies: `circuit.graph`;
+    greater-than: `graph.json`), or None when the result has none."""
+    if "circuit" in result:
+        return result["circuit"]["graph"], result["root"]["label"]
+    if "graph" in result:
+        return result["graph"]["json"], result["graph"]["root"]
+    return None
 
 
 @torch.no_grad()
@@ -104,12 +144,10 @@ def write_attribution_graph(
     """The study's graph JSON (feature studies: `circuit.graph`; greater-than: `graph.json`) in
     circuit-tracer's front-end format, slug `name`, in `folder`; each transcoder feature's file gets
     its top and bottom output tokens (`logit_effects`). None when the result has no graph."""
-    if "circuit" in result:
-        graph, label = result["circuit"]["graph"], result["root"]["label"]
-    elif "graph" in result:
-        graph, label = result["graph"]["json"], result["graph"]["root"]
-    else:
+    study_graph = graph_of(result)
+    if study_graph is None:
         return None
+    graph, label = study_graph
     cfg = model.cfg
     data = frontend_graph(
         graph, slug=name, scan=scan, n_layers=cfg.n_layers, d_vocab=cfg.d_vocab, root_label=label

@@ -450,3 +450,22 @@ def graph_scores(graph: FullGraph) -> tuple[float, float]:
     output_influence = influence + weights
     completeness = (non_error * output_influence).sum() / output_influence.sum()
     return float(replacement), float(completeness)
+
+
+def graph_summary(graph: FullGraph, node_threshold: float = 0.8, edge_threshold: float = 0.98) -> dict:
+    """What a report states about a full graph: its size, what `prune_graph` keeps at the given
+    thresholds (circuit-tracer's defaults), and `graph_scores` (of the whole, unpruned graph)."""
+    replacement, completeness = graph_scores(graph)
+    kept = prune_graph(graph, node_threshold, edge_threshold)
+    return {
+        "n_tokens": graph.n_pos,
+        "n_active_features": graph.n_features,
+        "n_nodes": graph.n_nodes,
+        "n_nodes_kept": int(kept.node_mask.sum()),
+        "n_edges_kept": int(kept.edge_mask.sum()),
+        "node_threshold": node_threshold,
+        "edge_threshold": edge_threshold,
+        "targets": [target.label for target in graph.targets],
+        "replacement_score": replacement,
+        "completeness_score": completeness,
+    }
