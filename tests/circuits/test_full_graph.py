@@ -412,3 +412,21 @@ def test_summary_states_the_pruned_size_and_the_scores(all_graph):
     assert summary["n_edges_kept"] == int(kept.edge_mask.sum())
     assert summary["n_active_features"] == all_graph.active_features.shape[0]
     assert summary["targets"] == [t.label for t in all_graph.targets]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+def test_the_graph_on_a_gpu_equals_the_graph_on_the_cpu():
+    """The same float64 model, transcoders and prompt on CUDA: the same nodes, and edges equal up to
+    the summation order of float64 reductions (relative 1e-9 of the largest edge)."""
+    tcs = {layer: f64_transcoder(layer, 10 + layer, skip=layer == 1) for layer in range(SMALL["n_layers"])}
+    cpu = full_graph(AttributionContext.from_tokens(f64_model(), tcs, tokens()), batch_size=64)
+    on_gpu = {layer: tc.to("cuda") for layer, tc in tcs.items()}
+    gpu = full_graph(
+        AttributionContext.from_tokens(f64_model().to("cuda"), on_gpu, tokens().cuda()), batch_size=64
+    )
+    assert gpu.adjacency.device.type == "cuda"
+    assert torch.equal(gpu.active_features.cpu(), cpu.active_features)
+    scale = float(cpu.adjacency.abs().max())
+    torch.testing.assert_close(gpu.adjacency.cpu(), cpu.adjacency, rtol=0, atol=1e-9 * scale)
+    assert torch.equal(prune_graph(gpu).node_mask.cpu(), prune_graph(cpu).node_mask)
+    assert graph_scores(gpu) == pytest.approx(graph_scores(cpu), rel=1e-9)

@@ -127,7 +127,7 @@ def logit_targets(
     probs = torch.softmax(ctx.logits[t].to(_F64), dim=-1)
     if tokens is None:
         top_p, top_idx = probs.topk(min(max_n_logits, probs.numel()))
-        cutoff = int(torch.searchsorted(top_p.cumsum(0), torch.tensor(desired_logit_prob, dtype=_F64))) + 1
+        cutoff = int(torch.searchsorted(top_p.cumsum(0), top_p.new_tensor(desired_logit_prob))) + 1
         tokens = top_idx[:cutoff].tolist()
     W_U = model.W_U.detach().to(_F64)
     b_U = model.b_U.detach().to(_F64)
