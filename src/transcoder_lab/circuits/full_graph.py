@@ -239,6 +239,21 @@ def _point_index(root: Root) -> int:
     return 2 * root.layer + (root.sublayer == "resid_mid")
 
 
+def _attention_pullback_weights(
+    ctx: AttributionContext, layer: int, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Layer `layer`'s OV weights in float64, shaped for `pullback_rows`: W_O as [d_model, head x
+    d_head] (G @ it = W_O^h G per head), W_V as [head x d_head, d_model] with each column's mean over
+    d_model removed (so Z @ it is already LN-backward centred), b_V, b_O and W_O [head, d_head, d_model]."""
+    attn = ctx.model.blocks[layer].attn
+    W_V, W_O = attn.W_V.detach().to(device, _F64), attn.W_O.detach().to(device, _F64)
+    b_V, b_O = attn.b_V.detach().to(device, _F64), attn.b_O.detach().to(device, _F64)
+    n_heads, d_head, d_model = W_O.shape
+    W_O2 = W_O.reshape(n_heads * d_head, d_model).T
+    W_V2 = (W_V - W_V.mean(dim=1, keepdim=True)).permute(0, 2, 1).reshape(n_heads * d_head, d_model)
+    return W_O2, W_V2, b_V, b_O, W_O
+
+
 @torch.no_grad()
 def pullback_rows(
     ctx: AttributionContext,
@@ -302,16 +317,16 @@ def pullback_rows(
                 G = G + through / ctx.ln_mid_scale[layer][None, :, None]
         inject(2 * layer + 1)
         # attention layer: values read LN1(x) at every source, patterns frozen
-        attn = model.blocks[layer].attn
-        W_V, W_O = attn.W_V.detach().to(device, _F64), attn.W_O.detach().to(device, _F64)
-        b_V, b_O = attn.b_V.detach().to(device, _F64), attn.b_O.detach().to(device, _F64)
+        W_O2, W_V2, b_V, b_O, W_O = _attention_pullback_weights(ctx, layer, device)
         G_sum = G.sum(dim=1)  # [batch, d_model]
         bias += G_sum @ b_O + torch.einsum("he,hed,bd->b", b_V, W_O, G_sum)
-        Y = torch.einsum("btd,hed->bhte", G, W_O)  # W_O^h G[t], per head and destination
-        Z = torch.einsum("hts,bhte->bhse", ctx.patterns[layer].to(device, _F64), Y)
-        back = torch.einsum("bhse,hde->bsd", Z, W_V)
-        back = back - back.mean(dim=-1, keepdim=True)
-        G = G + back / ctx.ln_pre_scale[layer][None, :, None]
+        n_heads, d_head = W_O.shape[:2]
+        flat = G.view(B * n_pos, -1)  # G is contiguous: updated in place below
+        Y = (flat @ W_O2).view(B, n_pos, n_heads, d_head)  # W_O^h G[t], per destination and head
+        # patterns / LN1 scale of the source (the LN-backward's division, moved onto the patterns)
+        mix = ctx.patterns[layer].to(device, _F64) / ctx.ln_pre_scale[layer].to(device, _F64)
+        Z = torch.einsum("hts,bthe->bshe", mix, Y).reshape(B * n_pos, n_heads * d_head)
+        flat.addmm_(Z, W_V2)  # W_V2 is centred over d_model: the LN-backward's mean subtraction
         inject(2 * layer)
     rows[:, n_feat + n * n_pos :] = torch.einsum("bpd,pd->bp", G, ctx.embed.to(device, _F64))
     return rows, bias, values
