@@ -10,47 +10,156 @@
 # %% [markdown]
 # # The citation feature
 #
-# In GPT-2 small, transcoder feature tc8[355] fires on the semicolons that separate works in a
-# parenthetical citation, "(Smith et al., 2019; Jones, 2020;". Its strongest inputs are layer-0
-# semicolon features plus the citation context ("(", years, surnames) arriving through attention.
+# **The paper's claim.** In GPT-2 small, transcoder feature tc8[355] fires on the semicolons that
+# separate works in a parenthetical citation, "(Smith et al., 2019; Jones, 2020;". Its strongest
+# inputs are layer-0 semicolon features (tc0[9188], tc0[16632]) plus the citation context ("(",
+# years, surnames) arriving through attention. Replacing the earlier semicolons by commas barely
+# changes it (12.48 -> 12.13): it reads the citation, not a count of semicolons.
 #
-# On the organism we do not pick the feature by hand: the root is the transcoder feature that best
-# separates citation semicolons from every other token *and* from prose semicolons (AUROC against
-# the corpus's ground-truth labels). The study runs "blind": a hypothesis from the weights alone
-# is written down before any activating example is shown.
-
-# %%
-from transcoder_lab.case_studies import run_for_notebook
-from transcoder_lab.case_studies.feature import describe
-
-result = run_for_notebook("citation")
-figures = result["figure_objects"]
-print(describe(result))
+# **Here**, on the model organism, whose corpus labels every token with the mechanism that wrote
+# it, each step below is one call of the library function the `case_study@citation` DVC stage
+# runs (`transcoder_lab.case_studies.feature.run_feature_study` calls the same steps in this
+# order), so you can change a step and rerun from there.
+#
+# Set `TRANSCODER_LAB_PROFILE` / `TRANSCODER_LAB_ROOT` to read another profile's or checkout's outputs
+# (the tests run this notebook on the `tiny` profile).
 
 # %% [markdown]
-# ## Where the root's input comes from
-# The root's direct contributions grouped by source: the root token's own features, attention
-# from the root token and from other tokens (by ground-truth label of the source token on the
-# organism), the embedding, errors and biases. Then the graph from the beam search.
+# ## 1. The model, the transcoders and the study's settings
+# Circuits run on one transcoder per layer (the profile's `evaluation.splice_all_l1`). Torch's CPU
+# thread count is pinned as in the stage, so the numbers match the stage's
+# `results/<profile>/case_studies/citation.json`.
 
 # %%
-result["circuit"]["contribution_groups"]
+import matplotlib.pyplot as plt
+import torch
 
-# %%
-figures["graph"], figures["activations"]
+from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
+from transcoder_lab.case_studies.feature import (
+    activation_figure,
+    attribute_root,
+    blind_hypothesis,
+    choose_root,
+    contribution_groups,
+    dashboard_check,
+    heldout_tokens,
+    prompt_activations,
+    search_circuit,
+    study_prompts,
+    token_swap,
+    verify_circuit,
+)
+from transcoder_lab.circuits import graph_figure, top_contributors
+from transcoder_lab.models import load_model
+from transcoder_lab.notebooks import notebook_config
+from transcoder_lab.stage import pin_cpu_threads
+
+# the library picks matplotlib's headless backend when imported: show figures inline again
+# %matplotlib inline
+cfg = notebook_config()
+pin_cpu_threads(cfg.profile.cpu_threads)
+study = cfg.case_study["citation"]
+settings = settings_for(cfg, study, "citation")
+torch.manual_seed(0)
+model = load_model(cfg.profile, cfg.paths.models)
+transcoders = circuit_transcoders(cfg, model.cfg.device)
+print(study.question)
+print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "features per transcoder")
 
 # %% [markdown]
-# ## The blind hypothesis, then the dashboard
-# Written from the model's response to single tokens and token pairs (no data set examples); the
-# dashboard (top-activating held-out tokens and their ground-truth labels) comes afterwards.
+# ## 2. Pick the root by ground truth, not by hand
+# For every transcoder feature of the candidate layers: the AUROC of its activation for
+# citation semicolons against every other held-out token, and against prose semicolons (the hard
+# contrast). The root maximises the smaller of the two. On the organism: tc1[900], AUROC 1.000 and
+# 0.9998.
 
 # %%
-result.get("blind"), result.get("dashboard")
+heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
+root = choose_root(settings, model, transcoders, heldout)
+transcoder = transcoders[root.layer]
+root.summary(settings)
 
 # %% [markdown]
-# ## Intervention: commas instead of the earlier semicolons
-# The paper finds that a comma in front instead of a semicolon barely matters (12.48 vs 12.13):
-# the feature reads the citation context, not a count of semicolons.
+# ## 3. A blind hypothesis from the weights
+# Before looking at any activating example: the feature's response to every token alone (which
+# current token it wants) and to every token placed before the best one (which context raises it).
+# Written down now, checked against the dashboard at the end.
 
 # %%
-result.get("intervention")
+hypothesis = blind_hypothesis(model, transcoder, root.feature)
+print(hypothesis["statement"])
+print("weights-only de-embedding:", hypothesis["de_embedding_tokens"])
+
+# %% [markdown]
+# ## 4. Activations on the study's prompts
+# Prompts are cut from the held-out corpus so that they end on a citation semicolon; the contrast
+# prompts end on a prose semicolon. A selective root is high on the first and near zero on the second.
+
+# %%
+prompts, contrast = study_prompts(model, heldout, settings)
+activations = prompt_activations(model, transcoder, root.feature, prompts, contrast)
+print(
+    f"mean activation: citation {activations['prompts_mean']:.3f}, prose {activations['contrast_mean']:.3f}"
+)
+activation_figure(activations["prompts"], activations["contrast"], root.label)
+plt.show()
+
+# %% [markdown]
+# ## 5. Attribute: where does the root's input come from?
+# On the prompt where the root is most active, its exact direct attribution to every earlier
+# transcoder feature, attention head, the embedding, the transcoders' errors and the biases. The paper
+# finds layer-0 semicolon features on top; the organism's top contributors are also the semicolon
+# token's own layer-0 features, then head 1.1 reading the citation's year.
+
+# %%
+circuit = attribute_root(model, transcoders, root, prompts, activations["prompts"])
+print(repr("".join(circuit.str_tokens[1:])), f"activation {circuit.activation:.3f}")
+for contributor in top_contributors(circuit.attribution, k=5):
+    print(f"{contributor.value:+.3f}  {contributor.label}")
+
+# %% [markdown]
+# Summed by source: the root token's own features, attention from the root token and from other
+# tokens (by the ground-truth label of the source token), the embedding, errors and biases.
+
+# %%
+contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+
+# %% [markdown]
+# ## 6. Beam search and the graph
+# Each path is a chain of direct attributions from the root back to a source (a feature, a head,
+# the embedding); the graph is the union of the best paths.
+
+# %%
+search_circuit(circuit, study.search)
+for path in circuit.paths[:5]:
+    print(f"{path.value:+.3f}  " + " <- ".join(path.labels))
+graph_figure(circuit.graph, circuit.str_tokens, f"{study.title}: {root.label}")
+plt.show()
+
+# %% [markdown]
+# ## 7. Verify the graph by ablation
+# How much of the root's activation the graph's edges add up to, and the Spearman correlation between
+# each edge's attribution and the root's drop when its source is ablated (organism: 0.93).
+
+# %%
+verification = verify_circuit(model, transcoders, circuit)
+{key: verification[key] for key in ("fraction_explained", "spearman")}
+
+# %% [markdown]
+# ## 8. Intervention: commas instead of the earlier semicolons
+# The paper: 12.48 with the semicolons, 12.13 with commas in front (ratio 0.97). The organism
+# (5.87 -> 5.73, ratio 0.98) agrees: the feature reads the citation context, not earlier semicolons.
+
+# %%
+token_swap(model, transcoder, root.feature, prompts, settings.replace_earlier)
+
+# %% [markdown]
+# ## 9. The dashboard, after the hypothesis
+# The top-activating held-out tokens and their ground-truth labels. The hypothesis counts as
+# confirmed when most of them are tokens it named.
+
+# %%
+if heldout is not None:
+    selected = root.selection.activations if root.selection is not None else None
+    dashboard = dashboard_check(model, transcoder, root.feature, heldout, hypothesis, selected)
+    print(dashboard)

@@ -10,86 +10,172 @@
 # %% [markdown]
 # # Greater-than with transcoders
 #
-# GPT-2 small completes "The war lasted from 1732 to 17" with years after 32 (Hanna et al.); the
-# paper finds a handful of transcoder-10 features that do the job of many MLP-10 neurons. The
-# organism was trained on the same task, planted in its corpus, so here we know the answer in
-# advance: the features should promote years *after* the ones that activate them.
+# **The paper's claim.** GPT-2 small completes "The war lasted from 1732 to 17" with years after
+# 32 (Hanna et al.). With MLP 10 replaced by its transcoder the probability difference goes from
+# 0.883 to 0.798 (0.63 with MLP 10 removed), and a handful of transcoder features do the work of
+# many neurons: about 10-15 top features bring it back to 0.84, against 40-50 top neurons to 0.83.
 #
-# This notebook runs the same function as the `case_study@greater_than` DVC stage
-# (`transcoder_lab.case_studies.run_case_study`) and narrates its output. Set
-# `TRANSCODER_LAB_PROFILE` / `TRANSCODER_LAB_ROOT` to read another profile's or checkout's outputs.
-
-# %%
-from transcoder_lab.case_studies import run_for_notebook
-
-result = run_for_notebook("greater_than")
-figures = result["figure_objects"]
+# **Here**, the organism was trained on the same task, planted in its corpus, so we know the
+# answer in advance: the features should promote years *after* the ones that activate them. Each
+# step below is one call of the library function the `case_study@greater_than` DVC stage runs
+# (`transcoder_lab.case_studies.greater_than.run_greater_than` calls the same steps in this order).
+# `TRANSCODER_LAB_PROFILE` / `TRANSCODER_LAB_ROOT` select another profile's or checkout's outputs.
 
 # %% [markdown]
-# ## Which MLP?
-# The paper's answer: the MLP whose removal (output zeroed) costs the most probability difference
-# (layer 10 on GPT-2 small is configured, not searched). On the organism that is MLP 0, which every
-# prediction also needs as an extended embedding, so the organism's headline protocol asks which
-# MLP's *last-token* output, replaced by its mean over the prompts, matters most. Both are computed;
-# `result["other_protocol"]` holds the one that is not the headline.
+# ## 1. The model, the transcoders and the settings
+# Torch's CPU thread count is pinned as in the stage, so the numbers match the stage's
+# `results/<profile>/case_studies/greater_than.json`.
 
 # %%
-print(result["protocol"], "protocol:", result["mlp_ablation"])
-print("drop by layer:", result["mlp_ablation_drop_by_layer"], "-> layer", result["layer"])
-other = result["other_protocol"]
-print(other["protocol"], "protocol:", other["mlp_ablation_drop_by_layer"], "-> layer", other["layer"])
+import matplotlib.pyplot as plt
+import torch
+
+from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
+from transcoder_lab.case_studies.greater_than import (
+    check_protocol,
+    choose_layers,
+    curves_figure,
+    effects_figure,
+    headline_result,
+    planted_task_check,
+    prompt_resamples,
+    prompt_scores,
+    prompts_for,
+    protocol_analyses,
+    top_components,
+    without_feature,
+    year_graph,
+    year_graph_summary,
+    year_profiles,
+)
+from transcoder_lab.circuits import graph_figure
+from transcoder_lab.models import load_model
+from transcoder_lab.notebooks import notebook_config
+from transcoder_lab.organism.tokenizer import two_digit_token_ids
+from transcoder_lab.stage import pin_cpu_threads
+
+# the library picks matplotlib's headless backend when imported: show figures inline again
+# %matplotlib inline
+cfg = notebook_config()
+pin_cpu_threads(cfg.profile.cpu_threads)
+study = cfg.case_study["greater_than"]
+settings = settings_for(cfg, study, "greater_than")
+check_protocol(settings)
+torch.manual_seed(0)
+model = load_model(cfg.profile, cfg.paths.models)
+transcoders = circuit_transcoders(cfg, model.cfg.device)
+torch.set_grad_enabled(False)  # the stage runs without gradients too
+print(study.question)
 
 # %% [markdown]
-# ## The behaviour, three ways
-# Probability difference (restricted softmax over "00".."99", the paper's convention) of the
-# original model, with the MLP replaced by its transcoder, and with the MLP removed; and Hanna et
-# al.'s full-softmax convention beside it.
+# ## 2. Prompts and the behaviour
+# One prompt per start year YY = 00..99. The metric is the paper's probability difference:
+# softmax over the 100 two-digit tokens, mass on years after YY minus mass on years at or
+# before it (Hanna et al.'s full-vocabulary version beside it). Organism: 0.887.
 
 # %%
-result["probability_difference"], result["hanna_probability_difference"]
+texts, yy = prompts_for(cfg)
+ids = two_digit_token_ids(model.tokenizer)
+original = prompt_scores(model, texts, yy, ids)
+print(texts[45])
+original
 
 # %% [markdown]
-# ## Features vs neurons
-# Keep only the top-n transcoder features (or MLP neurons), ranked by activation variance across
-# the 100 prompts, remove the rest (zeroed everywhere, as in the paper; or mean-ablated at the last
-# token), and watch the probability difference come back. The issue's criterion: to 90% of the
-# spliced transcoder's value, at most half as many features as neurons. Because the n = 0 value
-# differs between protocols, the counts to recover a share of the gap from n = 0 are shown too.
+# ## 3. Which MLP?
+# The paper's answer is the MLP whose removal (output zeroed) costs the most: layer 10 on GPT-2
+# small. On the organism that is MLP 0, which every prediction needs as an extended embedding, so
+# the organism's headline protocol asks which MLP's *last-token* output, replaced by its mean over
+# the prompts, matters most (MLP 2). Both protocols are computed. The last number says whether the
+# task needs any MLP after layer 0 at all.
+
+# %%
+choice = choose_layers(model, texts, yy, ids, original, transcoders, settings)
+for protocol, drops in choice.drops.items():
+    rounded = {layer: round(drop, 3) for layer, drop in drops.items()}
+    print(f"{protocol}: drop by layer {rounded} -> layer {choice.layers[protocol]}")
+print(f"headline protocol: {choice.headline}, layer {choice.layer}")
+print(f"every MLP after layer 0 zeroed: {choice.every_mlp_after_layer_0_zeroed:.3f}")
+
+# %% [markdown]
+# ## 4. The MLP replaced, removed, and the features-vs-neurons curves
+# At each protocol's layer: the probability difference with the MLP replaced by its transcoder and
+# with it removed; components (transcoder features, MLP neurons) ranked by activation variance over
+# the prompts; then the top-n kept and the rest zeroed everywhere ("zero", the paper's) or mean-ablated
+# at the last token ("mean"), for n = 0..n_components. This is the slow step (a few minutes on CPU).
+
+# %%
+analyses = protocol_analyses(model, texts, yy, ids, original, transcoders, choice, settings)
+result = headline_result(choice, analyses, original)
+transcoder = transcoders[choice.layer]
+if settings.feature is not None:  # gpt2_small: the paper's harmful feature 5315
+    result["probability_difference"][f"transcoder_without_{settings.feature}"] = without_feature(
+        model, texts, yy, ids, transcoder, settings.feature
+    )
+result["probability_difference"]
+
+# %% [markdown]
+# The paper's criterion, read on the curves: to 90% of the spliced transcoder's value, at most half
+# as many features as neurons. On the organism it is **not met** (7 features against 8 neurons):
+# keeping nothing already gives 74% of the full value, and the organism's greater-than runs mostly
+# through attention reading MLP 0's year features, not through a later MLP.
 
 # %%
 curves = result["curves"]
 print(
     f"features to 90% of the spliced value: {curves['features_to_90pct_of_spliced']}; "
-    f"neurons to 90% of the original: {curves['neurons_to_90pct_of_original']}; "
     f"neurons to 90% of the spliced value: {curves['neurons_to_90pct_of_spliced']}; "
     f"at most half as many features: {curves['features_need_at_most_half']}"
 )
-print("headline protocol, by threshold:", curves["components_by_threshold"])
-print("headline protocol, by share of the gap:", curves["gap_recovered_by_threshold"])
-print("other protocol, by threshold:", other["curves"]["components_by_threshold"])
-for sample in result.get("prompt_resamples", {}).get("samples", []):  # the same on fresh prompt draws
-    print(
-        f"prompt draw {sample['prompt_seed']}: {sample['features_to_90pct_of_spliced']} features vs "
-        f"{sample['neurons_to_90pct_of_spliced']} neurons to 90% of the spliced value"
-    )
-figures["curves"]
+print("by threshold:", curves["components_by_threshold"])
+print("by share of the gap from n = 0:", curves["gap_recovered_by_threshold"])
+print("the paper's marks (0.84 / 0.83):", curves["paper_marks"])
+curves_figure(choice, analyses, original)
+plt.show()
 
 # %% [markdown]
-# ## What the top features read and write
-# For each top feature: its de-embedding over the year tokens (which YY activate it directly)
-# and its logit effects over the same tokens (which YY it promotes). The planted task predicts
-# the second curve to sit to the right of the first.
+# ## 5. Do the counts depend on the prompts?
+# The headline protocol again on fresh draws of the 100 prompts (organism: other nouns and
+# centuries), components re-ranked on each draw.
 
 # %%
-print(result["planted_task_check"])
-figures["effects"]
+if settings.n_prompt_resamples:
+    resamples = prompt_resamples(cfg, model, ids, transcoder, choice.headline, settings)
+    for sample in resamples["samples"]:
+        print(
+            f"draw {sample['prompt_seed']}: {sample['features_to_90pct_of_spliced']} features vs "
+            f"{sample['neurons_to_90pct_of_spliced']} neurons to 90% of the spliced value"
+        )
 
 # %% [markdown]
-# ## The circuit behind "late year minus early year"
-# Beam search backwards from the logit difference; every edge is an exact attribution.
+# ## 6. The top components
+# The top features and neurons by activation variance; on gpt2_small, where the paper's top
+# features (1954, 21238, 10437, ...) fall in our ranking.
 
 # %%
-print(result["graph"]["root"], "on", repr(result["graph"]["prompt"]))
-for path in result["graph"]["paths"][:5]:
+top_components(analyses[choice.headline], settings)
+
+# %% [markdown]
+# ## 7. What the top features read and write
+# For each top feature: its de-embedding over the year tokens (which YY activate it directly), its
+# logit effects over the same tokens (which YY it promotes) and its activating-year centre. The
+# planted task predicts each feature to promote years to the right of its centre (organism: all 5 do).
+
+# %%
+profiles = year_profiles(model, transcoder, analyses[choice.headline], yy, ids)
+print(planted_task_check(profiles))
+effects_figure(profiles, choice.layer)
+plt.show()
+
+# %% [markdown]
+# ## 8. The circuit behind "late year minus early year"
+# Beam search backwards from logit(75) - logit(15) on the YY = 45 prompt; every edge is an exact
+# attribution. The paper finds head 9.1 on the paths in GPT-2 small.
+
+# %%
+graph = year_graph(model, transcoders, texts, yy, ids, settings, study.search)
+summary = year_graph_summary(graph, settings, study.title)
+print(summary["root"], "on", repr(summary["prompt"]), "heads on the paths:", summary["heads_on_paths"])
+for path in summary["paths"][:5]:
     print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
-figures["graph"]
+graph_figure(graph.graph, graph.str_tokens, f"{study.title}: {graph.label}")
+plt.show()

@@ -10,35 +10,147 @@
 # %% [markdown]
 # # A local-context feature: estimated costs
 #
-# GPT-2 small's tc8[479] is active inside phrases about estimated quantities and costs: a
-# *local-context* feature, driven by the phrase's earlier tokens rather than the current one. The
-# organism plants "an estimated cost of <quantity>"; the root is the feature most selective for
-# the " cost"/" of" tokens of that phrase. Run blind: the hypothesis comes from weights only.
-
-# %%
-from transcoder_lab.case_studies import run_for_notebook
-from transcoder_lab.case_studies.feature import describe
-
-result = run_for_notebook("local_context")
-figures = result["figure_objects"]
-print(describe(result))
+# **The paper's claim.** GPT-2 small's tc8[479] is active inside phrases about estimated quantities
+# and costs ("at an estimated cost of ..."): a *local-context* feature, driven by the phrase's
+# earlier tokens rather than by the current one, so its input comes through attention and a
+# token-level explanation falls short.
+#
+# **Here**, the organism plants "an estimated cost of <quantity>"; the root is the feature most
+# selective for the " cost"/" of" and quantity tokens of that phrase. The study runs blind: a
+# hypothesis from the weights comes first. Each step is one call of the library function the
+# `case_study@local_context` DVC stage runs (`run_feature_study`, same steps, same order).
+# `TRANSCODER_LAB_PROFILE` / `TRANSCODER_LAB_ROOT` select another profile's or checkout's outputs.
 
 # %% [markdown]
-# ## Where the root's input comes from
-# The root's direct contributions grouped by source: the root token's own features, attention
-# from the root token and from other tokens (by ground-truth label of the source token on the
-# organism), the embedding, errors and biases. Then the graph from the beam search.
+# ## 1. The model, the transcoders and the study's settings
+# Circuits run on one transcoder per layer (the profile's `evaluation.splice_all_l1`). Torch's CPU
+# thread count is pinned as in the stage, so the numbers match the stage's
+# `results/<profile>/case_studies/local_context.json`.
 
 # %%
-result["circuit"]["contribution_groups"]
+import matplotlib.pyplot as plt
+import torch
 
-# %%
-figures["graph"], figures["activations"]
+from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
+from transcoder_lab.case_studies.feature import (
+    activation_figure,
+    attribute_root,
+    blind_hypothesis,
+    choose_root,
+    contribution_groups,
+    dashboard_check,
+    heldout_tokens,
+    prompt_activations,
+    search_circuit,
+    splice_experiment,
+    study_prompts,
+    verify_circuit,
+)
+from transcoder_lab.circuits import graph_figure, top_contributors
+from transcoder_lab.models import load_model
+from transcoder_lab.notebooks import notebook_config
+from transcoder_lab.stage import pin_cpu_threads
+
+# the library picks matplotlib's headless backend when imported: show figures inline again
+# %matplotlib inline
+cfg = notebook_config()
+pin_cpu_threads(cfg.profile.cpu_threads)
+study = cfg.case_study["local_context"]
+settings = settings_for(cfg, study, "local_context")
+torch.manual_seed(0)
+model = load_model(cfg.profile, cfg.paths.models)
+transcoders = circuit_transcoders(cfg, model.cfg.device)
+print(study.question)
+print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "features per transcoder")
 
 # %% [markdown]
-# ## Blind hypothesis vs dashboard
-# A local-context feature should *not* be explained by the current token alone; expect the
-# hypothesis's current-token list to be weak and the context through attention to carry it.
+# ## 2. Pick the root by ground truth
+# AUROC of every feature for the phrase's tokens against every other token and against background
+# tokens. On the organism the best is tc3[152] at only 0.77: no feature covers every token of the
+# phrase, and the one found fires on the quantity.
 
 # %%
-result.get("blind"), result.get("dashboard")
+heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
+root = choose_root(settings, model, transcoders, heldout)
+transcoder = transcoders[root.layer]
+root.summary(settings)
+
+# %% [markdown]
+# ## 3. A blind hypothesis from the weights
+# The current tokens the feature wants alone, and the earlier tokens that raise it. A local-context
+# feature should *not* be explained by its current token: expect the context list to matter.
+
+# %%
+hypothesis = blind_hypothesis(model, transcoder, root.feature)
+print(hypothesis["statement"])
+
+# %% [markdown]
+# ## 4. Activations on the phrase and on background text
+
+# %%
+prompts, contrast = study_prompts(model, heldout, settings)
+activations = prompt_activations(model, transcoder, root.feature, prompts, contrast)
+print("mean activation:", {key: activations[key] for key in ("prompts_mean", "contrast_mean")})
+activation_figure(activations["prompts"], activations["contrast"], root.label)
+plt.show()
+
+# %% [markdown]
+# ## 5. Attribute: context through attention
+# On the organism the phrase is read through attention (" cost of" +1.8, " estimated" +0.7 by source
+# label), on top of the quantity token's own layer-2 features.
+
+# %%
+circuit = attribute_root(model, transcoders, root, prompts, activations["prompts"])
+print(repr("".join(circuit.str_tokens[1:])), f"activation {circuit.activation:.3f}")
+for contributor in top_contributors(circuit.attribution, k=5):
+    print(f"{contributor.value:+.3f}  {contributor.label}")
+
+# %% [markdown]
+# Summed by source: the root token's own features, attention from the root token and from other
+# tokens (by the ground-truth label of the source token), the embedding, errors and biases.
+
+# %%
+contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+
+# %% [markdown]
+# ## 6. Beam search and the graph
+# Each path is a chain of direct attributions from the root back to a source (a feature, a head,
+# the embedding); the graph is the union of the best paths.
+
+# %%
+search_circuit(circuit, study.search)
+for path in circuit.paths[:5]:
+    print(f"{path.value:+.3f}  " + " <- ".join(path.labels))
+graph_figure(circuit.graph, circuit.str_tokens, f"{study.title}: {root.label}")
+plt.show()
+
+# %% [markdown]
+# ## 7. Verify the graph by ablation
+# How much of the root's activation the graph's edges add up to, and the Spearman correlation between
+# each edge's attribution and the root's drop when its source is ablated. On the organism both are
+# weak (the graph explains 0.64 of the activation, Spearman -0.45): the context is spread over many
+# small attention edges.
+
+# %%
+verification = verify_circuit(model, transcoders, circuit)
+{key: verification[key] for key in ("fraction_explained", "spearman")}
+
+# %% [markdown]
+# ## 8. Splicing the earlier MLPs
+# The root's mean activation with MLPs 1.. and 0.. before its layer replaced by their transcoders
+# (no error term).
+
+# %%
+splice_experiment(model, transcoders, root.layer, root.feature, prompts)
+
+# %% [markdown]
+# ## 9. Blind hypothesis against the dashboard
+# The top-activating held-out tokens (organism: all quantities of the planted phrase). The token rule
+# of the hypothesis names few of them (2 in 20 on the organism): the feature is about the context,
+# which is the paper's point about local-context features.
+
+# %%
+if heldout is not None:
+    selected = root.selection.activations if root.selection is not None else None
+    dashboard = dashboard_check(model, transcoder, root.feature, heldout, hypothesis, selected)
+    print(dashboard)

@@ -11,31 +11,33 @@
 # # The model organism
 #
 # A 4-layer GPT-2-architecture transformer trained in this repository on a generated corpus
-# whose mechanisms are planted, so every token's ground truth is known (DESIGN §2). This
-# notebook loads what `dvc repro` produced and looks at the behaviour the later analyses explain.
+# whose mechanisms are planted, so every token's ground truth is known (DESIGN §2). The paper
+# studies GPT-2 small, where nobody knows which feature *should* exist; on the organism the
+# case studies (citation, caught, local context, walkthrough, greater-than; one notebook each)
+# can check a circuit against the mechanism that was planted. This notebook loads what
+# `dvc repro` produced and looks at the behaviour the later analyses explain.
 #
 # Set `TRANSCODER_LAB_PROFILE` (default `organism`) and `TRANSCODER_LAB_ROOT` (default: the
 # repository) to read another profile's outputs, e.g. the `tiny` one the tests build.
 
 # %%
 import json
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
 from transcoder_lab.behaviour import last_token_logits
-from transcoder_lab.config import REPO_ROOT, compose, load_config
 from transcoder_lab.models import load_model
+from transcoder_lab.notebooks import notebook_config
 from transcoder_lab.organism import corpus as generator
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.organism.tokenizer import two_digit_token_ids
+from transcoder_lab.paths import results_dir
 
-profile_name = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
-root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
-cfg = load_config(compose([f"profile={profile_name}"]))
-model = load_model(cfg.profile, root / cfg.paths.models)
+# the library picks matplotlib's headless backend when imported: show figures inline again
+# %matplotlib inline
+cfg = notebook_config()  # the profile and output root named by the two variables above
+model = load_model(cfg.profile, cfg.paths.models)
 model.cfg.n_layers, model.cfg.d_model, model.cfg.d_vocab
 
 # %% [markdown]
@@ -57,7 +59,8 @@ model.to_str_tokens("The siege lasted from the year 1732 to the year 17")
 # %% [markdown]
 # ## Greater-than
 # For each start year YY, the next-token distribution over the 100 two-digit tokens. A model that
-# has learned the task puts its mass above the diagonal (years after YY).
+# has learned the task puts its mass above the diagonal (years after YY), as GPT-2 small does in
+# Hanna et al.'s prompts (probability difference 0.82 in their convention; the paper: 0.88).
 
 # %%
 prompts = greater_than_prompts(cfg.profile.corpus, seed=7, century=17)
@@ -79,7 +82,7 @@ print(f"probability difference (YY = 01..98): {difference[1:99].mean():.3f}")
 # The `behaviour` stage's report:
 
 # %%
-report = json.loads((root / cfg.paths.results / cfg.profile.name / "behaviour.json").read_text())
+report = json.loads((results_dir(cfg) / "behaviour.json").read_text())
 for mechanism, entry in report.items():
     if isinstance(entry, dict):
         value = entry.get("probability_difference", entry.get("value"))

@@ -10,39 +10,132 @@
 # %% [markdown]
 # # Walkthrough: one feature end to end
 #
-# The paper follows tc8[89] on "Oh, that rifle model is a 6M" and then asks how much of its
-# activation survives when the MLPs before it are replaced by their transcoders: 7.52 clean, 5.81
-# with MLPs 1-7 spliced, 2.36 with MLPs 0-7 spliced. Replacing MLP0 hurts most, because the
-# layer-0 transcoder (the "extended embedding") matters for everything after it.
+# **The paper's claim.** It follows tc8[89] on "Oh, that rifle model is a 6M", then asks how much
+# of its activation survives when the MLPs before it are replaced by their transcoders: 7.52 clean,
+# 5.81 with MLPs 1-7 spliced, 2.36 with MLPs 0-7 spliced. Replacing MLP0 hurts most: the layer-0
+# transcoder (the "extended embedding") matters for everything after it.
 #
-# On the organism the root is the feature most selective for the century token of the *second*
-# year (" 17" in "from the year 1732 to the year 17") against the same token in the first year:
-# only the context tells them apart.
-
-# %%
-from transcoder_lab.case_studies import run_for_notebook
-from transcoder_lab.case_studies.feature import describe
-
-result = run_for_notebook("walkthrough")
-figures = result["figure_objects"]
-print(describe(result))
+# **Here**, the root is the feature most selective for the century token of the *second* year
+# (" 17" in "from the year 1732 to the year 17") against the same token in the first year: only the
+# context tells them apart. Each step is one call of the library function the
+# `case_study@walkthrough` DVC stage runs (`run_feature_study`, same steps, same order).
+# `TRANSCODER_LAB_PROFILE` / `TRANSCODER_LAB_ROOT` select another profile's or checkout's outputs.
 
 # %% [markdown]
-# ## Where the root's input comes from
-# The root's direct contributions grouped by source: the root token's own features, attention
-# from the root token and from other tokens (by ground-truth label of the source token on the
-# organism), the embedding, errors and biases. Then the graph from the beam search.
+# ## 1. The model, the transcoders and the study's settings
+# Circuits run on one transcoder per layer (the profile's `evaluation.splice_all_l1`). Torch's CPU
+# thread count is pinned as in the stage, so the numbers match the stage's
+# `results/<profile>/case_studies/walkthrough.json`.
 
 # %%
-result["circuit"]["contribution_groups"]
+import matplotlib.pyplot as plt
+import torch
 
-# %%
-figures["graph"], figures["activations"]
+from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
+from transcoder_lab.case_studies.feature import (
+    activation_figure,
+    attribute_root,
+    choose_root,
+    contribution_groups,
+    dashboard_check,
+    heldout_tokens,
+    prompt_activations,
+    search_circuit,
+    splice_experiment,
+    study_prompts,
+    verify_circuit,
+)
+from transcoder_lab.circuits import graph_figure, top_contributors
+from transcoder_lab.models import load_model
+from transcoder_lab.notebooks import notebook_config
+from transcoder_lab.stage import pin_cpu_threads
+
+# the library picks matplotlib's headless backend when imported: show figures inline again
+# %matplotlib inline
+cfg = notebook_config()
+pin_cpu_threads(cfg.profile.cpu_threads)
+study = cfg.case_study["walkthrough"]
+settings = settings_for(cfg, study, "walkthrough")
+torch.manual_seed(0)
+model = load_model(cfg.profile, cfg.paths.models)
+transcoders = circuit_transcoders(cfg, model.cfg.device)
+print(study.question)
+print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "features per transcoder")
 
 # %% [markdown]
-# ## The splice experiment
-# Mean activation on the prompts, clean and with the earlier MLPs replaced by transcoders (no
-# error term).
+# ## 2. Pick the root by ground truth
+# On the organism: tc3[313], AUROC 0.88 against every other token and against first-year century tokens.
 
 # %%
-result["splice"]
+heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
+root = choose_root(settings, model, transcoders, heldout)
+transcoder = transcoders[root.layer]
+root.summary(settings)
+
+# %% [markdown]
+# ## 3. Activations: second-year against first-year century tokens
+
+# %%
+prompts, contrast = study_prompts(model, heldout, settings)
+activations = prompt_activations(model, transcoder, root.feature, prompts, contrast)
+print("mean activation:", {key: activations[key] for key in ("prompts_mean", "contrast_mean")})
+activation_figure(activations["prompts"], activations["contrast"], root.label)
+plt.show()
+
+# %% [markdown]
+# ## 4. Attribute
+
+# %%
+circuit = attribute_root(model, transcoders, root, prompts, activations["prompts"])
+print(repr("".join(circuit.str_tokens[1:])), f"activation {circuit.activation:.3f}")
+for contributor in top_contributors(circuit.attribution, k=5):
+    print(f"{contributor.value:+.3f}  {contributor.label}")
+
+# %% [markdown]
+# Summed by source: the root token's own features, attention from the root token and from other
+# tokens (by the ground-truth label of the source token), the embedding, errors and biases.
+
+# %%
+contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+
+# %% [markdown]
+# ## 5. Beam search and the graph
+# Each path is a chain of direct attributions from the root back to a source (a feature, a head,
+# the embedding); the graph is the union of the best paths.
+
+# %%
+search_circuit(circuit, study.search)
+for path in circuit.paths[:5]:
+    print(f"{path.value:+.3f}  " + " <- ".join(path.labels))
+graph_figure(circuit.graph, circuit.str_tokens, f"{study.title}: {root.label}")
+plt.show()
+
+# %% [markdown]
+# ## 6. Verify the graph by ablation
+# How much of the root's activation the graph's edges add up to, and the Spearman correlation between
+# each edge's attribution and the root's drop when its source is ablated.
+
+# %%
+verification = verify_circuit(model, transcoders, circuit)
+{key: verification[key] for key in ("fraction_explained", "spearman")}
+
+# %% [markdown]
+# ## 7. The splice experiment
+# Mean activation on the prompts, clean and with the earlier MLPs replaced by their transcoders (no
+# error term). The paper loses most of the activation when MLP0 is replaced (7.52 -> 2.36); the
+# organism keeps it (3.37 clean, 3.50 with MLPs 1-2, 3.56 with MLPs 0-2): its layer-0 transcoder
+# reconstructs the extended embedding well enough.
+
+# %%
+splice_experiment(model, transcoders, root.layer, root.feature, prompts)
+
+# %% [markdown]
+# ## 8. The dashboard
+# The root's strongest activations on held-out text. On the organism 19 of the top 20 are spaces
+# inside estimated quantities: the AUROC-best feature for the planted role is not a clean one.
+
+# %%
+if heldout is not None:
+    selected = root.selection.activations if root.selection is not None else None
+    dashboard = dashboard_check(model, transcoder, root.feature, heldout, None, selected)
+    print(dashboard)

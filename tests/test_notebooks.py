@@ -1,12 +1,24 @@
-"""Every notebook runs top to bottom as a script on the tiny profile's outputs."""
+"""Every notebook runs top to bottom as a script on the tiny profile's outputs; the `notebooks`
+stage's library function (transcoder_lab.notebooks) executes one in a kernel, with its figures,
+and names the notebook and cell when a cell raises."""
 
 import runpy
 
+import nbformat
 import pytest
 
 from transcoder_lab.config import REPO_ROOT
+from transcoder_lab.notebooks import (
+    NotebookError,
+    execute_notebook,
+    execute_notebooks,
+    image_count,
+    notebook_dir,
+    notebooks_for,
+)
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.py"))
+CASE_STUDIES = ("caught", "citation", "greater_than", "local_context", "walkthrough")
 
 
 @pytest.fixture(scope="module")
@@ -26,3 +38,37 @@ def test_notebooks_are_paired_percent_scripts():
     assert NOTEBOOKS, "no notebooks found"
     for path in NOTEBOOKS:
         assert "format_name: percent" in path.read_text(), f"{path.name} is not a jupytext percent script"
+
+
+def test_case_study_notebooks_walk_the_steps():
+    """A tutorial, not one opaque call: at least six code cells call the library."""
+    for name in (*CASE_STUDIES, "case_study_template"):
+        cells = (REPO_ROOT / "notebooks" / f"{name}.py").read_text().split("# %%")
+        code = [cell for cell in cells if not cell.startswith(" [markdown]")]
+        calling = [cell for cell in code if "(" in cell and "import" not in cell.split("(")[0]]
+        assert len(calling) >= 6, f"{name}: {len(calling)} code cells call functions"
+        assert "run_for_notebook" not in "".join(cells)
+
+
+def test_every_notebook_applies_to_an_organism_profile(tiny_pipeline):
+    assert notebooks_for(tiny_pipeline[0]) == NOTEBOOKS
+
+
+def test_executed_notebook_has_figures_and_html(tiny_pipeline):
+    cfg, _ = tiny_pipeline
+    (done,) = execute_notebooks(cfg, [REPO_ROOT / "notebooks" / "citation.py"])
+    assert done.ipynb == notebook_dir(cfg) / "citation.ipynb" and done.html.exists()
+    executed = nbformat.read(done.ipynb, as_version=4)
+    outputs = [output for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert image_count(executed) >= 2  # the activations and the graph
+    assert done.n_images == image_count(executed)
+    assert "data:image/png;base64" in done.html.read_text()
+
+
+def test_a_raising_cell_names_the_notebook_and_the_cell(tmp_path):
+    source = tmp_path / "broken.py"
+    source.write_text('# %%\nx = 1\n\n# %% [markdown]\n# prose\n\n# %%\nraise ValueError("boom")\n')
+    with pytest.raises(NotebookError, match=r"broken\.py: code cell 2 .*ValueError: boom"):
+        execute_notebook(source, tmp_path / "out", "tiny", tmp_path)
+    assert not (tmp_path / "out").exists()

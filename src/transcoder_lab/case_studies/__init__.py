@@ -1,7 +1,9 @@
 """Case studies (DESIGN §4.4): one config under conf/case_study/, one notebook, one DVC stage
-instance each. The notebook calls `run_case_study`, and so does the stage, through
-`not_configured.run_if_configured` (which writes a "not configured" result instead on a profile
-the study has no settings for). `run_case_study`
+instance each. The stage calls `run_case_study` through `not_configured.run_if_configured` (which
+writes a "not configured" result instead on a profile the study has no settings for); the notebook
+walks the same analysis one step a cell, calling the public step functions that the analysis
+(`feature.run_feature_study`, `greater_than.run_greater_than`) calls in the same order.
+`run_case_study`
 
 1. picks the study's settings for the active profile (`common.settings_for`),
 2. loads the model and the transcoders circuits run on (`common.circuit_transcoders`),
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from transcoder_lab.circuits import AttributionContext, full_graph, graph_summar
 from transcoder_lab.circuits.frontend import frontend_graph, transcoder_features, write_frontend_graph
 from transcoder_lab.circuits.full_graph import active_feature_table
 from transcoder_lab.circuits.invariant import logit_effects
-from transcoder_lab.config import REPO_ROOT, Config, load_profile
+from transcoder_lab.config import Config
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.models import load_model
 from transcoder_lab.plotting import save_figure
@@ -164,12 +165,3 @@ def write_attribution_graph(
             "bottom_logits": [model.tokenizer.decode([i]) for i in bottom],
         }
     return write_frontend_graph(folder, data, info)
-
-
-def run_for_notebook(name: str, overrides: list[str] | None = None) -> dict[str, Any]:
-    """`run_case_study` on the profile and outputs named by the environment variables
-    TRANSCODER_LAB_PROFILE (default organism) and TRANSCODER_LAB_ROOT (default this checkout),
-    writing nothing: notebooks start here, and the tests run them on the tiny profile so."""
-    profile = os.environ.get("TRANSCODER_LAB_PROFILE", "organism")
-    root = Path(os.environ.get("TRANSCODER_LAB_ROOT", REPO_ROOT))
-    return run_case_study(load_profile(profile, root, overrides), name, write=False)

@@ -1,33 +1,40 @@
 """A feature-circuit case study: why does one transcoder feature fire? (citation, "caught",
 walkthrough, local context, and the template for new ones.)
 
-Algorithm (`run_feature_study`):
-1. Root. A configured (layer, feature), or on organism profiles the feature most selective for
-   the study's target labels (`common.select_feature`), with its AUROC against every other token
-   and against the contrast labels.
-2. Blind hypothesis (when `blind`): no activating examples, only the model and the transcoder:
-   the feature's response to every token alone ([BOS, t]; the current token it wants) and to
-   every token before the best one ([BOS, t, best]; the context that raises it), beside the
-   weights-only de-embedding. (The de-embedding alone misleads above layer 0: the layer-0 MLP
-   acts as an extended embedding, so token identity reaches later features mostly through it.)
-   The probes compute that one feature's pre-activation only, batch by batch of synthetic rows.
-3. Activations at the last token of the study's prompts and of its contrast prompts.
+Algorithm (`run_feature_study`, a sequence of the public step functions named below, which the
+study's notebook calls one a cell, in the same order):
+1. Root (`choose_root`). A configured (layer, feature), or on organism profiles the feature most
+   selective for the study's target labels (`common.select_feature` on `heldout_tokens`), with its
+   AUROC against every other token and against the contrast labels.
+2. Blind hypothesis (`blind_hypothesis`, when `blind`): no activating examples, only the model and
+   the transcoder: the feature's response to every token alone ([BOS, t]; the current token it
+   wants) and to every token before the best one ([BOS, t, best]; the context that raises it),
+   beside the weights-only de-embedding. (The de-embedding alone misleads above layer 0: the
+   layer-0 MLP acts as an extended embedding, so token identity reaches later features mostly
+   through it.) The probes compute that one feature's pre-activation only, batch by batch of
+   synthetic rows.
+3. Activations at the last token of the study's prompts and of its contrast prompts
+   (`study_prompts`, `prompt_activations`).
 4. Circuit on the prompt where the root is most active: direct attribution of the root
-   (exact, transcoder_lab.circuits), grouped into the root token's own features, attention from
-   other positions (by ground-truth label of the source token when known), embedding, errors and
-   biases; beam search from the root, the graph (figure + JSON) and its verification by ablation.
-5. Interventions: (a) the token swap of `replace_earlier` ([old, new]: every earlier `old` token
-   of a prompt becomes `new`, e.g. semicolons before the last one become commas), reported as the
-   mean activation before and after and their ratio; (b) the
-   walkthrough's splice experiment: the root's activation with the MLPs of layers 1..L-1, then
+   (`attribute_root`; exact, transcoder_lab.circuits), grouped into the root token's own features,
+   attention from other positions (by ground-truth label of the source token when known),
+   embedding, errors and biases (`contribution_groups`); beam search from the root and the graph
+   (`search_circuit`), its verification by ablation (`verify_circuit`), and the result's summary
+   of it (`circuit_summary`).
+5. Interventions: (a) the token swap of `replace_earlier` (`token_swap`; [old, new]: every earlier
+   `old` token of a prompt becomes `new`, e.g. semicolons before the last one become commas),
+   reported as the mean activation before and after and their ratio; (b) the walkthrough's splice
+   experiment (`splice_experiment`): the root's activation with the MLPs of layers 1..L-1, then
    0..L-1, replaced by their transcoders (no error term).
-6. Dashboard after the hypothesis: the top-activating held-out tokens; the hypothesis counts as
-   confirmed when most of them are tokens it named.
+6. Dashboard after the hypothesis (`dashboard_check`): the top-activating held-out tokens; the
+   hypothesis counts as confirmed when most of them are tokens it named.
+Figures: `graph_figure` of the graph and `activation_figure` of step 3.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -49,7 +56,11 @@ from transcoder_lab.case_studies.common import (
     text_prompts,
 )
 from transcoder_lab.circuits import (
+    Attribution,
     AttributionContext,
+    Graph,
+    Path,
+    Root,
     attribute,
     beam_search,
     build_graph,
@@ -60,7 +71,7 @@ from transcoder_lab.circuits import (
     top_contributors,
     verify_graph,
 )
-from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
+from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config, SearchConfig
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.evaluation import spliced
 from transcoder_lab.models import mlp_in_hook
@@ -230,7 +241,211 @@ def _prompts(
     return []
 
 
+@dataclass
+class StudyRoot:
+    """Step 1's answer: the root feature, and how it was chosen (`selection`: by AUROC on the
+    organism; None when the profile's settings name it)."""
+
+    layer: int
+    feature: int
+    selection: Selection | None = None
+
+    @property
+    def label(self) -> str:
+        return f"tc{self.layer}[{self.feature}]"
+
+    def summary(self, settings: CaseStudyProfile) -> dict[str, Any]:
+        """The result's `selection` (when chosen by AUROC) and `root` entries."""
+        out: dict[str, Any] = {}
+        if self.selection is not None:
+            out["selection"] = self.selection.summary() | {
+                "target_labels": settings.target_labels,
+                "contrast_labels": settings.contrast_labels,
+            }
+        out["root"] = {"layer": self.layer, "feature": self.feature, "label": self.label}
+        return out
+
+
+def heldout_tokens(cfg: Config, model: HookedTransformer) -> LabelledTokens | None:
+    """The labelled held-out contexts the root is chosen on and the dashboard reads (organism
+    profiles, whose corpus labels every token); None on profiles without ground truth."""
+    return labelled_heldout(cfg, model.tokenizer.bos_token_id) if cfg.profile.corpus is not None else None
+
+
+def choose_root(
+    settings: CaseStudyProfile,
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    heldout: LabelledTokens | None,
+) -> StudyRoot:
+    """Step 1: the configured (layer, feature), or the feature most selective for the settings'
+    target labels against every other token and the contrast labels (`select_feature`)."""
+    if settings.feature is not None and settings.layer is not None:
+        return StudyRoot(settings.layer, settings.feature)
+    if heldout is not None and settings.target_labels:
+        chosen = select_feature(
+            model,
+            transcoders,
+            heldout,
+            settings.target_labels,
+            settings.contrast_labels,
+            settings.candidate_layers,
+        )
+        return StudyRoot(chosen.layer, chosen.feature, chosen)
+    raise ValueError(
+        "a feature case study needs `layer` and `feature`, or `target_labels` on an organism profile"
+    )
+
+
+def study_prompts(
+    model: HookedTransformer, heldout: LabelledTokens | None, settings: CaseStudyProfile
+) -> tuple[list[Prompt], list[Prompt]]:
+    """Step 3's inputs: the study's prompts and contrast prompts (literal texts, or on the organism
+    cut from the held-out corpus so that they end at a token with the target / contrast labels)."""
+    prompts = _prompts(model, heldout, settings.prompts, settings.target_labels, settings.n_prompts)
+    contrast = _prompts(
+        model, heldout, settings.contrast_prompts, settings.contrast_labels, settings.n_prompts
+    )
+    if not prompts:
+        raise ValueError("the case study has no prompts: give `prompts` or (organism) `target_labels`")
+    return prompts, contrast
+
+
+def prompt_activations(
+    model: HookedTransformer,
+    transcoder: Dictionary,
+    feature: int,
+    prompts: list[Prompt],
+    contrast: list[Prompt],
+) -> dict[str, Any]:
+    """Step 3: the root's activation at the last token of every prompt and contrast prompt, and
+    their means (the result's `activations`)."""
+    target_acts = root_activations(model, transcoder, feature, prompts)
+    contrast_acts = root_activations(model, transcoder, feature, contrast) if contrast else []
+    return {
+        "prompts_mean": float(np.mean(target_acts)),
+        "contrast_mean": float(np.mean(contrast_acts)) if contrast_acts else None,
+        "prompts": target_acts,
+        "contrast": contrast_acts,
+    }
+
+
+@dataclass(eq=False)
+class FeatureCircuit:
+    """Step 4, built up one step at a time: the prompt, its attribution context and root node
+    (`attribute_root`), the root's direct attribution, then the beam-search paths and the graph
+    (`search_circuit`) and the graph's verification by ablation (`verify_circuit`)."""
+
+    prompt: Prompt
+    activation: float  # the root's activation on the prompt
+    str_tokens: list[str]
+    ctx: AttributionContext
+    root: Root
+    attribution: Attribution
+    paths: list[Path] = field(default_factory=list)
+    graph: Graph | None = None
+    verification: dict[str, Any] | None = None
+
+
+def attribute_root(
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    root: StudyRoot,
+    prompts: list[Prompt],
+    activations: list[float],
+) -> FeatureCircuit:
+    """Step 4a: on the prompt where the root is most active, the root's exact direct attribution
+    to every earlier feature, head, embedding, error and bias."""
+    best = int(np.argmax(activations))
+    prompt = prompts[best]
+    ctx = AttributionContext.from_tokens(model, transcoders, prompt.tokens)
+    node = feature_root(ctx, root.layer, root.feature, len(prompt.tokens) - 1)
+    return FeatureCircuit(
+        prompt,
+        activations[best],
+        [_decode(model, t) for t in prompt.tokens],
+        ctx,
+        node,
+        attribute(ctx, node),
+    )
+
+
+def search_circuit(circuit: FeatureCircuit, search: SearchConfig) -> FeatureCircuit:
+    """Step 4b: beam search backwards from the root (`search`: iterations, branches per step,
+    children per node) and the graph of the paths found; fills `circuit.paths` and `.graph`."""
+    circuit.paths = beam_search(
+        circuit.ctx, circuit.root, search.n_iterations, search.n_branches, per_node=search.per_node
+    )
+    circuit.graph = build_graph(circuit.ctx, circuit.root, circuit.paths)
+    return circuit
+
+
+def verify_circuit(
+    model: HookedTransformer, transcoders: dict[int, Dictionary], circuit: FeatureCircuit
+) -> dict[str, Any]:
+    """Step 4c: the graph's share of the root's activation and the Spearman correlation between
+    its edges' attributions and the effects of ablating them (`circuits.verify_graph`)."""
+    assert circuit.graph is not None, "search_circuit first"
+    circuit.verification = verify_graph(
+        model, transcoders, circuit.prompt.tokens, circuit.root, circuit.graph
+    )
+    return circuit.verification
+
+
+def circuit_summary(circuit: FeatureCircuit, heldout: LabelledTokens | None, title: str) -> dict[str, Any]:
+    """The result's `circuit`: top contributors, contributions grouped by source, the strongest
+    paths, the verification and the graph as JSON (study `title` in its metadata)."""
+    assert circuit.graph is not None and circuit.verification is not None, "search and verify first"
+    top = top_contributors(circuit.attribution, k=5)
+    return {
+        "prompt": "".join(circuit.str_tokens[1:]),
+        "root_activation": circuit.activation,
+        "top_contributors": [{"label": c.label, "value": c.value} for c in top],
+        "root_token_features_in_top5": any(c.kind == "feature" for c in top),
+        "contribution_groups": contribution_groups(
+            circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout
+        ),
+        "paths": [{"nodes": p.labels, "value": p.value} for p in circuit.paths[:10]],
+        "fraction_explained": circuit.verification["fraction_explained"],
+        "ablation_spearman": circuit.verification["spearman"],
+        "graph": graph_to_json(
+            circuit.graph,
+            circuit.str_tokens,
+            {"case_study": title, "token_ids": circuit.prompt.tokens.tolist()},
+        ),
+    }
+
+
+def token_swap(
+    model: HookedTransformer,
+    transcoder: Dictionary,
+    feature: int,
+    prompts: list[Prompt],
+    replace_earlier: list[str],
+) -> dict[str, Any] | None:
+    """Step 5a: the root's mean activation before and after every earlier `old` token of each
+    prompt becomes `new` (`replace_earlier` = [old, new], single tokens), and their ratio; None
+    when no prompt has an earlier `old`."""
+    old, new = (_single_token_id(model, text) for text in replace_earlier)
+    pairs = [(p, swap_earlier(p, old, new)) for p in prompts]
+    pairs = [(p, q) for p, q in pairs if q is not None]
+    if not pairs:
+        return None
+    before = root_activations(model, transcoder, feature, [p for p, _ in pairs])
+    after = root_activations(model, transcoder, feature, [q for _, q in pairs])
+    mean_before, mean_after = float(np.mean(before)), float(np.mean(after))
+    return {
+        "replace_earlier": replace_earlier,
+        "n_prompts": len(pairs),
+        "mean_before": mean_before,
+        "mean_after": mean_after,
+        # the swap's effect relative to the activation, comparable across prompts
+        "after_over_before": mean_after / mean_before if mean_before != 0 else None,
+    }
+
+
 def activation_figure(target: list[float], contrast: list[float], title: str) -> plt.Figure:
+    """Histogram of the root's activation on the prompts and on the contrast prompts."""
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
     bins = np.linspace(0, max(target + contrast + [1e-6]), 30)
     axis.hist(target, bins=bins, alpha=0.7, label=f"prompts (n={len(target)})")
@@ -248,107 +463,36 @@ def run_feature_study(
     model: HookedTransformer,
     transcoders: dict[int, Dictionary],
 ) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
-    """Steps 1-6; returns the JSON-ready result and the figures by file stem."""
-    organism = cfg.profile.corpus is not None
-    heldout = labelled_heldout(cfg, model.tokenizer.bos_token_id) if organism else None
-    result: dict[str, Any] = {}
-    selected_activations = None
-    if settings.feature is not None and settings.layer is not None:
-        layer, feature = settings.layer, settings.feature
-    elif heldout is not None and settings.target_labels:
-        chosen: Selection = select_feature(
-            model,
-            transcoders,
-            heldout,
-            settings.target_labels,
-            settings.contrast_labels,
-            settings.candidate_layers,
-        )
-        layer, feature = chosen.layer, chosen.feature
-        selected_activations = chosen.activations
-        result["selection"] = chosen.summary() | {
-            "target_labels": settings.target_labels,
-            "contrast_labels": settings.contrast_labels,
-        }
-    else:
-        raise ValueError(
-            "a feature case study needs `layer` and `feature`, or `target_labels` on an organism profile"
-        )
-    transcoder = transcoders[layer]
-    result["root"] = {"layer": layer, "feature": feature, "label": f"tc{layer}[{feature}]"}
-
-    hypothesis = blind_hypothesis(model, transcoder, feature) if study.blind else None
+    """Steps 1-6, each a public function the study's notebook calls too; returns the JSON-ready
+    result and the figures by file stem."""
+    heldout = heldout_tokens(cfg, model)
+    root = choose_root(settings, model, transcoders, heldout)  # step 1
+    transcoder = transcoders[root.layer]
+    result: dict[str, Any] = root.summary(settings)
+    hypothesis = blind_hypothesis(model, transcoder, root.feature) if study.blind else None  # step 2
     if hypothesis is not None:
         result["blind"] = {"hypothesis": hypothesis}  # written before any activating example is looked at
-
-    prompts = _prompts(model, heldout, settings.prompts, settings.target_labels, settings.n_prompts)
-    contrast = _prompts(
-        model, heldout, settings.contrast_prompts, settings.contrast_labels, settings.n_prompts
-    )
-    if not prompts:
-        raise ValueError("the case study has no prompts: give `prompts` or (organism) `target_labels`")
-    target_acts = root_activations(model, transcoder, feature, prompts)
-    contrast_acts = root_activations(model, transcoder, feature, contrast) if contrast else []
-    result["activations"] = {
-        "prompts_mean": float(np.mean(target_acts)),
-        "contrast_mean": float(np.mean(contrast_acts)) if contrast_acts else None,
-        "prompts": target_acts,
-        "contrast": contrast_acts,
-    }
-
-    best = int(np.argmax(target_acts))
-    prompt = prompts[best]
-    str_tokens = [_decode(model, t) for t in prompt.tokens]
-    ctx = AttributionContext.from_tokens(model, transcoders, prompt.tokens)
-    root = feature_root(ctx, layer, feature, len(prompt.tokens) - 1)
-    root_attribution = attribute(ctx, root)
-    top = top_contributors(root_attribution, k=5)
-    paths = beam_search(
-        ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node
-    )
-    graph = build_graph(ctx, root, paths)
-    verification = verify_graph(model, transcoders, prompt.tokens, root, graph)
-    result["circuit"] = {
-        "prompt": "".join(str_tokens[1:]),
-        "root_activation": target_acts[best],
-        "top_contributors": [{"label": c.label, "value": c.value} for c in top],
-        "root_token_features_in_top5": any(c.kind == "feature" for c in top),
-        "contribution_groups": contribution_groups(ctx, root_attribution, prompt.labels, heldout),
-        "paths": [{"nodes": p.labels, "value": p.value} for p in paths[:10]],
-        "fraction_explained": verification["fraction_explained"],
-        "ablation_spearman": verification["spearman"],
-        "graph": graph_to_json(
-            graph, str_tokens, {"case_study": study.title, "token_ids": prompt.tokens.tolist()}
-        ),
-    }
-
-    if settings.replace_earlier:
-        old, new = (_single_token_id(model, text) for text in settings.replace_earlier)
-        pairs = [(p, swap_earlier(p, old, new)) for p in prompts]
-        pairs = [(p, q) for p, q in pairs if q is not None]
-        if pairs:
-            before = root_activations(model, transcoder, feature, [p for p, _ in pairs])
-            after = root_activations(model, transcoder, feature, [q for _, q in pairs])
-            mean_before, mean_after = float(np.mean(before)), float(np.mean(after))
-            result["intervention"] = {
-                "replace_earlier": settings.replace_earlier,
-                "n_prompts": len(pairs),
-                "mean_before": mean_before,
-                "mean_after": mean_after,
-                # the swap's effect relative to the activation, comparable across prompts
-                "after_over_before": mean_after / mean_before if mean_before != 0 else None,
-            }
-    result["splice"] = splice_experiment(model, transcoders, layer, feature, prompts)
-    if heldout is not None:
-        result["dashboard"] = dashboard_check(
-            model, transcoder, feature, heldout, hypothesis, selected_activations
-        )
+    prompts, contrast = study_prompts(model, heldout, settings)  # step 3
+    result["activations"] = prompt_activations(model, transcoder, root.feature, prompts, contrast)
+    circuit = attribute_root(model, transcoders, root, prompts, result["activations"]["prompts"])  # 4
+    search_circuit(circuit, study.search)
+    verify_circuit(model, transcoders, circuit)
+    result["circuit"] = circuit_summary(circuit, heldout, study.title)
+    if settings.replace_earlier:  # step 5
+        swap = token_swap(model, transcoder, root.feature, prompts, settings.replace_earlier)
+        if swap is not None:
+            result["intervention"] = swap
+    result["splice"] = splice_experiment(model, transcoders, root.layer, root.feature, prompts)
+    if heldout is not None:  # step 6
+        selected = root.selection.activations if root.selection is not None else None
+        result["dashboard"] = dashboard_check(model, transcoder, root.feature, heldout, hypothesis, selected)
         if hypothesis is not None:
             result["blind"]["confirmed_by_dashboard"] = result["dashboard"]["confirmed"]
-
     figures = {
-        "graph": graph_figure(graph, str_tokens, f"{study.title}: tc{layer}[{feature}]"),
-        "activations": activation_figure(target_acts, contrast_acts, f"tc{layer}[{feature}]"),
+        "graph": graph_figure(circuit.graph, circuit.str_tokens, f"{study.title}: {root.label}"),
+        "activations": activation_figure(
+            result["activations"]["prompts"], result["activations"]["contrast"], root.label
+        ),
     }
     return result, figures
 

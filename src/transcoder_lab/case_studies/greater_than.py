@@ -1,24 +1,28 @@
 """The greater-than case study (DESIGN §4.4): which transcoder features carry "the second year is
 later than the first", and how few of them do it compared with MLP neurons.
 
-Algorithm (`run_greater_than`):
-1. Prompts: one per start year YY = 00..99 (the organism's own template, or the paper's
-   "The war lasted from 17{YY} to 17"); the metric is `behaviour.greater_than_scores` (the paper's
+Algorithm (`run_greater_than`, a sequence of the public step functions named below, which the
+notebook calls one a cell, in the same order):
+1. Prompts (`prompts_for`): one per start year YY = 00..99 (the organism's own template, or the
+   paper's "The war lasted from 17{YY} to 17"); the metric is `behaviour.greater_than_scores` (the paper's
    restricted-softmax probability difference and Hanna et al.'s full-softmax one).
-2. Layer: the configured one (gpt2_small: 10) or, on the organism, the transcoder layer whose MLP
-   matters most. Two protocols, both computed: "zero" (the paper's) takes the largest drop in
-   probability difference when the MLP's output is zeroed everywhere; "mean" the largest drop when
-   its output at the last token is replaced by its mean over the prompts, which leaves the MLP's
-   prompt-independent work alone (on the organism "zero" picks the layer-0 MLP, which every
-   prediction also needs as an extended embedding; "mean" picks a later one). The profile's
-   `protocol` names the headline one (gpt2_small: "zero", as in the paper; organism: "mean").
-   Also measured: the probability difference with every MLP after layer 0 zeroed together, which
-   says whether the task needs any MLP beyond the embedding MLP at all. The per-layer ablations
-   come from `greater_than_ablations.mlp_ablations` (one cached pass, then only the blocks after
-   each ablated MLP), equal to the hook-based `reference_mlp_ablations` up to float32 summation order.
-3. Probability difference of the original model, with that MLP replaced by its transcoder (no
+2. Layer (`choose_layers`): the configured one (gpt2_small: 10) or, on the organism, the transcoder
+   layer whose MLP matters most. Two protocols, both computed: "zero" (the paper's) takes the
+   largest drop in probability difference when the MLP's output is zeroed everywhere; "mean" the
+   largest drop when its output at the last token is replaced by its mean over the prompts, which
+   leaves the MLP's prompt-independent work alone (on the organism "zero" picks the layer-0 MLP,
+   which every prediction also needs as an extended embedding; "mean" picks a later one). The
+   profile's `protocol` names the headline one (gpt2_small: "zero", as in the paper; organism:
+   "mean"). Also measured: the probability difference with every MLP after layer 0 zeroed together,
+   which says whether the task needs any MLP beyond the embedding MLP at all. The per-layer
+   ablations come from `greater_than_ablations.mlp_ablations` (one cached pass, then only the blocks
+   after each ablated MLP), equal to the hook-based `reference_mlp_ablations` up to float32
+   summation order.
+3. (Steps 3-5: `protocol_analyses`, each protocol at its layer; `headline_result` reads them.)
+   Probability difference of the original model, with that MLP replaced by its transcoder (no
    error term), with the MLP removed (its whole output zeroed, output bias included) and, if
-   `feature` is set (paper layer), with the transcoder spliced but that feature ablated.
+   `feature` is set (paper layer), with the transcoder spliced but that feature ablated
+   (`without_feature`).
 4. Components ranked by the variance of their activation across the prompts (at the last token):
    transcoder features, and MLP neurons (`mlp.hook_post`); `greater_than_ablations.component_ranking`.
 5. Curves, n = 0..n_components, per protocol at its layer: the probability difference with only
@@ -36,19 +40,23 @@ Algorithm (`run_greater_than`):
    not depend on how much the n = 0 ablation leaves); and the n at which each curve reaches the
    paper's absolute marks (`PAPER_MARKS`). `curves` holds the headline protocol, `other_protocol`
    the other one.
-   5b. With `n_prompt_resamples`, the headline protocol again on fresh prompt draws (organism: other
-   nouns and centuries), so the counts come with their spread over draws.
-6. Planted-task check for the top features: for each, the years that activate it (activation-
-   weighted mean YY) and its direct logit effects on the 100 year tokens; it "favours later years"
-   when its mean effect on years above that centre exceeds its mean effect on years at or below.
-   Figure: de-embedding and logit effect over YY for the top features.
-7. Path graph from the logit direction late year minus early year on one prompt; the configured
+   Read by `top_components` (top 10 features and neurons, the paper's features' ranks).
+   5b. With `n_prompt_resamples` (`prompt_resamples`), the headline protocol again on fresh prompt
+   draws (organism: other nouns and centuries), so the counts come with their spread over draws.
+6. Planted-task check for the top features (`year_profiles`, `planted_task_check`): for each, the
+   years that activate it (activation-weighted mean YY) and its direct logit effects on the 100 year
+   tokens; it "favours later years" when its mean effect on years above that centre exceeds its mean
+   effect on years at or below. Figure (`effects_figure`): de-embedding and logit effect over YY for
+   the top features.
+7. Path graph from the logit direction late year minus early year on one prompt (`year_graph`,
+   `year_graph_summary`); the configured
    `expected_features` are looked up in the ranking of step 4 (rank or absent) and the
    `expected_heads` among the heads on the paths (ranked by their strongest path).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -68,6 +76,8 @@ from transcoder_lab.case_studies.greater_than_ablations import (
 )
 from transcoder_lab.circuits import (
     AttributionContext,
+    Graph,
+    Path,
     beam_search,
     build_graph,
     de_embedding,
@@ -76,7 +86,7 @@ from transcoder_lab.circuits import (
     logit_diff_root,
     logit_effects,
 )
-from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
+from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config, SearchConfig
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.evaluation import spliced, zero_ablated
 from transcoder_lab.organism.tokenizer import two_digit_token_ids
@@ -283,68 +293,117 @@ def head_strengths(paths: list) -> dict[str, float]:
     return strongest
 
 
-@torch.no_grad()
-def run_greater_than(
-    cfg: Config,
-    study: CaseStudyConfig,
-    settings: CaseStudyProfile,
-    model: HookedTransformer,
-    transcoders: dict[int, Dictionary],
-) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
+def check_protocol(settings: CaseStudyProfile) -> None:
+    """The headline protocol must be one of PROTOCOLS (step 2)."""
     if settings.protocol not in PROTOCOLS:
         raise ValueError(
             f"greater-than protocol {settings.protocol!r} is not one of {PROTOCOLS}; set "
             "case_study.greater_than.profiles.<profile>.protocol to 'zero' (the paper's) or 'mean'"
         )
-    texts, yy = prompts_for(cfg)
-    ids = two_digit_token_ids(model.tokenizer)
-    original = prompt_scores(model, texts, yy, ids)
 
-    # Step 2: the layer, by each protocol.
+
+@dataclass
+class LayerChoice:
+    """Step 2's answer: per protocol, the drop in probability difference when each layer's MLP is
+    ablated and the layer studied; the headline protocol; and the probability difference with
+    every MLP after layer 0 zeroed together."""
+
+    drops: dict[str, dict[int, float]]  # protocol -> layer -> drop
+    layers: dict[str, int]  # protocol -> the layer studied
+    headline: str
+    every_mlp_after_layer_0_zeroed: float
+
+    @property
+    def other(self) -> str:
+        return "mean" if self.headline == "zero" else "zero"
+
+    @property
+    def layer(self) -> int:
+        """The headline protocol's layer."""
+        return self.layers[self.headline]
+
+
+@torch.no_grad()
+def choose_layers(
+    model: HookedTransformer,
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    original: dict[str, float],
+    transcoders: dict[int, Dictionary],
+    settings: CaseStudyProfile,
+) -> LayerChoice:
+    """Step 2: the configured layer, or per protocol the transcoder layer whose MLP ablation costs
+    the most probability difference ("zero": output zeroed everywhere; "mean": last-token output
+    replaced by its mean over the prompts)."""
     ablated = mlp_ablations(model, texts, yy, ids, sorted(transcoders))
-    zero_drops, mean_drops = (
-        {layer: original["probability_difference"] - pd for layer, pd in ablated[protocol].items()}
+    drops = {
+        protocol: {layer: original["probability_difference"] - pd for layer, pd in ablated[protocol].items()}
         for protocol in PROTOCOLS
-    )
+    }
     later_mlps = list(range(1, model.cfg.n_layers))
     with zero_ablated(model, later_mlps):  # does the task need any MLP beyond the embedding MLP?
         without_later_mlps = probability_difference(model, texts, yy, ids)
-    drops = {"zero": zero_drops, "mean": mean_drops}
     layers = {
         protocol: settings.layer if settings.layer is not None else max(by_layer, key=by_layer.get)
         for protocol, by_layer in drops.items()
     }
+    return LayerChoice(drops, layers, settings.protocol, without_later_mlps)
+
+
+@torch.no_grad()
+def protocol_analyses(
+    model: HookedTransformer,
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    original: dict[str, float],
+    transcoders: dict[int, Dictionary],
+    choice: LayerChoice,
+    settings: CaseStudyProfile,
+) -> dict[str, dict[str, Any]]:
+    """Steps 3-5 for each protocol at its layer: probability differences with the MLP replaced by
+    its transcoder and removed, the components' variance ranking and the features-vs-neurons curves."""
     basics = {  # both protocols may study the same layer (gpt2_small: 10): measured once
-        layer: _layer_basics(model, texts, yy, ids, transcoders[layer]) for layer in set(layers.values())
+        layer: _layer_basics(model, texts, yy, ids, transcoders[layer])
+        for layer in set(choice.layers.values())
     }
     analyses = {
         protocol: _layer_curves(
             model, texts, yy, ids, original, transcoders[layer], protocol, settings, basics[layer]
         )
-        for protocol, layer in layers.items()
+        for protocol, layer in choice.layers.items()
     }
     for protocol, analysis in analyses.items():  # what n = 0 of the mean protocol's neuron curve is
         analysis["pd"]["mlp_last_token_mean_ablated"] = (
-            original["probability_difference"] - mean_drops[layers[protocol]]
+            original["probability_difference"] - choice.drops["mean"][choice.layers[protocol]]
         )
-    headline, other = settings.protocol, "mean" if settings.protocol == "zero" else "zero"
-    layer = layers[headline]
-    transcoder = transcoders[layer]
+    return analyses
+
+
+DROP_MEANING = {
+    "zero": "MLP output zeroed everywhere",
+    "mean": "MLP output at the last token replaced by its mean over the prompts",
+}
+
+
+def headline_result(
+    choice: LayerChoice, analyses: dict[str, dict[str, Any]], original: dict[str, float]
+) -> dict[str, Any]:
+    """The result's protocol, layer, probability differences and curves: the headline protocol's,
+    with the other protocol's under `other_protocol`."""
+    headline, other = choice.headline, choice.other
     paper = analyses[headline]
-    drop_meaning = {
-        "zero": "MLP output zeroed everywhere",
-        "mean": "MLP output at the last token replaced by its mean over the prompts",
-    }
-    result: dict[str, Any] = {
+    return {
         "protocol": headline,
-        "layer": layer,
-        "mlp_ablation": drop_meaning[headline],
-        "mlp_ablation_drop_by_layer": drops[headline],
+        "layer": choice.layer,
+        "mlp_ablation": DROP_MEANING[headline],
+        "mlp_ablation_drop_by_layer": choice.drops[headline],
         "probability_difference": {
             "original": original["probability_difference"],
             **paper["pd"],
             "chance": original["chance_probability_difference"],
-            "every_mlp_after_layer_0_zeroed": without_later_mlps,
+            "every_mlp_after_layer_0_zeroed": choice.every_mlp_after_layer_0_zeroed,
         },
         "hanna_probability_difference": {
             "original": original["hanna_probability_difference"],
@@ -353,40 +412,70 @@ def run_greater_than(
         "curves": paper["curves"],
         "other_protocol": {
             "protocol": other,
-            "layer": layers[other],
-            "mlp_ablation": drop_meaning[other],
-            "mlp_ablation_drop_by_layer": drops[other],
+            "layer": choice.layers[other],
+            "mlp_ablation": DROP_MEANING[other],
+            "mlp_ablation_drop_by_layer": choice.drops[other],
             "probability_difference": analyses[other]["pd"],
             "curves": analyses[other]["curves"],
         },
     }
-    if settings.feature is not None:
 
-        def ablate(dictionary: Dictionary, z: Tensor) -> Tensor:
-            z = z.clone()
-            z[..., settings.feature] = 0
-            return z
 
-        with spliced(model, [transcoder], edit_features=ablate):
-            result["probability_difference"][f"transcoder_without_{settings.feature}"] = (
-                probability_difference(model, texts, yy, ids)
-            )
-    if settings.n_prompt_resamples:  # step 5b
-        result["prompt_resamples"] = prompt_resamples(cfg, model, ids, transcoder, headline, settings)
-    feature_acts, feature_order = paper["feature_acts"], paper["feature_order"]
-    neuron_order = paper["neuron_order"]
-    result["top_features"] = feature_order[:10].tolist()
-    result["top_neurons"] = neuron_order[:10].tolist()
+@torch.no_grad()
+def without_feature(
+    model: HookedTransformer,
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    transcoder: Dictionary,
+    feature: int,
+) -> float:
+    """Step 3: the probability difference with the transcoder spliced in but `feature` zeroed (the
+    paper's harmful feature 5315 at layer 10)."""
+
+    def ablate(dictionary: Dictionary, z: Tensor) -> Tensor:
+        z = z.clone()
+        z[..., feature] = 0
+        return z
+
+    with spliced(model, [transcoder], edit_features=ablate):
+        return probability_difference(model, texts, yy, ids)
+
+
+def top_components(analysis: dict[str, Any], settings: CaseStudyProfile) -> dict[str, Any]:
+    """Step 4's ranking, read: the top 10 features and neurons by activation variance, and where
+    the configured `expected_features` (the paper's) fall in it."""
+    out: dict[str, Any] = {
+        "top_features": analysis["feature_order"][:10].tolist(),
+        "top_neurons": analysis["neuron_order"][:10].tolist(),
+    }
     if settings.expected_features:
-        result["expected_features_in_top10"] = sorted(
-            set(settings.expected_features) & set(result["top_features"])
-        )
-        result["expected_features"] = feature_ranks(feature_order, settings.expected_features)
+        out["expected_features_in_top10"] = sorted(set(settings.expected_features) & set(out["top_features"]))
+        out["expected_features"] = feature_ranks(analysis["feature_order"], settings.expected_features)
+    return out
 
-    # Step 6: planted-task check and the effects figure.
-    checks, figure_effects = [], plt.figure(figsize=(4.0 * N_TOP_FEATURES, 3.4))
+
+@dataclass
+class YearProfile:
+    """Step 6, one feature: which years activate it (activation-weighted mean YY), its direct
+    logit effects and its de-embedding over the 100 year tokens, and whether it favours later years."""
+
+    feature: int
+    activating_year_centre: float
+    effects: Tensor  # [100] logit effect on "00".."99"
+    de_embedding: Tensor  # [100]
+    favours_later_years: bool
+
+
+@torch.no_grad()
+def year_profiles(
+    model: HookedTransformer, transcoder: Dictionary, analysis: dict[str, Any], yy: Tensor, ids: list[int]
+) -> list[YearProfile]:
+    """Step 6: `YearProfile` of each of the N_TOP_FEATURES top features of `analysis`; a feature
+    favours later years when its mean effect on years above its centre exceeds that on the rest."""
+    feature_acts, out = analysis["feature_acts"], []
     years = torch.arange(100, dtype=torch.float64)
-    for i, feature in enumerate(feature_order[:N_TOP_FEATURES].tolist()):
+    for feature in analysis["feature_order"][:N_TOP_FEATURES].tolist():
         acts = feature_acts[:, feature].double().clamp(min=0)
         centre = float((acts * yy).sum() / acts.sum()) if acts.sum() > 0 else float("nan")
         effects = logit_effects(model, transcoder, feature)[ids].double()
@@ -395,48 +484,105 @@ def run_greater_than(
         favours_later = bool(
             later.any() and (~later).any() and effects[later].mean() > effects[~later].mean()
         )
-        checks.append(
-            {"feature": feature, "activating_year_centre": centre, "favours_later_years": favours_later}
-        )
-        axis = figure_effects.add_subplot(1, N_TOP_FEATURES, i + 1)
-        axis.plot(years, embeds, label="de-embedding (which YY activate it)")
-        axis.plot(years, effects, label="logit effect (which YY it promotes)")
-        if not np.isnan(centre):
-            axis.axvline(centre, color="grey", linestyle=":", label="activating-year centre")
-        axis.set(title=f"tc{layer}[{feature}]", xlabel="YY")
-        if i == 0:
-            axis.legend(fontsize=6)
-    figure_effects.tight_layout()
-    result["planted_task_check"] = {
-        "features": checks,
-        "share_favouring_later_years": float(np.mean([c["favours_later_years"] for c in checks])),
+        out.append(YearProfile(feature, centre, effects, embeds, favours_later))
+    return out
+
+
+def planted_task_check(profiles: list[YearProfile]) -> dict[str, Any]:
+    """The result's `planted_task_check`: each top feature's centre and verdict, and the share
+    favouring later years (the planted task predicts all of them)."""
+    return {
+        "features": [
+            {
+                "feature": p.feature,
+                "activating_year_centre": p.activating_year_centre,
+                "favours_later_years": p.favours_later_years,
+            }
+            for p in profiles
+        ],
+        "share_favouring_later_years": float(np.mean([p.favours_later_years for p in profiles])),
     }
 
-    # Step 7: the path graph from late minus early year.
-    figures = {"effects": figure_effects}
+
+def effects_figure(profiles: list[YearProfile], layer: int) -> plt.Figure:
+    """Per top feature: de-embedding and logit effect over YY, with its activating-year centre."""
+    figure = plt.figure(figsize=(4.0 * N_TOP_FEATURES, 3.4))
+    years = np.arange(100)
+    for i, p in enumerate(profiles):
+        axis = figure.add_subplot(1, N_TOP_FEATURES, i + 1)
+        axis.plot(years, p.de_embedding, label="de-embedding (which YY activate it)")
+        axis.plot(years, p.effects, label="logit effect (which YY it promotes)")
+        if not np.isnan(p.activating_year_centre):
+            axis.axvline(
+                p.activating_year_centre, color="grey", linestyle=":", label="activating-year centre"
+            )
+        axis.set(title=f"tc{layer}[{p.feature}]", xlabel="YY")
+        if i == 0:
+            axis.legend(fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+@dataclass(eq=False)
+class YearGraph:
+    """Step 7: the path graph from logit(late) - logit(early) on one prompt."""
+
+    prompt: str
+    label: str  # "logit(75) - logit(15)"
+    str_tokens: list[str]
+    token_ids: list[int]
+    paths: list[Path]
+    graph: Graph
+
+
+@torch.no_grad()
+def year_graph(
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    settings: CaseStudyProfile,
+    search: SearchConfig,
+) -> YearGraph:
+    """Step 7: beam search (`search`) back from the logit difference late year minus early year
+    (`settings.logit_root` = [prompt YY, late, early]; default [45, 75, 15]) on the prompt with
+    that YY, and the graph of the paths."""
     prompt_yy, late, early = settings.logit_root or [45, 75, 15]
     index = int((yy == prompt_yy).nonzero()[0]) if (yy == prompt_yy).any() else len(texts) // 2
     tokens = model.to_tokens(texts[index])[0]
     ctx = AttributionContext.from_tokens(model, transcoders, tokens)
     root = logit_diff_root(ctx, ids[late], ids[early])
-    paths = beam_search(
-        ctx, root, study.search.n_iterations, study.search.n_branches, per_node=study.search.per_node
-    )
+    paths = beam_search(ctx, root, search.n_iterations, search.n_branches, per_node=search.per_node)
     graph = build_graph(ctx, root, paths)
-    str_tokens = model.to_str_tokens(tokens)
-    strongest = head_strengths(paths)
+    return YearGraph(
+        texts[index],
+        f"logit({late:02d}) - logit({early:02d})",
+        model.to_str_tokens(tokens),
+        tokens.tolist(),
+        paths,
+        graph,
+    )
+
+
+def year_graph_summary(graph: YearGraph, settings: CaseStudyProfile, title: str) -> dict[str, Any]:
+    """The result's `graph`: the heads on the paths, the strongest paths, the graph as JSON (study
+    `title` in its metadata) and where the configured `expected_heads` (the paper's) rank."""
+    strongest = head_strengths(graph.paths)
     heads = sorted(strongest)
-    result["graph"] = {
-        "prompt": texts[index],
-        "root": f"logit({late:02d}) - logit({early:02d})",
+    out: dict[str, Any] = {
+        "prompt": graph.prompt,
+        "root": graph.label,
         "heads_on_paths": heads,
-        "paths": [{"nodes": p.labels, "value": p.value} for p in paths[:10]],
-        "json": graph_to_json(graph, str_tokens, {"case_study": study.title, "token_ids": tokens.tolist()}),
+        "paths": [{"nodes": p.labels, "value": p.value} for p in graph.paths[:10]],
+        "json": graph_to_json(
+            graph.graph, graph.str_tokens, {"case_study": title, "token_ids": graph.token_ids}
+        ),
     }
     if settings.expected_heads:
-        result["graph"]["expected_heads_found"] = sorted(set(settings.expected_heads) & set(heads))
+        out["expected_heads_found"] = sorted(set(settings.expected_heads) & set(heads))
         ranked = sorted(strongest, key=lambda head: -strongest[head])
-        result["graph"]["expected_heads"] = [
+        out["expected_heads"] = [
             {
                 "head": head,
                 "found": head in strongest,
@@ -445,14 +591,22 @@ def run_greater_than(
             }
             for head in settings.expected_heads
         ]
-    figures["graph"] = graph_figure(graph, str_tokens, f"{study.title}: {result['graph']['root']}")
+    return out
 
-    figure_curve, axes = plt.subplots(1, 2, figsize=(12, 4))
+
+def curves_figure(
+    choice: LayerChoice, analyses: dict[str, dict[str, Any]], original: dict[str, float]
+) -> plt.Figure:
+    """Step 5's curves, headline protocol left and the other right: probability difference against
+    the number of top features / neurons kept, with the spliced, original and MLP-removed levels."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
     titles = {
         "zero": "the rest zeroed everywhere (the paper's protocol)",
         "mean": "the rest mean-ablated at the last token",
     }
-    protocols = [(f"{p}: {titles[p]}", layers[p], analyses[p]) for p in (headline, other)]
+    protocols = [
+        (f"{p}: {titles[p]}", choice.layers[p], analyses[p]) for p in (choice.headline, choice.other)
+    ]
     for axis, (title, at, analysis) in zip(axes, protocols, strict=True):
         c = analysis["curves"]
         axis.plot(c["n"], c["features"], label=f"top-n transcoder {at} features kept")
@@ -473,5 +627,41 @@ def run_greater_than(
         axis.set(xlabel="components kept (ranked by activation variance)", ylabel="probability difference")
         axis.set_title(f"layer {at}; {title}", fontsize=9)
         axis.legend(fontsize=7)
-    figures["curves"] = figure_curve
+    return figure
+
+
+@torch.no_grad()
+def run_greater_than(
+    cfg: Config,
+    study: CaseStudyConfig,
+    settings: CaseStudyProfile,
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+) -> tuple[dict[str, Any], dict[str, plt.Figure]]:
+    """Steps 1-7, each a public function the notebook calls too; returns the JSON-ready result and
+    the figures by file stem."""
+    check_protocol(settings)
+    texts, yy = prompts_for(cfg)  # step 1
+    ids = two_digit_token_ids(model.tokenizer)
+    original = prompt_scores(model, texts, yy, ids)
+    choice = choose_layers(model, texts, yy, ids, original, transcoders, settings)  # step 2
+    analyses = protocol_analyses(model, texts, yy, ids, original, transcoders, choice, settings)  # 3-5
+    result = headline_result(choice, analyses, original)
+    transcoder = transcoders[choice.layer]
+    if settings.feature is not None:
+        result["probability_difference"][f"transcoder_without_{settings.feature}"] = without_feature(
+            model, texts, yy, ids, transcoder, settings.feature
+        )
+    if settings.n_prompt_resamples:  # step 5b
+        result["prompt_resamples"] = prompt_resamples(cfg, model, ids, transcoder, choice.headline, settings)
+    result |= top_components(analyses[choice.headline], settings)
+    profiles = year_profiles(model, transcoder, analyses[choice.headline], yy, ids)  # step 6
+    result["planted_task_check"] = planted_task_check(profiles)
+    graph = year_graph(model, transcoders, texts, yy, ids, settings, study.search)  # step 7
+    result["graph"] = year_graph_summary(graph, settings, study.title)
+    figures = {
+        "effects": effects_figure(profiles, choice.layer),
+        "graph": graph_figure(graph.graph, graph.str_tokens, f"{study.title}: {graph.label}"),
+        "curves": curves_figure(choice, analyses, original),
+    }
     return result, figures

@@ -1,0 +1,191 @@
+"""Executed notebooks (DVC stage `notebooks`): every notebook in notebooks/ that applies to the
+profile, run top to bottom on the profile's outputs and written with its outputs and figures.
+
+A notebook is a jupytext percent-format script (`notebooks/<name>.py`). It reads the profile and
+the output root from the environment (`notebook_config`: TRANSCODER_LAB_PROFILE, default
+`organism`; TRANSCODER_LAB_ROOT, default this checkout), so the same file runs on the committed
+organism outputs, on another checkout's, or on the tiny profile the tests build.
+
+`execute_notebooks(cfg)`:
+1. picks the notebooks that apply to the profile (`notebooks_for`): organism.py on organism-source
+   profiles; each configured case study's notebook where the study has settings for the profile;
+   the case-study template where its config has settings for the profile;
+2. for each, converts the script to a notebook (jupytext) and executes it with nbclient in a
+   kernel named "python3", which jupyter_client starts with the Python running this code (the
+   venv's, through ipykernel's kernel spec), the two variables set to the profile and to `cfg`'s
+   output root, and matplotlib's inline backend, so figures are embedded as PNGs;
+3. writes `results/<profile>/notebooks/<name>.ipynb` (with outputs) and `<name>.html`
+   (nbconvert's HTMLExporter, images embedded), each atomically.
+
+A cell that raises stops the run with `NotebookError`, naming the notebook, the cell's number
+and first line, and the exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+from tqdm.auto import tqdm
+
+from transcoder_lab import io
+from transcoder_lab.config import CONF_DIR, REPO_ROOT, Config, load_profile
+from transcoder_lab.paths import results_dir
+
+PROFILE_VARIABLE = "TRANSCODER_LAB_PROFILE"
+ROOT_VARIABLE = "TRANSCODER_LAB_ROOT"
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+ORGANISM_NOTEBOOK = "organism"
+TEMPLATE_NOTEBOOK = "case_study_template"
+KERNEL_NAME = "python3"  # ipykernel's spec; jupyter_client runs it with this process's Python
+CELL_TIMEOUT_S = 3600
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+class NotebookError(RuntimeError):
+    """A notebook's cell raised while the notebook was executed."""
+
+
+def notebook_config(overrides: list[str] | None = None) -> Config:
+    """The config a notebook works on: the profile named by TRANSCODER_LAB_PROFILE (default
+    organism) with its outputs under TRANSCODER_LAB_ROOT (default this checkout)."""
+    profile = os.environ.get(PROFILE_VARIABLE, "organism")
+    root = Path(os.environ.get(ROOT_VARIABLE, REPO_ROOT))
+    return load_profile(profile, root, overrides)
+
+
+def output_root(cfg: Config) -> Path:
+    """The folder holding the profile's outputs (`results/`, `models/`, ...), as an absolute path."""
+    return Path(cfg.paths.results).resolve().parent
+
+
+def notebook_dir(cfg: Config) -> Path:
+    """Where the executed notebooks of the profile go."""
+    return results_dir(cfg) / "notebooks"
+
+
+def _has_settings(study_profiles: dict, cfg: Config) -> bool:
+    name = cfg.profile.name
+    return name in study_profiles or (cfg.profile.model.source == "organism" and "organism" in study_profiles)
+
+
+def notebooks_for(cfg: Config, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Step 1: the notebooks that apply to the profile (module docstring), in name order."""
+    chosen = set()
+    if cfg.profile.corpus is not None:
+        chosen.add(notebook_dir / f"{ORGANISM_NOTEBOOK}.py")
+    for study in cfg.case_study.values():
+        if study.notebook and _has_settings(study.profiles, cfg):
+            chosen.add(notebook_dir / Path(study.notebook).name)
+    # the template is not in conf/config.yaml's defaults (nor in params.yaml): read its config file
+    template = yaml.safe_load((CONF_DIR / "case_study" / "template.yaml").read_text())
+    if _has_settings(template.get("profiles", {}), cfg):
+        chosen.add(notebook_dir / f"{TEMPLATE_NOTEBOOK}.py")
+    return sorted(path for path in chosen if path.exists())
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` set (the kernel inherits it), restored afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _failed_cell(notebook: nbformat.NotebookNode) -> tuple[int, str]:
+    """(1-based number among code cells, first source line) of the cell with an error output."""
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for number, cell in enumerate(code_cells, start=1):
+        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+            return number, (cell.source.strip().splitlines() or [""])[0]
+    return 0, ""
+
+
+@dataclass
+class ExecutedNotebook:
+    name: str
+    ipynb: Path
+    html: Path
+    seconds: float
+    n_images: int
+
+
+def image_count(notebook: nbformat.NotebookNode) -> int:
+    """PNG outputs in an executed notebook."""
+    return sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+
+
+def execute_notebook(source: Path, out_dir: Path, profile: str, root: Path) -> ExecutedNotebook:
+    """Step 2 and 3 for one notebook script: executed on `profile`'s outputs under `root`, written
+    to `out_dir/<name>.ipynb` and `.html`. Raises NotebookError when a cell raises."""
+    import time
+
+    source = Path(source)
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+    for index, cell in enumerate(notebook.cells):  # stable ids: a rerun changes only what it computed
+        cell.id = f"cell-{index}"
+    client = NotebookClient(
+        notebook,
+        kernel_name=KERNEL_NAME,
+        timeout=CELL_TIMEOUT_S,
+        resources={"metadata": {"path": str(source.parent)}},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its warning that it runs over local TCP
+        record_timing=False,  # no timestamps in the saved notebook
+    )
+    variables = {
+        PROFILE_VARIABLE: profile,
+        ROOT_VARIABLE: str(root),
+        "MPLBACKEND": INLINE_BACKEND,
+        # tqdm.auto's note that ipywidgets is missing (bars fall back to text) is no output of the notebook
+        "PYTHONWARNINGS": "ignore:IProgress not found",
+        "TQDM_DISABLE": "1",  # progress bars would fill the saved outputs
+    }
+    start = time.perf_counter()
+    with _environment(variables):
+        try:
+            client.execute()
+        except CellExecutionError as error:
+            number, first_line = _failed_cell(notebook)
+            raise NotebookError(
+                f"notebook {source.name}: code cell {number} ({first_line!r}) raised "
+                f"{error.ename}: {error.evalue}"
+            ) from error
+    seconds = time.perf_counter() - start
+    ipynb, html = out_dir / f"{source.stem}.ipynb", out_dir / f"{source.stem}.html"
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    io.write_text(ipynb, nbformat.writes(notebook))
+    io.write_text(html, body)
+    return ExecutedNotebook(source.stem, ipynb, html, seconds, image_count(notebook))
+
+
+def execute_notebooks(cfg: Config, notebooks: list[Path] | None = None) -> list[ExecutedNotebook]:
+    """Steps 1-3: every applicable notebook (or `notebooks`) executed on `cfg`'s profile and
+    outputs, into `results/<profile>/notebooks/`."""
+    notebooks = notebooks_for(cfg) if notebooks is None else notebooks
+    out_dir, root = notebook_dir(cfg), output_root(cfg)
+    done = []
+    for source in tqdm(notebooks, desc=f"notebooks on {cfg.profile.name}", unit="notebook"):
+        done.append(execute_notebook(source, out_dir, cfg.profile.name, root))
+    return done
