@@ -133,7 +133,8 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
         assert check["verdict"] in ("ok", "BELOW", "ABOVE", "OUTSIDE"), key
     # the graph in circuit-tracer's front-end format (tests/circuits/test_frontend.py checks the format)
     graphs = root / "figures" / "tiny" / "case_studies" / name / case_studies.GRAPH_FOLDER
-    assert [g["slug"] for g in json.loads((graphs / "graph-metadata.json").read_text())["graphs"]] == [name]
+    slugs = [g["slug"] for g in json.loads((graphs / "graph-metadata.json").read_text())["graphs"]]
+    assert sorted(slugs) == [name, f"{name}_full"]  # the beam-search graph and the pruned full graph
     graph = json.loads((graphs / f"{name}.json").read_text())
     assert [node["feature_type"] for node in graph["nodes"]].count("logit") == 1 and graph["links"]
     for node in graph["nodes"]:
@@ -145,6 +146,9 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     assert full["n_tokens"] == len(graph["metadata"]["prompt_tokens"])
     assert full["n_tokens"] < full["n_nodes_kept"] <= full["n_nodes"]  # embeddings always kept
     assert 0 < full["replacement_score"] <= 1 and 0 < full["completeness_score"] <= 1
+    full_file = json.loads((graphs / f"{name}_full.json").read_text())
+    assert full_file["metadata"]["prompt_tokens"] == graph["metadata"]["prompt_tokens"]
+    assert {node["feature_type"] for node in full_file["nodes"]} >= {"embedding", "logit"}
     if name == "greater_than":
         curves = saved["curves"]
         assert len(curves["features"]) == len(curves["neurons"]) == len(curves["n"])

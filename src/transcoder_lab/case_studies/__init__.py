@@ -13,8 +13,9 @@ walks the same analysis one step a cell, calling the public step functions that 
    tracer's salient-logit targets) and records its size, pruning and replacement and completeness
    scores (`circuits.graph_summary`) under `full_graph`, and
 6. writes `results/<profile>/case_studies/<name>.json` and `figures/<profile>/case_studies/<name>/`,
-   with the study's attribution graph also in circuit-tracer's front-end format in its subfolder
-   `attribution_graph/` (`write_attribution_graph`), which
+   with the study's attribution graph and the pruned full graph (slug `<name>_full`) also in
+   circuit-tracer's front-end format in its subfolder `attribution_graph/` (`write_attribution_graph`,
+   `write_full_graph`), which
    `python -m transcoder_lab.circuits.frontend serve <that folder>` shows in circuit-tracer's viewer.
 """
 
@@ -32,8 +33,13 @@ from transcoder_lab import io
 from transcoder_lab.case_studies.common import circuit_transcoders, output_paths, settings_for
 from transcoder_lab.case_studies.feature import run_feature_study
 from transcoder_lab.case_studies.greater_than import run_greater_than
-from transcoder_lab.circuits import AttributionContext, full_graph, graph_summary
-from transcoder_lab.circuits.frontend import frontend_graph, transcoder_features, write_frontend_graph
+from transcoder_lab.circuits import AttributionContext, FullGraph, full_graph, graph_summary, prune_graph
+from transcoder_lab.circuits.frontend import (
+    frontend_full_graph,
+    frontend_graph,
+    transcoder_features,
+    write_frontend_graph,
+)
 from transcoder_lab.circuits.full_graph import active_feature_table
 from transcoder_lab.circuits.invariant import logit_effects
 from transcoder_lab.config import Config
@@ -85,9 +91,9 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
         }
     )
     result["expected"] = check_expectations(result, settings.expected)
-    study_graph = graph_of(result)
+    study_graph, graph = graph_of(result), None
     if study_graph is not None:
-        result["full_graph"] = full_graph_of_prompt(
+        result["full_graph"], graph = full_graph_of_prompt(
             model, transcoders, study_graph[0]["metadata"]["token_ids"], study.full_graph_max_features, name
         )
     if write:
@@ -98,6 +104,12 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
                 str(path) for path in save_figure(figure, figure_dir / stem) if path.suffix == ".png"
             ]
         write_attribution_graph(figure_dir / GRAPH_FOLDER, name, cfg.profile.name, result, model, transcoders)
+        if graph is not None:
+            token_ids = study_graph[0]["metadata"]["token_ids"]
+            slug = f"{name}_full"
+            write_full_graph(
+                figure_dir / GRAPH_FOLDER, slug, cfg.profile.name, graph, token_ids, model, transcoders
+            )
         io.write_text(json_path, json.dumps(result, indent=2) + "\n")
     result["figure_objects"] = figures
     return result
@@ -109,18 +121,21 @@ def full_graph_of_prompt(
     token_ids: list[int],
     max_features: int,
     name: str,
-) -> dict[str, Any]:
-    """Step 5: `graph_summary` of the full graph of `token_ids`, or the reason it was skipped."""
+) -> tuple[dict[str, Any], FullGraph | None]:
+    """Step 5: (`graph_summary`, graph) of the full graph of `token_ids`, or (the reason it was
+    skipped, None)."""
     ctx = AttributionContext.from_tokens(model, transcoders, torch.tensor(token_ids, device=model.cfg.device))
     n_active = int(active_feature_table(ctx)[0].shape[0])
     if n_active > max_features:
-        return {
+        skipped = {
             "skipped": f"{n_active} active features > full_graph_max_features = {max_features} (its dense "
             f"adjacency would take {8 * n_active**2 / 2**30:.1f} GiB); raise it with "
             f"`-S case_study.{name}.full_graph_max_features=<n>` where memory allows",
             "n_active_features": n_active,
         }
-    return _plain(graph_summary(full_graph(ctx)))
+        return skipped, None
+    graph = full_graph(ctx)
+    return _plain(graph_summary(graph)), graph
 
 
 def graph_of(result: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
@@ -153,6 +168,40 @@ def write_attribution_graph(
     data = frontend_graph(
         graph, slug=name, scan=scan, n_layers=cfg.n_layers, d_vocab=cfg.d_vocab, root_label=label
     )
+    return write_frontend_graph(folder, data, token_predictions(data, model, transcoders))
+
+
+@torch.no_grad()
+def write_full_graph(
+    folder: Path,
+    slug: str,
+    scan: str,
+    graph: FullGraph,
+    token_ids: list[int],
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+) -> Path:
+    """The full graph, pruned at circuit-tracer's default thresholds, in circuit-tracer's front-end
+    format beside the beam-search graph (`frontend_full_graph`), with the same feature files."""
+    decode = model.tokenizer.decode
+    data = frontend_full_graph(
+        graph,
+        prune_graph(graph),
+        slug=slug,
+        scan=scan,
+        prompt_tokens=[decode([t]) for t in token_ids],
+        token_ids=token_ids,
+        target_tokens=[decode([t.token]) if t.token is not None else t.label for t in graph.targets],
+        d_vocab=model.cfg.d_vocab,
+    )
+    return write_frontend_graph(folder, data, token_predictions(data, model, transcoders))
+
+
+def token_predictions(
+    data: dict[str, Any], model: HookedTransformer, transcoders: dict[int, Dictionary]
+) -> dict[tuple[int, int], dict[str, list[str]]]:
+    """For each transcoder feature of a front-end graph, its top and bottom output tokens
+    (`logit_effects`), as the viewer's feature files list them under "Token Predictions"."""
     info = {}
     for layer, index in transcoder_features(data):
         effects = logit_effects(model, transcoders[layer], index)
@@ -164,4 +213,4 @@ def write_attribution_graph(
             "top_logits": [model.tokenizer.decode([i]) for i in top],
             "bottom_logits": [model.tokenizer.decode([i]) for i in bottom],
         }
-    return write_frontend_graph(folder, data, info)
+    return info
