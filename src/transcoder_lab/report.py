@@ -285,8 +285,9 @@ def _full_graph_section(studies: list[dict[str, Any]]) -> list[str]:
         "",
         "Each case study's graph prompt as a full graph (every active transcoder feature, error and",
         "embedding node; circuit-tracer's salient-logit targets at the last position), pruned by",
-        f"influence ({thresholds}); replacement and completeness scores as circuit-tracer defines",
-        "them, on the unpruned graph (`circuits.full_graph`).",
+        f"influence ({thresholds}). Replacement and completeness scores as",
+        "circuit-tracer defines them, on the unpruned graph (`circuits.full_graph`). The pruned graph",
+        "opens in circuit-tracer's viewer from the study's `attribution_graph/` folder (slug `<name>_full`).",
         "",
         *_table(
             ["case study", "tokens", "active features", "nodes kept", "replacement", "completeness"], rows
