@@ -35,7 +35,9 @@ $(GPT2_RANKS): | $(STAMP)
 
 setup: $(STAMP) $(GPT2_RANKS)
 
-repro: setup
+# browser and frontend: the graph_screenshots stage draws the case studies' graphs in circuit-tracer's
+# viewer with headless Chromium (where either is missing, dvc repro stops at that stage saying what to do)
+repro: setup browser frontend
 	@echo "dvc repro on the profile params.yaml selects: $$(sed -n 's/^  name: //p' params.yaml | head -1)"
 	@start=$$(date +%s); dvc repro && echo "dvc repro took $$(( $$(date +%s) - start )) s"
 

@@ -37,7 +37,7 @@ def chromium():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        unavailable("playwright is not installed (pip install -e '.[dev]')")
+        unavailable("playwright is not installed (pip install -e .)")
     if not CHROMIUM.exists():
         unavailable(f"{CHROMIUM} is missing (run `make browser`, i.e. apt-get install chromium)")
     with sync_playwright() as playwright:

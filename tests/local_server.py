@@ -2,7 +2,7 @@
 those tests share (Debian's chromium driven by Playwright; the `chromium` fixture in conftest.py).
 
 With CI=true the browser tests must run: a missing browser or Playwright fails them. Elsewhere they
-skip with the reason (install with `make browser` and `pip install -e ".[dev]"`).
+skip with the reason (install with `make browser` and `pip install -e .`).
 """
 
 import os
@@ -10,15 +10,12 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+from transcoder_lab.circuits.frontend import CHROMIUM_ARGS, chromium_path  # noqa: F401 (re-exported)
+
+CHROMIUM = chromium_path()
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -42,6 +42,7 @@ def expected_stages(dvc_yaml: Path, cfg) -> set[str]:
     foreach = {
         "dictionaries": cfg.profile.dictionaries.cells,
         "import_transcoders": cfg.profile.published_transcoder_layers,
+        "graph_screenshots": cfg.profile.graph_screenshots,
         "case_study": list(cfg.case_study),
     }
     names: set[str] = set()

@@ -72,3 +72,18 @@ def test_a_raising_cell_names_the_notebook_and_the_cell(tmp_path):
     with pytest.raises(NotebookError, match=r"broken\.py: code cell 2 .*ValueError: boom"):
         execute_notebook(source, tmp_path / "out", "tiny", tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_notebook_run_by_the_stage_sees_the_stages_own_config(tmp_path, monkeypatch):
+    """The run's overrides (here `budget=smoke`) hold in the notebooks: the stage hands its config
+    to the kernels as a file, so notebook and stage compute with the same settings."""
+    from transcoder_lab.config import load_profile
+    from transcoder_lab.notebooks import CONFIG_VARIABLE, frozen_config, notebook_config
+
+    smoke = load_profile("gpt2_small", tmp_path, ["budget=smoke"])
+    default = load_profile("gpt2_small", tmp_path)
+    assert smoke.profile.dictionaries.training.n_steps != default.profile.dictionaries.training.n_steps
+    monkeypatch.setenv(CONFIG_VARIABLE, str(frozen_config(smoke, tmp_path / "config.yaml")))
+    assert notebook_config() == smoke
+    with_template = notebook_config(["+case_study@case_study.template=template"])
+    assert set(with_template.case_study) == set(smoke.case_study) | {"template"}

@@ -326,6 +326,9 @@ class ProfileConfig:
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     dictionaries: DictionariesConfig = field(default_factory=DictionariesConfig)
     published_transcoder_layers: list[int] = field(default_factory=list)  # gpt2_small: 0..11
+    # case studies whose graphs the graph_screenshots stage captures in circuit-tracer's viewer
+    # (headless Chromium and the viewer's files: `make browser frontend`); the organism's five
+    graph_screenshots: list[str] = field(default_factory=list)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
 

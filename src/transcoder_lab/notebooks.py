@@ -12,8 +12,10 @@ organism outputs, on another checkout's, or on the tiny profile the tests build.
    the case-study template where its config has settings for the profile;
 2. for each, converts the script to a notebook (jupytext) and executes it with nbclient in a
    kernel named "python3", which jupyter_client starts with the Python running this code (the
-   venv's, through ipykernel's kernel spec), the two variables set to the profile and to `cfg`'s
-   output root, and matplotlib's inline backend, so figures are embedded as PNGs;
+   venv's, through ipykernel's kernel spec), with the stage's own config (`frozen_config`, named
+   by TRANSCODER_LAB_CONFIG: the run's overrides hold in the notebooks, so their numbers are the
+   stage's), the two variables set to the profile and to `cfg`'s output root, and matplotlib's
+   inline backend, so figures are embedded as PNGs;
 3. writes `results/<profile>/notebooks/<name>.ipynb` (with outputs) and `<name>.html`
    (nbconvert's HTMLExporter, images embedded), each atomically.
 
@@ -23,7 +25,10 @@ and first line, and the exception.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,12 +40,14 @@ import yaml
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from transcoder_lab import io
-from transcoder_lab.config import CONF_DIR, REPO_ROOT, Config, load_profile
+from transcoder_lab.config import CONF_DIR, OUTPUT_KEYS, REPO_ROOT, Config, load_config, load_profile
 from transcoder_lab.paths import results_dir
 
+CONFIG_VARIABLE = "TRANSCODER_LAB_CONFIG"
 PROFILE_VARIABLE = "TRANSCODER_LAB_PROFILE"
 ROOT_VARIABLE = "TRANSCODER_LAB_ROOT"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -56,11 +63,31 @@ class NotebookError(RuntimeError):
 
 
 def notebook_config(overrides: list[str] | None = None) -> Config:
-    """The config a notebook works on: the profile named by TRANSCODER_LAB_PROFILE (default
-    organism) with its outputs under TRANSCODER_LAB_ROOT (default this checkout)."""
+    """The config a notebook works on: the stage's own config when the `notebooks` stage runs it
+    (TRANSCODER_LAB_CONFIG, a YAML file it writes: every override of the run, e.g. `budget=smoke`,
+    holds in the notebook too), else the profile named by TRANSCODER_LAB_PROFILE (default organism)
+    with its outputs under TRANSCODER_LAB_ROOT (default this checkout)."""
+    if os.environ.get(CONFIG_VARIABLE):
+        raw = OmegaConf.load(os.environ[CONFIG_VARIABLE])
+        for override in overrides or []:  # on a frozen config: a case study added, or key=value
+            added = re.fullmatch(r"\+case_study@case_study\.(\w+)=(\w+)", override)
+            if added:
+                study = OmegaConf.load(CONF_DIR / "case_study" / f"{added[2]}.yaml")
+                raw = OmegaConf.merge(raw, {"case_study": {added[1]: study}})
+            else:
+                raw = OmegaConf.merge(raw, OmegaConf.from_dotlist([override]))
+        return load_config(raw)
     profile = os.environ.get(PROFILE_VARIABLE, "organism")
     root = Path(os.environ.get(ROOT_VARIABLE, REPO_ROOT))
     return load_profile(profile, root, overrides)
+
+
+def frozen_config(cfg: Config, path: Path) -> Path:
+    """`cfg` as YAML at `path`, its output paths made absolute (a kernel runs in notebooks/)."""
+    absolute = {key: str(Path(getattr(cfg.paths, key)).resolve()) for key in OUTPUT_KEYS}
+    raw = OmegaConf.structured(dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, **absolute)))
+    io.write_text(path, OmegaConf.to_yaml(raw))
+    return path
 
 
 def output_root(cfg: Config) -> Path:
@@ -136,9 +163,12 @@ def image_count(notebook: nbformat.NotebookNode) -> int:
     )
 
 
-def execute_notebook(source: Path, out_dir: Path, profile: str, root: Path) -> ExecutedNotebook:
-    """Step 2 and 3 for one notebook script: executed on `profile`'s outputs under `root`, written
-    to `out_dir/<name>.ipynb` and `.html`. Raises NotebookError when a cell raises."""
+def execute_notebook(
+    source: Path, out_dir: Path, profile: str, root: Path, config: Path | None = None
+) -> ExecutedNotebook:
+    """Step 2 and 3 for one notebook script: executed on `profile`'s outputs under `root` (with the
+    config of `config`, a `frozen_config` file, when given), written to `out_dir/<name>.ipynb` and
+    `.html`. Raises NotebookError when a cell raises."""
     import time
 
     source = Path(source)
@@ -155,6 +185,7 @@ def execute_notebook(source: Path, out_dir: Path, profile: str, root: Path) -> E
         record_timing=False,  # no timestamps in the saved notebook
     )
     variables = {
+        CONFIG_VARIABLE: str(config) if config is not None else "",
         PROFILE_VARIABLE: profile,
         ROOT_VARIABLE: str(root),
         "MPLBACKEND": INLINE_BACKEND,
@@ -186,6 +217,8 @@ def execute_notebooks(cfg: Config, notebooks: list[Path] | None = None) -> list[
     notebooks = notebooks_for(cfg) if notebooks is None else notebooks
     out_dir, root = notebook_dir(cfg), output_root(cfg)
     done = []
-    for source in tqdm(notebooks, desc=f"notebooks on {cfg.profile.name}", unit="notebook"):
-        done.append(execute_notebook(source, out_dir, cfg.profile.name, root))
+    with tempfile.TemporaryDirectory(prefix="notebook_config_") as tmp:
+        config = frozen_config(cfg, Path(tmp) / "config.yaml")  # the notebooks see this run's config
+        for source in tqdm(notebooks, desc=f"notebooks on {cfg.profile.name}", unit="notebook"):
+            done.append(execute_notebook(source, out_dir, cfg.profile.name, root, config))
     return done

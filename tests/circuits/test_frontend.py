@@ -48,6 +48,7 @@ from transcoder_lab.circuits.frontend import (
     frontend_graph,
     install,
     make_server,
+    screenshots,
     transcoder_features,
     write_frontend_graph,
 )
@@ -634,3 +635,21 @@ def test_full_graph_in_chromium(full, written, tmp_path, chromium):
     finally:
         stop(server)
     assert (tmp_path / "full_graph.png").stat().st_size > 0
+
+
+def test_screenshot_captures_the_drawn_graph(written, tmp_path, chromium):
+    from PIL import Image
+
+    assets()
+    (out,) = screenshots(written, ["logit-diff"], tmp_path / "shots", size=(1200, 800), browser=chromium)
+    image = Image.open(out)
+    assert image.format == "PNG" and image.width == 1200 and image.height >= 800
+    grey = torch.tensor(list(image.convert("L").getdata()), dtype=torch.float32)
+    assert grey.std() > 10  # nodes, labels and axes drawn, not a blank page
+    assert [p.name for p in out.parent.iterdir()] == ["logit-diff.png"]  # no staging file left
+
+
+def test_screenshot_without_a_browser_says_how_to_get_one(written, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHROMIUM", str(tmp_path / "no-such-browser"))
+    with pytest.raises(FrontendError, match="make browser"):
+        screenshots(written, ["logit-diff"], tmp_path)

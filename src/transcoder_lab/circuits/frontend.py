@@ -67,6 +67,12 @@ Python source was read for the schema, and only its static files are reused, as 
    .npy reader, which graphs never use, are empty scripts); `/data/...` and `/graph_data/...` from
    the graph folder, as circuit-tracer's local server does; `POST /save_graph/<slug>` (the viewer's
    Save button) stores the posted qParams in the graph file. Paths never leave their folder.
+
+5. Screenshots (`screenshots`, `python -m transcoder_lab.circuits.frontend screenshot <folder>
+   <out dir> <slug>...`; the `graph_screenshots` stage): the server of step 4 on a free port, in a
+   thread; headless Chromium (Debian's, `make browser`, or $CHROMIUM) driven by Playwright loads
+   `/?slug=<slug>`, and once the graph's nodes and token labels are drawn the target logit is
+   clicked (the viewer then draws its input links and lists them) and the page is captured.
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import zipfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -779,6 +786,112 @@ def serve(graph_dir: str | Path, port: int = DEFAULT_PORT, assets: str | Path = 
         server.server_close()
 
 
+# -- 5. screenshots ---------------------------------------------------------------------------------
+
+
+def chromium_path() -> Path:
+    """Debian's chromium (`make browser`), or the browser the CHROMIUM environment variable names."""
+    return Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def screenshots(
+    graph_dir: str | Path,
+    slugs: Sequence[str],
+    out_dir: str | Path,
+    assets: str | Path = DEFAULT_ASSETS,
+    size: tuple[int, int] = (1400, 900),
+    timeout_s: float = 60.0,
+    browser: Any = None,
+) -> list[Path]:
+    """`out_dir/<slug>.png` for each graph of `graph_dir` named in `slugs`, as circuit-tracer's
+    viewer draws it (module docstring, step 5): `make_server` on a free port of 127.0.0.1 in a
+    thread; each page captured once the graph's nodes and token labels are drawn; written atomically.
+    `browser`: a Playwright browser to use (default: launch headless Chromium, `chromium_path`)."""
+    server = make_server(graph_dir, 0, assets)  # missing assets or graphs: the fix, before any browser
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        if browser is not None:
+            return [
+                _capture(browser, server, Path(graph_dir), slug, Path(out_dir), size, timeout_s)
+                for slug in slugs
+            ]
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as error:
+            raise FrontendError("screenshots need playwright: pip install -e . (a dependency)") from error
+        executable = chromium_path()
+        if not executable.exists():
+            raise FrontendError(
+                f"no browser at {executable}: run `make browser` (apt-get install chromium), or set "
+                "CHROMIUM to a Chromium or Chrome executable"
+            )
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+            try:
+                return [
+                    _capture(launched, server, Path(graph_dir), slug, Path(out_dir), size, timeout_s)
+                    for slug in slugs
+                ]
+            finally:
+                launched.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _target_node(data: Mapping[str, Any]) -> str | None:
+    """The node the screenshot clicks: the target logit (circuit-tracer's is_target_logit)."""
+    logits = [node for node in data["nodes"] if node["feature_type"] == "logit"]
+    marked = [node for node in logits if node.get("is_target_logit")]
+    return (marked or logits or [{"node_id": None}])[0]["node_id"]
+
+
+def _capture(
+    browser: Any,
+    server: ThreadingHTTPServer,
+    graph_dir: Path,
+    slug: str,
+    out_dir: Path,
+    size: tuple[int, int],
+    timeout_s: float,
+) -> Path:
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    try:
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"http://{HOST}:{server.server_address[1]}/?slug={_check_name(slug, 'slug')}")
+        for drawn in (".link-graph text.node", ".link-graph g.prompt-token text"):
+            page.wait_for_selector(drawn, timeout=timeout_s * 1000)
+        target = _target_node(json.loads((Path(graph_dir) / f"{slug}.json").read_text()))
+        index = page.evaluate(
+            "id => Array.from(document.querySelectorAll('.link-graph text.node'))"
+            ".findIndex(e => d3.select(e).datum().nodeId === id)",
+            target,
+        )
+        if index >= 0:  # click the target: the viewer draws its input links and lists them
+            box = page.locator(".link-graph text.node").nth(index).bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_selector(".node-connections .feature-row", timeout=timeout_s * 1000)
+        if errors:
+            raise FrontendError(f"the viewer failed on graph {slug!r}: {errors}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out = out_dir / f"{slug}.png"
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            staged = Path(tmp) / out.name
+            page.screenshot(path=str(staged), full_page=True)
+            staged.replace(out)
+        return out
+    finally:
+        page.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m transcoder_lab.circuits.frontend", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -794,9 +907,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument(
         "--assets", type=Path, default=DEFAULT_ASSETS, help="where `make frontend` put them"
     )
+    shot_parser = commands.add_parser("screenshot", help="PNGs of graphs in the viewer (headless Chromium)")
+    shot_parser.add_argument("graph_dir", type=Path, help="a folder holding graph-metadata.json")
+    shot_parser.add_argument("out_dir", type=Path, help="where <slug>.png goes")
+    shot_parser.add_argument("slugs", nargs="+", help="the graphs' slugs")
+    shot_parser.add_argument("--assets", type=Path, default=DEFAULT_ASSETS)
     args = parser.parse_args(argv)
     try:
-        if args.command == "fetch":
+        if args.command == "screenshot":
+            print(*screenshots(args.graph_dir, args.slugs, args.out_dir, args.assets), sep="\n")
+        elif args.command == "fetch":
             fetch(args.dest)
         elif args.command == "install":
             install(args.downloads, args.dest)
