@@ -6,6 +6,7 @@ import runpy
 
 import nbformat
 import pytest
+import torch
 
 from transcoder_lab.config import REPO_ROOT
 from transcoder_lab.notebooks import (
@@ -31,7 +32,9 @@ def test_notebook_runs_as_a_script(notebook, tiny_outputs, monkeypatch):
     monkeypatch.setenv("TRANSCODER_LAB_PROFILE", "tiny")
     monkeypatch.setenv("TRANSCODER_LAB_ROOT", str(tiny_outputs))
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    runpy.run_path(str(notebook), run_name="__main__")
+    with torch.enable_grad():  # a notebook may switch gradients off (greater_than does): not for later tests
+        runpy.run_path(str(notebook), run_name="__main__")
+    assert torch.is_grad_enabled()
 
 
 def test_notebooks_are_paired_percent_scripts():
@@ -87,3 +90,15 @@ def test_a_notebook_run_by_the_stage_sees_the_stages_own_config(tmp_path, monkey
     assert notebook_config() == smoke
     with_template = notebook_config(["+case_study@case_study.template=template"])
     assert set(with_template.case_study) == set(smoke.case_study) | {"template"}
+
+
+def test_a_profile_without_notebooks_still_gets_the_stages_output(tmp_path):
+    """pythia_410m: no case study has settings for it and it has no corpus, so no notebook applies;
+    the stage's output folder still exists (DVC requires it), holding an index that says so."""
+    from transcoder_lab.config import load_profile
+
+    cfg = load_profile("pythia_410m", tmp_path)
+    assert notebooks_for(cfg) == []
+    assert execute_notebooks(cfg) == []
+    index = (notebook_dir(cfg) / "index.md").read_text()
+    assert "pythia_410m" in index and "No notebook applies" in index

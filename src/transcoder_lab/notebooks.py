@@ -17,7 +17,9 @@ organism outputs, on another checkout's, or on the tiny profile the tests build.
    stage's), the two variables set to the profile and to `cfg`'s output root, and matplotlib's
    inline backend, so figures are embedded as PNGs;
 3. writes `results/<profile>/notebooks/<name>.ipynb` (with outputs) and `<name>.html`
-   (nbconvert's HTMLExporter, images embedded), each atomically.
+   (nbconvert's HTMLExporter, images embedded), each atomically;
+4. writes `results/<profile>/notebooks/index.md`, a table of them, or why none applies (so the
+   stage's output exists on every profile).
 
 A cell that raises stops the run with `NotebookError`, naming the notebook, the cell's number
 and first line, and the exception.
@@ -221,4 +223,20 @@ def execute_notebooks(cfg: Config, notebooks: list[Path] | None = None) -> list[
         config = frozen_config(cfg, Path(tmp) / "config.yaml")  # the notebooks see this run's config
         for source in tqdm(notebooks, desc=f"notebooks on {cfg.profile.name}", unit="notebook"):
             done.append(execute_notebook(source, out_dir, cfg.profile.name, root, config))
+    write_index(out_dir, cfg.profile.name, done)
     return done
+
+
+def write_index(out_dir: Path, profile: str, done: list[ExecutedNotebook]) -> Path:
+    """`out_dir/index.md`: the executed notebooks with links, or why there are none (step 4)."""
+    lines = [f"# Executed notebooks: profile `{profile}`", ""]
+    if done:
+        lines += ["| notebook | figures | |", "|---|---|---|"]
+        lines += [f"| [{n.name}]({n.ipynb.name}) | {n.n_images} | [HTML]({n.html.name}) |" for n in done]
+    else:
+        lines.append(
+            "No notebook applies to this profile (no case study has settings for it, and it has no corpus)."
+        )
+    path = out_dir / "index.md"
+    io.write_text(path, "\n".join(lines) + "\n")
+    return path
