@@ -20,6 +20,8 @@ the paper's recipe:
   data_init       transcoder_init: data (feature i starts as token i of the first batch: encoder
                   column its centred input, decoder row its centred target)
   data+warmup, data+no_ghost   data_init with l1_warmup, or without ghost grads
+  no_ghost+warmup_P   no ghost grads, the L1 coefficient ramped over the first P% of steps
+                  (no_ghost+warmup_80 is the organism's recipe, conf/dictionary_recipe/live_transcoders.yaml)
 
 Prints one markdown table (the rows of docs/dead_features.md). Needs the organism's activations
 (`dvc repro activations`). Run from the repository root:
@@ -47,20 +49,25 @@ from transcoder_lab.training import DictionaryJob, DictionaryTrainer
 
 def variants(profile_recipe: DictionaryTrainingConfig) -> dict[str, DictionaryTrainingConfig]:
     change = dataclasses.replace
-    base = change(profile_recipe, transcoder_init="random", l1_warmup_steps=0)  # the paper's recipe
-    warmup = base.n_steps // 5
+    base = change(profile_recipe, transcoder_init="random", l1_warmup_fraction=0.0, dead_features="ghost_grads")
+    # (the paper's recipe)
+    warmup = 0.2  # of the steps
     return {
         "baseline": base,
         "lr_2e-3": change(base, lr=2e-3),
-        "l1_warmup": change(base, l1_warmup_steps=warmup),
+        "l1_warmup": change(base, l1_warmup_fraction=warmup),
         "linear_init": change(base, transcoder_init="linear"),
         "resample": change(base, dead_features="resample", resample_every=200),
         "no_ghost_grads": change(base, dead_features="none"),
         "resample_250": change(base, dead_features="resample", resample_every=250, dead_window_steps=100),
-        "linear+warmup": change(base, transcoder_init="linear", l1_warmup_steps=warmup),
+        "linear+warmup": change(base, transcoder_init="linear", l1_warmup_fraction=warmup),
         "data_init": change(base, transcoder_init="data"),
-        "data+warmup": change(base, transcoder_init="data", l1_warmup_steps=warmup),
+        "data+warmup": change(base, transcoder_init="data", l1_warmup_fraction=warmup),
         "data+no_ghost": change(base, transcoder_init="data", dead_features="none"),
+        "no_ghost+warmup_20": change(base, dead_features="none", l1_warmup_fraction=0.2),
+        "no_ghost+warmup_50": change(base, dead_features="none", l1_warmup_fraction=0.5),
+        "no_ghost+warmup_80": change(base, dead_features="none", l1_warmup_fraction=0.8),
+        "no_ghost+warmup_100": change(base, dead_features="none", l1_warmup_fraction=1.0),
     }
 
 

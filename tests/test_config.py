@@ -84,15 +84,21 @@ def test_the_organism_compares_every_arm_on_two_layers_at_five_sparsities():
 
 
 def test_the_recipes_are_named_options():
-    """The paper profiles train with the paper's recipe; live_transcoders is selected by name."""
+    """The paper profiles train with the paper's recipe and the organism with live_transcoders;
+    either is selected on any profile by name, and a recipe changes only its own keys."""
     paper = load_config(compose(["profile=gpt2_small"])).profile.dictionaries.training
-    assert (paper.transcoder_init, paper.l1_warmup_steps) == ("random", 0)
+    assert (paper.transcoder_init, paper.dead_features, paper.l1_warmup_fraction) == ("random", "ghost_grads", 0.0)
     live = load_config(compose(["profile=gpt2_small", "+dictionary_recipe=live_transcoders"]))
-    assert live.profile.dictionaries.training.transcoder_init == "linear"
-    assert live.profile.dictionaries.training.l1_warmup_steps > 0
-    assert live.profile.dictionaries.training.lr == paper.lr  # the recipe changes only its own keys
-    organism = load_config(compose(["profile=organism", "+dictionary_recipe=live_transcoders"])).profile
-    assert organism.dictionaries.training.transcoder_init == "linear" and organism.name == "organism"
+    live_training = live.profile.dictionaries.training
+    assert (live_training.dead_features, live_training.l1_warmup_fraction) == ("none", 0.8)
+    assert live_training.lr == paper.lr and live_training.n_steps == paper.n_steps
+    organism = load_config(compose(["profile=organism"])).profile.dictionaries.training
+    organism_live = load_config(compose(["profile=organism", "+dictionary_recipe=live_transcoders"]))
+    assert organism == organism_live.profile.dictionaries.training  # the organism's default is that recipe
+    organism_paper = load_config(compose(["profile=organism", "+dictionary_recipe=paper"])).profile
+    training = organism_paper.dictionaries.training
+    assert (training.dead_features, training.l1_warmup_fraction) == ("ghost_grads", 0.0)
+    assert organism_paper.name == "organism" and training.lr == organism.lr
 
 
 @pytest.mark.parametrize(

@@ -212,9 +212,10 @@ def test_linear_init_points_each_decoder_row_where_the_linear_map_sends_its_enco
 
 
 def test_l1_warmup_scales_the_penalty_by_the_fraction_of_warmup_done():
-    """Step s of a warm-up over N steps is exactly a step with coefficient lambda * (s + 1) / N."""
+    """Step s of a warm-up over N steps (here 0.1 of 40) is exactly a step with coefficient
+    lambda * (s + 1) / N."""
     batch = next(synthetic_batches()())
-    warm = DictionaryTrainer(DictionaryJob(spec(), 4e-3, None), config(l1_warmup_steps=4), seed=0)
+    warm = DictionaryTrainer(DictionaryJob(spec(), 4e-3, None), config(l1_warmup_fraction=0.1), seed=0)
     scaled = DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(), seed=0)
     for trainer in (warm, scaled):
         trainer.initialise_biases(batch)
@@ -222,6 +223,12 @@ def test_l1_warmup_scales_the_penalty_by_the_fraction_of_warmup_done():
     scaled_parameters = dict(scaled.dictionary.named_parameters())
     for name, parameter in warm.dictionary.named_parameters():
         torch.testing.assert_close(parameter, scaled_parameters[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_an_l1_warmup_fraction_outside_zero_to_one_is_refused(fraction: float):
+    with pytest.raises(ValueError, match="l1_warmup_fraction is .*between 0 .* and 1"):
+        DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(l1_warmup_fraction=fraction), seed=0)
 
 
 def test_an_unknown_transcoder_init_is_refused_with_the_choices():

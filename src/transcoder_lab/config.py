@@ -133,10 +133,14 @@ class DictionaryTrainingConfig:
     resample_every: int = 100
     frequency_window_steps: int = 50  # steps at the end over which firing frequency is measured
     checkpoint_every: int = 50
-    # The recipe's two options against dead transcoder features (docs/dead_features.md); the
-    # defaults are the paper's recipe.
+    # Options against dead transcoder features (docs/dead_features.md); the defaults, with
+    # ghost grads above, are the paper's recipe.
     transcoder_init: str = "random"  # random | linear | data (training.py's docstring)
-    l1_warmup_steps: int = 0  # the L1 coefficient ramps linearly from 0 over these steps
+    l1_warmup_fraction: float = 0.0  # the L1 coefficient ramps linearly from 0 over this share of n_steps
+
+    @property
+    def l1_warmup_steps(self) -> int:
+        return round(self.l1_warmup_fraction * self.n_steps)
 
 
 @dataclass

@@ -26,7 +26,9 @@ against dead transcoder features, off in the paper's recipe (docs/dead_features.
 `transcoder_init: linear` points each transcoder feature's decoder row where the least-squares
 linear map from input to target (first batch) sends its encoder column; `transcoder_init: data`
 starts feature i as token i of the first batch (centred input in, centred target out); and
-`l1_warmup_steps` ramps the L1 coefficient up from 0. Resampling never happens in the last
+`l1_warmup_fraction` ramps the L1 coefficient up from 0 over that share of the steps (with
+`dead_features: none`, the organism's recipe: it keeps nearly every transcoder feature alive at
+no cost in reconstruction at matched L0). Resampling never happens in the last
 `resample_every` steps (a resampled feature needs them to settle).
 Every `checkpoint_every` steps all dictionaries, optimisers and counters are written atomically;
 a rerun resumes there and replays the (seeded, deterministic) batch stream up to that step
@@ -119,6 +121,11 @@ class DictionaryTrainer:
             raise ValueError(
                 f"dictionaries.training.transcoder_init is {cfg.transcoder_init!r}; use 'random' "
                 "(the paper's recipe), 'linear' or 'data'"
+            )
+        if not 0.0 <= cfg.l1_warmup_fraction <= 1.0:
+            raise ValueError(
+                f"dictionaries.training.l1_warmup_fraction is {cfg.l1_warmup_fraction}; it is a share of "
+                "n_steps, between 0 (the paper's recipe: the full L1 coefficient from the first step) and 1"
             )
         self.job, self.cfg = job, cfg
         self.device = torch.device(device)
