@@ -49,8 +49,8 @@ from transcoder_lab.training import DictionaryJob, DictionaryTrainer
 
 def variants(profile_recipe: DictionaryTrainingConfig) -> dict[str, DictionaryTrainingConfig]:
     change = dataclasses.replace
-    base = change(profile_recipe, transcoder_init="random", l1_warmup_fraction=0.0, dead_features="ghost_grads")
-    # (the paper's recipe)
+    paper = dict(transcoder_init="random", l1_warmup_fraction=0.0, dead_features="ghost_grads")
+    base = change(profile_recipe, **paper)
     warmup = 0.2  # of the steps
     return {
         "baseline": base,

@@ -87,7 +87,8 @@ def test_the_recipes_are_named_options():
     """The paper profiles train with the paper's recipe and the organism with live_transcoders;
     either is selected on any profile by name, and a recipe changes only its own keys."""
     paper = load_config(compose(["profile=gpt2_small"])).profile.dictionaries.training
-    assert (paper.transcoder_init, paper.dead_features, paper.l1_warmup_fraction) == ("random", "ghost_grads", 0.0)
+    recipe = (paper.transcoder_init, paper.dead_features, paper.l1_warmup_fraction)
+    assert recipe == ("random", "ghost_grads", 0.0)
     live = load_config(compose(["profile=gpt2_small", "+dictionary_recipe=live_transcoders"]))
     live_training = live.profile.dictionaries.training
     assert (live_training.dead_features, live_training.l1_warmup_fraction) == ("none", 0.8)
