@@ -1,6 +1,6 @@
 """Benchmark one shared model pass feeding k dictionaries against k separate passes.
 
-The question (issue 8): training k dictionaries (by default transcoders at layers 0..3 of the
+The question: training k dictionaries (by default transcoders at layers 0..3 of the
 organism) from ONE streamed pass, where the model runs once per batch and its activations feed
 all k, against k separate runs that each pay their own model forward. Both sides use the real
 code path of the dictionaries stage in stream mode, with the same number of training steps:
@@ -25,7 +25,7 @@ code path of the dictionaries stage in stream mode, with the same number of trai
    the largest weight difference is printed (skipped when a layer repeats: that is one cell
    trained at several seeds in the shared pass).
 
-Target printed beside the ratio (issue 8): separate / shared >= 0.8 x k. Nothing is asserted.
+Target printed beside the ratio (the lab's): separate / shared >= 0.8 x k. Nothing is asserted.
 The two sides run `--repeats` rounds, alternating (shared, then the k separate runs); the best
 round of each side is kept, the least disturbed one. Timings are meaningful on an otherwise idle
 machine: every round reports the share of the CPU that other processes took meanwhile. Runs
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"\nbest of {args.repeats}: k separate passes {separate.total:.2f} s; "
         f"one shared pass {shared.total:.2f} s\n"
-        f"separate / shared = {ratio:.2f} (issue 8 target >= 0.8 x k = {target:.1f}: "
+        f"separate / shared = {ratio:.2f} (the lab's target >= 0.8 x k = {target:.1f}: "
         f"{'met' if ratio >= target else 'NOT met'})\n"
         f"split: harvesting + buffer {shared.stream:.2f} s shared vs {separate.stream:.2f} s separate "
         f"({stream_bound:.2f}x: the ceiling of the ratio if training were free); dictionary training "

@@ -1,4 +1,4 @@
-"""Scale-out (issue 8): devices and precision, one pass for many dictionaries, Hydra multirun through
+"""Scale-out: devices and precision, one pass for many dictionaries, Hydra multirun through
 the submitit launcher, sharing a finished pipeline through a DVC remote, and bench_multilayer."""
 
 import filecmp
