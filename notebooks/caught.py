@@ -63,7 +63,7 @@ print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "featu
 # %% [markdown]
 # ## 2. Pick the root by ground truth
 # The transcoder feature whose activation best separates passive " caught" from every other token
-# *and* from active " caught" (the smaller of the two AUROCs). On the organism: tc1[61], AUROC 1.000
+# *and* from active " caught" (the smaller of the two AUROCs). On the organism: tc1[153], AUROC 1.000
 # against both.
 
 # %%
@@ -75,7 +75,7 @@ root.summary(settings)
 # %% [markdown]
 # ## 3. Activations: passive against active
 # The paper's 19.97 against 0.81 in one pair of sentences; here the means over held-out prompts that
-# end on a passive " caught" and on an active one (organism: 3.70 against 0.07).
+# end on a passive " caught" and on an active one (organism: 5.96 against 0.18).
 
 # %%
 prompts, contrast = study_prompts(model, heldout, settings)
@@ -105,8 +105,8 @@ contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, hel
 # %% [markdown]
 # ## 5. Is the passive context read through attention?
 # Compare attention from other tokens (by source label: `caught/passive_was` is the " was") with the
-# root token's own features. On the organism " was" contributes +0.59 through attention, on top of
-# about +5.2 from the " caught" token's features: small, but it is what the contrast needs.
+# root token's own features. On the organism " was" contributes +0.58 through attention, on top of
+# about +7.5 from the " caught" token's features: small, but it is what the contrast needs.
 
 # %%
 groups = contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
@@ -128,7 +128,7 @@ plt.show()
 # %% [markdown]
 # ## 7. Verify the graph by ablation
 # How much of the root's activation the graph's edges add up to, and the Spearman correlation between
-# each edge's attribution and the root's drop when its source is ablated (organism: 0.86).
+# each edge's attribution and the root's drop when its source is ablated (organism: 0.93).
 
 # %%
 verification = verify_circuit(model, transcoders, circuit)

@@ -158,7 +158,7 @@ top_components(analyses[choice.headline], settings)
 # ## 7. What the top features read and write
 # For each top feature: its de-embedding over the year tokens (which YY activate it directly), its
 # logit effects over the same tokens (which YY it promotes) and its activating-year centre. The
-# planted task predicts each feature to promote years to the right of its centre (organism: all 5 do).
+# planted task predicts each feature to promote years to the right of its centre (organism: 3 of the 5 do).
 
 # %%
 profiles = year_profiles(model, transcoder, analyses[choice.headline], yy, ids)

@@ -66,7 +66,7 @@ print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "featu
 # %% [markdown]
 # ## 2. Pick the root by ground truth
 # AUROC of every feature for the phrase's tokens against every other token and against background
-# tokens. On the organism the best is tc3[152] at only 0.77: no feature covers every token of the
+# tokens. On the organism the best is tc3[747] at only 0.73: no feature covers every token of the
 # phrase, and the one found fires on the quantity.
 
 # %%
@@ -96,7 +96,7 @@ plt.show()
 
 # %% [markdown]
 # ## 5. Attribute: context through attention
-# On the organism the phrase is read through attention (" cost of" +1.8, " estimated" +0.7 by source
+# On the organism the phrase is read through attention (" estimated" +2.7 by source
 # label), on top of the quantity token's own layer-2 features.
 
 # %%
@@ -127,8 +127,8 @@ plt.show()
 # %% [markdown]
 # ## 7. Verify the graph by ablation
 # How much of the root's activation the graph's edges add up to, and the Spearman correlation between
-# each edge's attribution and the root's drop when its source is ablated. On the organism both are
-# weak (the graph explains 0.64 of the activation, Spearman -0.45): the context is spread over many
+# each edge's attribution and the root's drop when its source is ablated. On the organism the agreement
+# is weak (the graph explains 0.76 of the activation, Spearman 0.31): the context is spread over many
 # small attention edges.
 
 # %%
@@ -146,7 +146,7 @@ splice_experiment(model, transcoders, root.layer, root.feature, prompts)
 # %% [markdown]
 # ## 9. Blind hypothesis against the dashboard
 # The top-activating held-out tokens (organism: all quantities of the planted phrase). The token rule
-# of the hypothesis names few of them (2 in 20 on the organism): the feature is about the context,
+# of the hypothesis names few of them (4 in 20 on the organism): the feature is about the context,
 # which is the paper's point about local-context features.
 
 # %%

@@ -64,7 +64,7 @@ print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "featu
 
 # %% [markdown]
 # ## 2. Pick the root by ground truth
-# On the organism: tc3[313], AUROC 0.88 against every other token and against first-year century tokens.
+# On the organism: tc3[826], AUROC 0.90 against every other token and 0.89 against first-year century tokens.
 
 # %%
 heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
@@ -123,7 +123,7 @@ verification = verify_circuit(model, transcoders, circuit)
 # ## 7. The splice experiment
 # Mean activation on the prompts, clean and with the earlier MLPs replaced by their transcoders (no
 # error term). The paper loses most of the activation when MLP0 is replaced (7.52 -> 2.36); the
-# organism keeps it (3.37 clean, 3.50 with MLPs 1-2, 3.56 with MLPs 0-2): its layer-0 transcoder
+# organism keeps it (3.05 clean, 3.22 with MLPs 1-2, 3.59 with MLPs 0-2): its layer-0 transcoder
 # reconstructs the extended embedding well enough.
 
 # %%
@@ -131,8 +131,8 @@ splice_experiment(model, transcoders, root.layer, root.feature, prompts)
 
 # %% [markdown]
 # ## 8. The dashboard
-# The root's strongest activations on held-out text. On the organism 19 of the top 20 are spaces
-# inside estimated quantities: the AUROC-best feature for the planted role is not a clean one.
+# The root's strongest activations on held-out text. On the organism all 20 of the top 20 are century tokens
+# of a second year: the AUROC-best feature is a clean one for the planted role.
 
 # %%
 if heldout is not None:
