@@ -39,7 +39,7 @@ import time
 import torch
 
 from transcoder_lab.activations import read_shards, shard_training_batches
-from transcoder_lab.config import DictionaryTrainingConfig, load_profile
+from transcoder_lab.config import DictionaryTrainingConfig, compose, load_config, load_profile
 from transcoder_lab.dictionaries import DictionarySpec
 from transcoder_lab.evaluation import reconstruction_metrics
 from transcoder_lab.paths import activations_dir
@@ -47,10 +47,11 @@ from transcoder_lab.stage import pin_cpu_threads
 from transcoder_lab.training import DictionaryJob, DictionaryTrainer
 
 
-def variants(profile_recipe: DictionaryTrainingConfig) -> dict[str, DictionaryTrainingConfig]:
+def variants(profile: str) -> dict[str, DictionaryTrainingConfig]:
     change = dataclasses.replace
-    paper = dict(transcoder_init="random", l1_warmup_fraction=0.0, dead_features="ghost_grads")
-    base = change(profile_recipe, **paper)
+    # the paper's recipe as conf/dictionary_recipe/paper.yaml sets it on this profile
+    paper = load_config(compose([f"profile={profile}", "+dictionary_recipe=paper"]))
+    base = paper.profile.dictionaries.training
     warmup = 0.2  # of the steps
     return {
         "baseline": base,
@@ -87,7 +88,7 @@ def main() -> None:
     cfg = load_profile(args.profile)
     pin_cpu_threads(cfg.profile.cpu_threads)
     grid, model = cfg.profile.dictionaries, cfg.profile.model
-    chosen = variants(grid.training)
+    chosen = variants(args.profile)
     if args.variants:
         chosen = {name: chosen[name] for name in args.variants}
     specs = [

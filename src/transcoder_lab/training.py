@@ -28,7 +28,7 @@ linear map from input to target (first batch) sends its encoder column; `transco
 starts feature i as token i of the first batch (centred input in, centred target out); and
 `l1_warmup_fraction` ramps the L1 coefficient up from 0 over that share of the steps (with
 `dead_features: none`, the organism's recipe: it keeps nearly every transcoder feature alive at
-no cost in reconstruction at matched L0). Resampling never happens in the last
+no cost in spliced CE at matched L0). Resampling never happens in the last
 `resample_every` steps (a resampled feature needs them to settle).
 Every `checkpoint_every` steps all dictionaries, optimisers and counters are written atomically;
 a rerun resumes there and replays the (seeded, deterministic) batch stream up to that step
