@@ -14,6 +14,7 @@ from transcoder_lab.training import (
     DictionaryTrainer,
     TrainingDivergedError,
     ghost_grad_loss,
+    relu_loss_backward,
     normalised_mse,
     train_dictionaries,
 )
@@ -57,16 +58,33 @@ def test_normalised_mse_divides_by_the_norm_not_its_square():
     assert normalised_mse(y_hat, y).item() == pytest.approx(1.0 / 5 / 2)
 
 
-def test_ghost_grads_reach_only_dead_features_and_use_the_target_residual():
+def test_ghost_grad_loss_is_rescaled_to_the_reconstruction_loss():
     dictionary = Dictionary.initialise(spec(), generator=torch.Generator().manual_seed(0))
-    pre = torch.randn(5, D_SAE, requires_grad=True)
-    residual = torch.randn(5, D)
-    dead = torch.zeros(D_SAE, dtype=torch.bool)
-    dead[:4] = True
-    loss = ghost_grad_loss(dictionary, pre, residual, dead, torch.tensor(0.3))
-    assert loss.item() == pytest.approx(0.3, rel=1e-4)  # rescaled to the reconstruction loss
+    dead_pre = torch.randn(5, 4, requires_grad=True)
+    loss = ghost_grad_loss(dead_pre, dictionary.W_dec[:4], torch.randn(5, D), torch.tensor(0.3))
+    assert loss.item() == pytest.approx(0.3, rel=1e-4)
     loss.backward()
-    assert pre.grad[:, 4:].abs().max() == 0 and pre.grad[:, :4].abs().max() > 0
+    assert dead_pre.grad.abs().min() > 0
+
+
+def reference_loss(dictionary: Dictionary, x, y, l1: float, dead):
+    """The loss of the module docstring's step 3, written independently in autograd: normalised
+    MSE, L1, and the ghost term (dead features' exp(pre) decoded, scaled to half the residual's
+    norm, its normalised MSE against the residual rescaled to the reconstruction loss)."""
+    pre = (x - dictionary.b_dec) @ dictionary.W_enc + dictionary.b_enc
+    z = torch.relu(pre)
+    y_hat = z @ dictionary.W_dec + dictionary.b_dec_out
+    if dictionary.W_skip is not None:
+        y_hat = y_hat + x @ dictionary.W_skip
+    mse = ((y_hat - y) ** 2 / y.norm(dim=-1, keepdim=True)).mean()
+    loss = mse + l1 * z.abs().sum(-1).mean()
+    if dead is not None:
+        residual = (y - y_hat).detach()
+        ghost = torch.exp(pre[:, dead]) @ dictionary.W_dec[dead]
+        ghost = ghost * (residual.norm(dim=-1, keepdim=True) / (2 * ghost.norm(dim=-1, keepdim=True) + 1e-6)).detach()
+        ghost_mse = ((ghost - residual) ** 2 / residual.norm(dim=-1, keepdim=True)).mean()
+        loss = loss + ghost_mse * (mse / (ghost_mse + 1e-6)).detach()
+    return loss, mse, z
 
 
 def test_a_step_keeps_decoder_rows_unit_norm():
@@ -246,3 +264,85 @@ def test_data_init_starts_feature_i_as_token_i_of_the_first_batch():
     expected_dec = y_c[rows] / y_c[rows].norm(dim=-1, keepdim=True)
     torch.testing.assert_close(trainer.dictionary.W_enc.detach(), expected_enc, rtol=0, atol=1e-6)
     torch.testing.assert_close(trainer.dictionary.W_dec.detach(), expected_dec, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind, skip", [("transcoder", False), ("transcoder", True), ("sae_mlp_out", False)])
+@pytest.mark.parametrize("ghost", [False, True])
+def test_hand_written_relu_gradients_equal_autograds(kind, skip, ghost):
+    """In float64 both paths agree to rounding: each gradient entry is a sum of at most
+    batch x d_sae = 512 products of O(1) terms, so two summation orders differ by about
+    512 * 1.1e-16 ~ 6e-14 relative; a wrong or missing term (the L1 gradient alone is
+    l1 / batch = 3e-3 per active entry) would be off by orders of magnitude more than rtol 1e-10."""
+    generator = torch.Generator().manual_seed(1)
+    dictionary = Dictionary.initialise(spec(kind, skip=skip), generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        for parameter in dictionary.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
+        dictionary.b_enc[:6] -= 3.0  # features that rarely fire, as dead ones do
+    x = torch.randn(16, D, generator=generator, dtype=torch.float64)
+    y = torch.randn(16, D, generator=generator, dtype=torch.float64)
+    l1 = 0.05
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[:6] = True
+    dead = dead if ghost else None
+
+    ref_loss, ref_mse, ref_z = reference_loss(dictionary, x, y, l1, dead)
+    ref_loss.backward()
+    reference = {name: p.grad.clone() for name, p in dictionary.named_parameters()}
+    dictionary.zero_grad(set_to_none=True)
+    out = relu_loss_backward(dictionary, x, y, l1, dead)
+
+    assert 0 < (ref_z > 0).double().mean() < 1  # both ReLU branches are exercised
+    torch.testing.assert_close(out.z, ref_z.detach(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(out.mse, ref_mse.detach(), rtol=1e-12, atol=0)
+    l1_value = l1 * ref_z.detach().sum(-1).mean()  # the hand-written path does not form it
+    torch.testing.assert_close(out.mse + out.extra_loss + l1_value, ref_loss.detach(), rtol=1e-12, atol=0)
+    for name, parameter in dictionary.named_parameters():
+        torch.testing.assert_close(parameter.grad, reference[name], rtol=1e-10, atol=1e-13, msg=name)
+    if ghost:  # the ghost term reaches the dead features' encoder columns, which ReLU alone never does
+        assert reference["W_enc"][:, :6].abs().min() > 0
+
+
+@pytest.mark.parametrize("kind", ["transcoder", "sae_mlp_out"])
+def test_hand_written_step_trains_like_an_autograd_step(kind):
+    """Three float32 steps with ghost grads on (eight features forced dead) and the firing counters
+    inside the frequency window, against the same steps through `reference_loss` and autograd.
+    Gradients differ by float32 rounding (~1e-7 relative); Adam's first steps move each weight by
+    at most lr = 3e-3 times m / (sqrt(v) + eps), which a relative gradient change of 1e-6 perturbs
+    by ~lr * 1e-6, so after three steps the weights (O(1), float32 ulp ~1e-7) agree well within
+    atol 1e-6. The counters depend only on z > 0, which rounding flips only for a pre-activation
+    within ~1e-7 of 0: none here."""
+    batch = next(synthetic_batches()())
+    cfg = config(n_steps=12, frequency_window_steps=10)
+    trainer, reference = (DictionaryTrainer(DictionaryJob(spec(kind), 3e-2, None), cfg, seed=0) for _ in range(2))
+    for t in (trainer, reference):
+        t.initialise_biases(batch)
+    x, y = reference.inputs(batch)
+    for step in (0, 1, 2):
+        for t in (trainer, reference):
+            t.steps_since_fired[:8] = 100  # dead at every step: the ghost-grad term is on
+        trainer.step(batch, step)
+
+        dead = reference.steps_since_fired >= cfg.dead_window_steps
+        for group in reference.optimizer.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+        reference.optimizer.zero_grad(set_to_none=True)
+        loss, mse, z = reference_loss(reference.dictionary, x, y, 3e-2, dead)
+        loss.backward()
+        reference.dictionary.remove_parallel_decoder_grad_()
+        reference.optimizer.step()
+        reference.dictionary.normalize_decoder_()
+        counts = (z > 0).sum(0)
+        reference.steps_since_fired = torch.where(counts > 0, 0, reference.steps_since_fired + 1)
+        if step >= cfg.n_steps - cfg.frequency_window_steps:
+            reference.fire_counts += counts
+            reference.window_tokens += len(z)
+
+    reference_parameters = dict(reference.dictionary.named_parameters())
+    for name, parameter in trainer.dictionary.named_parameters():
+        torch.testing.assert_close(parameter, reference_parameters[name], rtol=0, atol=1e-6, msg=name)
+    assert torch.equal(trainer.steps_since_fired, reference.steps_since_fired)
+    assert torch.equal(trainer.fire_counts, reference.fire_counts) and trainer.fire_counts.sum() > 0
+    assert trainer.window_tokens == reference.window_tokens
+    assert trainer.last["l0"] == counts.sum().item() / len(z)
+    assert trainer.last["mse"] == pytest.approx(mse.item(), rel=1e-5)
