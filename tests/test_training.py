@@ -14,8 +14,8 @@ from transcoder_lab.training import (
     DictionaryTrainer,
     TrainingDivergedError,
     ghost_grad_loss,
-    relu_loss_backward,
     normalised_mse,
+    relu_loss_backward,
     train_dictionaries,
 )
 
@@ -81,7 +81,10 @@ def reference_loss(dictionary: Dictionary, x, y, l1: float, dead):
     if dead is not None:
         residual = (y - y_hat).detach()
         ghost = torch.exp(pre[:, dead]) @ dictionary.W_dec[dead]
-        ghost = ghost * (residual.norm(dim=-1, keepdim=True) / (2 * ghost.norm(dim=-1, keepdim=True) + 1e-6)).detach()
+        ghost = (
+            ghost
+            * (residual.norm(dim=-1, keepdim=True) / (2 * ghost.norm(dim=-1, keepdim=True) + 1e-6)).detach()
+        )
         ghost_mse = ((ghost - residual) ** 2 / residual.norm(dim=-1, keepdim=True)).mean()
         loss = loss + ghost_mse * (mse / (ghost_mse + 1e-6)).detach()
     return loss, mse, z
@@ -314,7 +317,9 @@ def test_hand_written_step_trains_like_an_autograd_step(kind):
     within ~1e-7 of 0: none here."""
     batch = next(synthetic_batches()())
     cfg = config(n_steps=12, frequency_window_steps=10)
-    trainer, reference = (DictionaryTrainer(DictionaryJob(spec(kind), 3e-2, None), cfg, seed=0) for _ in range(2))
+    trainer, reference = (
+        DictionaryTrainer(DictionaryJob(spec(kind), 3e-2, None), cfg, seed=0) for _ in range(2)
+    )
     for t in (trainer, reference):
         t.initialise_biases(batch)
     x, y = reference.inputs(batch)
