@@ -75,7 +75,7 @@ root.summary(settings)
 # %% [markdown]
 # ## 3. Activations: passive against active
 # The paper's 19.97 against 0.81 in one pair of sentences; here the means over held-out prompts that
-# end on a passive " caught" and on an active one (organism: 5.96 against 0.18).
+# end on a passive " caught" and on an active one (organism: 6.02 against 0.19).
 
 # %%
 prompts, contrast = study_prompts(model, heldout, settings)
@@ -106,7 +106,7 @@ contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, hel
 # ## 5. Is the passive context read through attention?
 # Compare attention from other tokens (by source label: `caught/passive_was` is the " was") with the
 # root token's own features. On the organism " was" contributes +0.58 through attention, on top of
-# about +7.5 from the " caught" token's features: small, but it is what the contrast needs.
+# about +7.6 from the " caught" token's features: small, but it is what the contrast needs.
 
 # %%
 groups = contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)

@@ -123,7 +123,7 @@ verification = verify_circuit(model, transcoders, circuit)
 # ## 7. The splice experiment
 # Mean activation on the prompts, clean and with the earlier MLPs replaced by their transcoders (no
 # error term). The paper loses most of the activation when MLP0 is replaced (7.52 -> 2.36); the
-# organism keeps it (3.05 clean, 3.22 with MLPs 1-2, 3.59 with MLPs 0-2): its layer-0 transcoder
+# organism keeps it (3.03 clean, 3.18 with MLPs 1-2, 3.54 with MLPs 0-2): its layer-0 transcoder
 # reconstructs the extended embedding well enough.
 
 # %%
