@@ -15,8 +15,10 @@ Algorithm, per step and per dictionary (DESIGN §4.1):
    dead features decode a "ghost" output, rescaled to half the norm of the residual
    r = y - y_hat (the target minus the output, for transcoders too), and trained to explain r,
    with the ghost loss rescaled to the size of the reconstruction loss.
-4. Backward; remove from each decoder row's gradient its component along the row; Adam step
-   with the learning rate warmed up linearly then held constant; renormalise decoder rows.
+4. Backward (ReLU dictionaries: gradients written out by hand in `relu_loss_backward`, the same
+   as autograd's in fewer passes; TopK: autograd); remove from each decoder row's gradient its
+   component along the row; Adam step with the learning rate warmed up linearly then held
+   constant; renormalise decoder rows.
 5. With `dead_features: resample`, every `resample_every` steps each dead feature is re-pointed
    at a poorly reconstructed input of the current batch (decoder row = that residual, normalised;
    encoder column = the same direction scaled to 0.2 x the mean live encoder norm), and its Adam

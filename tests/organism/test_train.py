@@ -107,11 +107,13 @@ def test_learning_rate_schedule_warms_up_then_decays(tiny):
 
 def test_two_runs_give_bit_identical_weights_and_restore_the_global_setting(tiny, corpus_dir, tmp_path):
     """Training uses deterministic kernels (two runs differed at 1e-8 without them) and leaves
-    torch's global determinism setting as it found it."""
+    torch's global determinism settings as it found them."""
     before = torch.are_deterministic_algorithms_enabled()
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory
     cfg = dataclasses.replace(tiny.training, max_steps=30, checkpoint_every=1000)
     for run in ("a", "b"):
         train_organism(tiny.model, cfg, corpus_dir, tmp_path / run, tmp_path / f"c{run}")
     a, b = (load_file(tmp_path / run / MODEL_WEIGHTS) for run in ("a", "b"))
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert torch.are_deterministic_algorithms_enabled() == before
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill_before
