@@ -44,7 +44,7 @@ repro: setup browser frontend
 # Tests never reach the hub (the paper profiles run on an offline stand-in of it); `make repro` does
 # not set HF_HUB_OFFLINE, so a paper profile selected in params.yaml can download what it needs.
 test: setup browser frontend
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -v -rA
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -v -rA --durations=25
 
 # Debian's chromium for the blind study's browser test (driven by Playwright; never
 # `playwright install`, which downloads a browser). With CI=true a failed install stops here.

@@ -42,6 +42,7 @@ from transcoder_lab.case_studies.feature import (
     dashboard_check,
     heldout_tokens,
     prompt_activations,
+    saved_step,
     search_circuit,
     study_prompts,
     token_swap,
@@ -56,6 +57,8 @@ STUDY = "template"
 OVERRIDES = ["+case_study@case_study.template=template"]
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
+# the blind probe is read from the stage's result when there is one; True computes it here
+RECOMPUTE = False
 cfg = notebook_config(OVERRIDES)
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study[STUDY]
@@ -81,12 +84,16 @@ root.summary(settings)
 # %% [markdown]
 # ## 3. A blind hypothesis from the weights
 # Before any activating example: the current tokens the feature wants, and the earlier tokens that
-# raise it. Checked against the dashboard at the end (the stage computes it when `blind: true`).
+# raise it. Checked against the dashboard at the end. Like the stage, only when `blind: true`.
 
 # %%
-hypothesis = blind_hypothesis(model, transcoder, root.feature)
-print(hypothesis["statement"])
-print("weights-only de-embedding:", hypothesis["de_embedding_tokens"])
+hypothesis = None  # the stage skips the probe unless the study is `blind`
+if study.blind:
+    hypothesis = None if RECOMPUTE else saved_step(cfg, STUDY, root, "blind.hypothesis")
+    if hypothesis is None:  # no stage result for this root yet, or RECOMPUTE
+        hypothesis = blind_hypothesis(model, transcoder, root.feature, study.probe_tokens)
+    print(hypothesis["statement"])
+    print("weights-only de-embedding:", hypothesis["de_embedding_tokens"])
 
 # %% [markdown]
 # ## 4. Activations on the study's prompts

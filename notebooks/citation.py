@@ -44,6 +44,7 @@ from transcoder_lab.case_studies.feature import (
     dashboard_check,
     heldout_tokens,
     prompt_activations,
+    saved_step,
     search_circuit,
     study_prompts,
     token_swap,
@@ -56,6 +57,8 @@ from transcoder_lab.stage import pin_cpu_threads
 
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
+# the blind probe is read from the stage's result when there is one; True computes it here
+RECOMPUTE = False
 cfg = notebook_config()
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["citation"]
@@ -86,7 +89,9 @@ root.summary(settings)
 # Written down now, checked against the dashboard at the end.
 
 # %%
-hypothesis = blind_hypothesis(model, transcoder, root.feature)
+hypothesis = None if RECOMPUTE else saved_step(cfg, "citation", root, "blind.hypothesis")
+if hypothesis is None:  # no stage result for this root yet, or RECOMPUTE
+    hypothesis = blind_hypothesis(model, transcoder, root.feature, study.probe_tokens)
 print(hypothesis["statement"])
 print("weights-only de-embedding:", hypothesis["de_embedding_tokens"])
 

@@ -41,6 +41,7 @@ from transcoder_lab.case_studies.feature import (
     dashboard_check,
     heldout_tokens,
     prompt_activations,
+    saved_step,
     search_circuit,
     splice_experiment,
     study_prompts,
@@ -53,6 +54,8 @@ from transcoder_lab.stage import pin_cpu_threads
 
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
+# the blind probe is read from the stage's result when there is one; True computes it here
+RECOMPUTE = False
 cfg = notebook_config()
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["local_context"]
@@ -81,7 +84,9 @@ root.summary(settings)
 # feature should *not* be explained by its current token: expect the context list to matter.
 
 # %%
-hypothesis = blind_hypothesis(model, transcoder, root.feature)
+hypothesis = None if RECOMPUTE else saved_step(cfg, "local_context", root, "blind.hypothesis")
+if hypothesis is None:  # no stage result for this root yet, or RECOMPUTE
+    hypothesis = blind_hypothesis(model, transcoder, root.feature, study.probe_tokens)
 print(hypothesis["statement"])
 
 # %% [markdown]

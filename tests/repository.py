@@ -1,6 +1,7 @@
 """A copy of this checkout for tests that run DVC or git on the whole repository."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,11 +80,28 @@ def paper_profile_environment(hf_home: Path, home: Path, offline: bool = True) -
 
 
 def dvc_exp_run(repo: Path, overrides: list[str], env: dict[str, str]) -> str:
-    """`dvc exp run -S <override> ...` in `repo`; the log, after asserting that it succeeded."""
+    """`dvc exp run -S <override> ...` in `repo`; the log, after asserting that it succeeded. Prints
+    each stage's wall time (from when DVC starts it to when the next starts or the run ends), which
+    pytest shows with the test's output."""
     import sys
+    import time
 
     command = [f"{Path(sys.executable).parent}/dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]]
-    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{log[-6000:]}"
+    lines, starts = [], []
+    begun = time.monotonic()
+    with subprocess.Popen(
+        command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            started = re.match(r"Running stage '([^']+)'", line)
+            if started:
+                starts.append((started[1], time.monotonic()))
+    ended = time.monotonic()
+    log = "".join(lines)
+    print(f"{' '.join(command)}: {ended - begun:.0f} s; seconds per stage:")
+    for (stage, start), (_, end) in zip(starts, [*starts[1:], ("", ended)], strict=True):
+        print(f"  {end - start:7.1f}  {stage}")
+    assert process.returncode == 0, f"{' '.join(command)} failed:\n{log[-6000:]}"
     return log

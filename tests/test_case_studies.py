@@ -1,5 +1,5 @@
-"""Case studies: the machinery on the tiny organism, the template through the stage entry point,
-and the gpt2_small configs' code paths on a random GPT-2-shaped model with random transcoders."""
+"""Case studies: the machinery on the tiny organism, and the template through the stage
+entry point (the gpt2_small configs run end to end in test_gpt2_small_profile.py)."""
 
 import copy
 import json
@@ -16,12 +16,17 @@ from omegaconf import OmegaConf
 
 import transcoder_lab.case_studies as case_studies
 from transcoder_lab.case_studies.common import Prompt, auroc, corpus_prompts, labelled_heldout, select_feature
-from transcoder_lab.case_studies.feature import swap_earlier
-from transcoder_lab.config import CONF_DIR, REPO_ROOT, load_config, load_profile
-from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
-from transcoder_lab.models import GPT2_SMALL_SHAPE, build_processed_model, gpt2_shaped_config, load_model
-from transcoder_lab.organism.tokenizer import train_tokenizer
-from transcoder_lab.paths import corpus_dir, published_dir
+from transcoder_lab.case_studies.feature import (
+    StudyRoot,
+    blind_hypothesis,
+    probe_vocabulary,
+    saved_step,
+    swap_earlier,
+)
+from transcoder_lab.config import CONF_DIR, REPO_ROOT, load_config
+from transcoder_lab.dictionaries import Dictionary, DictionarySpec
+from transcoder_lab.models import load_model
+from transcoder_lab.paths import corpus_dir
 
 
 def test_auroc_matches_the_pairwise_definition_with_ties():
@@ -110,6 +115,52 @@ def test_token_probe_is_the_feature_on_each_synthetic_prompt(tiny_pipeline):
         expected = transcoder.pre_activations(cache[hook][0, -1])[feature]
         # float32: one row of a batched forward vs a batch of one, d_model-term dot products
         assert float(probe[token]) == pytest.approx(float(expected), abs=1e-5)
+    # on a sample of the vocabulary, entry i is the sample's i-th token's, the same value
+    sample = torch.tensor([1, 100, len(model.tokenizer) - 1])
+    assert torch.allclose(
+        _token_probe(model, transcoder, feature, [], [suffix], sample), probe[sample], atol=1e-5
+    )
+
+
+def test_probe_vocabulary_is_everything_or_a_fixed_sample():
+    assert torch.equal(probe_vocabulary(50, None), torch.arange(50))
+    assert torch.equal(probe_vocabulary(50, 80), torch.arange(50))
+    sample = probe_vocabulary(50_257, 2048)
+    assert len(sample) == len(set(sample.tolist())) == 2048 and bool((sample.diff() > 0).all())
+    assert 0 <= int(sample.min()) and int(sample.max()) < 50_257
+    assert torch.equal(sample, probe_vocabulary(50_257, 2048))  # the same sample on every call
+    assert sample.max() > 40_000  # drawn from the whole vocabulary, not its first ids
+    with pytest.raises(ValueError, match="at least"):
+        probe_vocabulary(50_257, 3)
+
+
+def test_blind_hypothesis_on_a_sample_names_only_sampled_tokens(tiny_pipeline):
+    cfg, _ = tiny_pipeline
+    model = load_model(cfg.profile, cfg.paths.models)
+    transcoder = case_studies.circuit_transcoders(cfg)[1]
+    n_vocab = len(model.tokenizer)
+    hypothesis = blind_hypothesis(model, transcoder, 5, probe_tokens=n_vocab // 4)
+    sample = set(probe_vocabulary(n_vocab, n_vocab // 4).tolist())
+    assert hypothesis["probed_tokens"] == n_vocab // 4
+    assert set(hypothesis["current_token_ids"]) <= sample
+    assert blind_hypothesis(model, transcoder, 5)["probed_tokens"] == n_vocab
+
+
+def test_saved_step_reads_the_stage_result_of_the_same_root_only(tiny_pipeline, tmp_path, capsys):
+    cfg, _ = tiny_pipeline
+    cfg = copy.deepcopy(cfg)
+    cfg.paths.results = str(tmp_path / "results")
+    root = StudyRoot(layer=2, feature=7)
+    assert saved_step(cfg, "citation", root, "blind.hypothesis") is None  # no stage result yet
+    path = tmp_path / "results" / "tiny" / "case_studies" / "citation.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        json.dumps({"root": {"layer": 2, "feature": 7, "label": "tc2[7]"}, "blind": {"hypothesis": 1}})
+    )
+    assert saved_step(cfg, "citation", root, "blind.hypothesis") == 1
+    assert "read from results/tiny/case_studies/citation.json" in capsys.readouterr().out
+    assert saved_step(cfg, "citation", root, "blind.other") is None
+    assert saved_step(cfg, "citation", StudyRoot(layer=2, feature=8), "blind.hypothesis") is None
 
 
 def test_swap_earlier_replaces_only_tokens_before_the_last():
@@ -282,77 +333,3 @@ def test_report_lists_every_case_study_beside_its_expectations(tiny_pipeline):
     assert "`selection.auroc_vs_contrast` | >= 0.95" in text  # the expectation beside the measurement
     assert "(../../figures/tiny/case_studies/greater_than/curves.png)" in text
     assert "### Full attribution graphs" in text and "| `citation` |" in text.split("### Full attribution")[1]
-
-
-# -- gpt2_small: the paper's configs on a random model of GPT-2 small's shape ----------------------
-
-
-@pytest.fixture(scope="module")
-def random_gpt2_with_transcoders(tmp_path_factory):
-    texts = [f"The war lasted from 17{yy:02d} to 17{(yy + 7) % 100:02d}; (Smith, 2019)." for yy in range(100)]
-    tokenizer = train_tokenizer(texts, vocab_size=400)  # stands in for GPT-2's (not on this machine)
-    model = build_processed_model(gpt2_shaped_config(seed=0))
-    model.set_tokenizer(tokenizer)
-    root = tmp_path_factory.mktemp("gpt2_case_studies")
-    cfg = load_profile(
-        "gpt2_small",
-        root,
-        [
-            "case_study.greater_than.profiles.gpt2_small.n_components=3",
-            "case_study.greater_than.search.n_branches=3",
-        ],
-    )
-    d = GPT2_SMALL_SHAPE["d_model"]
-    for layer in cfg.profile.published_transcoder_layers:
-        d_sae = 5316 if layer == 10 else 512  # room for the paper's indices (5315 at layer 10, <= 479 at 8)
-        spec = DictionarySpec(kind="transcoder", layer=layer, d_in=d, d_sae=d_sae, d_out=d, model_name="gpt2")
-        dictionary = Dictionary.initialise(spec, torch.Generator().manual_seed(layer))
-        with torch.no_grad():
-            dictionary.b_enc.fill_(0.05)  # some features active on random inputs
-        save_dictionary(dictionary, published_dir(cfg, layer))
-    return model, cfg
-
-
-@pytest.mark.parametrize("name", ["greater_than", "citation", "caught", "walkthrough", "local_context"])
-def test_gpt2_small_case_study_configs_run_on_gpt2_shapes(random_gpt2_with_transcoders, name, monkeypatch):
-    model, cfg = random_gpt2_with_transcoders
-    monkeypatch.setattr(case_studies, "load_model", lambda profile, models_dir: model)
-    settings = cfg.case_study[name].profiles["gpt2_small"]
-    result = case_studies.run_case_study(cfg, name)
-    assert result["profile"] == "gpt2_small"
-    assert set(result["expected"]) == set(settings.expected)  # the paper's numbers were looked up
-    for key, check in result["expected"].items():
-        if check["measured"] is None:  # only a count whose curve never reaches the paper's mark
-            marks = result["curves"]["paper_marks"]
-            kind = key.split(".")[-1].removesuffix("_to_mark")
-            assert (
-                key.startswith("curves.paper_marks.") and max(result["curves"][kind]) < marks[f"{kind}_mark"]
-            )
-    if name == "greater_than":
-        pd = result["probability_difference"]
-        assert result["layer"] == 10 and "transcoder_without_5315" in pd
-        assert {"mlp_removed", "transcoder_bias_only", "mlp_bias_only"} <= set(pd)
-        assert pd["transcoder_bias_only"] == result["curves"]["features"][0]
-        assert "expected_features_in_top10" in result and "expected_heads_found" in result["graph"]
-        ranks = {entry["feature"]: entry["rank"] for entry in result["expected_features"]}
-        d_sae = 5316  # the fixture's layer-10 width: the paper's larger indices are absent
-        assert [feature for feature, rank in ranks.items() if rank is None] == [
-            feature for feature in settings.expected_features if feature >= d_sae
-        ]
-        assert all(1 <= rank <= d_sae for rank in ranks.values() if rank is not None)
-        assert [entry["head"] for entry in result["graph"]["expected_heads"]] == settings.expected_heads
-    else:
-        assert result["root"] == {
-            "layer": 8,
-            "feature": settings.feature,
-            "label": f"tc8[{settings.feature}]",
-        }
-        assert "selection" not in result and "dashboard" not in result  # no corpus labels on GPT-2
-    if name == "walkthrough":
-        assert set(result["splice"]) == {"clean", "mlp1-7_spliced", "mlp0-7_spliced"}
-    if name == "citation":
-        intervention = result["intervention"]
-        assert intervention["replace_earlier"] == [";", ","]
-        assert intervention["after_over_before"] == pytest.approx(
-            intervention["mean_after"] / intervention["mean_before"]
-        )

@@ -107,6 +107,50 @@ def test_blind_study_runs_on_a_streaming_profile(paper_run):
     assert (repo / "results" / PROFILE / "study" / "table.md").exists()
 
 
+@pytest.mark.parametrize("name", ["greater_than", "citation", "caught", "walkthrough", "local_context"])
+def test_case_studies_run_the_papers_configs(paper_run, name):
+    """Each case study's stage ran the paper's settings on the stand-in (random weights, so only the
+    code paths and the bookkeeping are checked, not the paper's numbers)."""
+    repo, _, cfg, _ = paper_run
+    settings = cfg.case_study[name].profiles[PROFILE]
+    result = json.loads((repo / "results" / PROFILE / "case_studies" / f"{name}.json").read_text())
+    assert result["profile"] == PROFILE
+    assert set(result["expected"]) == set(settings.expected)  # the paper's numbers were looked up
+    for key, check in result["expected"].items():
+        if check["measured"] is None:  # only a count whose curve never reaches the paper's mark
+            marks = result["curves"]["paper_marks"]
+            kind = key.split(".")[-1].removesuffix("_to_mark")
+            assert (
+                key.startswith("curves.paper_marks.") and max(result["curves"][kind]) < marks[f"{kind}_mark"]
+            )
+    if name == "greater_than":
+        pd = result["probability_difference"]
+        assert result["layer"] == 10 and "transcoder_without_5315" in pd
+        assert {"mlp_removed", "transcoder_bias_only", "mlp_bias_only"} <= set(pd)
+        assert pd["transcoder_bias_only"] == result["curves"]["features"][0]
+        assert len(result["curves"]["features"]) == settings.n_components + 1  # the smoke budget's 4
+        assert "expected_features_in_top10" in result and "expected_heads_found" in result["graph"]
+        ranks = {entry["feature"]: entry["rank"] for entry in result["expected_features"]}
+        assert set(ranks) == set(settings.expected_features)
+        assert all(1 <= rank <= 24576 for rank in ranks.values())  # every paper index exists at full width
+        assert [entry["head"] for entry in result["graph"]["expected_heads"]] == settings.expected_heads
+        return
+    assert result["root"] == {"layer": 8, "feature": settings.feature, "label": f"tc8[{settings.feature}]"}
+    assert "selection" not in result and "dashboard" not in result  # no corpus labels on GPT-2
+    if cfg.case_study[name].blind:  # the smoke budget probes a fixed sample of the vocabulary
+        assert result["blind"]["hypothesis"]["probed_tokens"] == cfg.case_study[name].probe_tokens == 2048
+    else:
+        assert "blind" not in result
+    if name == "walkthrough":
+        assert set(result["splice"]) == {"clean", "mlp1-7_spliced", "mlp0-7_spliced"}
+    if name == "citation":
+        intervention = result["intervention"]
+        assert intervention["replace_earlier"] == [";", ","]
+        assert intervention["after_over_before"] == pytest.approx(
+            intervention["mean_after"] / intervention["mean_before"]
+        )
+
+
 def test_offline_rerun_reads_the_filled_cache(paper_run):
     """HF_HUB_OFFLINE=1: the stages that read hub text run again from the cache, same held-out set."""
     repo, env, _, _ = paper_run

@@ -398,6 +398,9 @@ class CaseStudyConfig:
     # the full graph of the study's prompt is skipped (with the reason recorded) above this many
     # active features: its dense float64 adjacency takes 8 (n_nodes)^2 bytes (16384: ~2.2 GB)
     full_graph_max_features: int = 16384
+    # tokens the blind probe tries (case_studies.feature.blind_hypothesis): None, the whole vocabulary;
+    # a number, a fixed random sample of that many (the smoke budget's, for GPT-2's 50,257 tokens)
+    probe_tokens: int | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
     profiles: dict[str, CaseStudyProfile] = field(default_factory=dict)
 

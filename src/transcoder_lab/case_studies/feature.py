@@ -33,6 +33,7 @@ Figures: `graph_figure` of the graph and `activation_figure` of step 3.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
@@ -51,6 +53,7 @@ from transcoder_lab.case_studies.common import (
     feature_activations,
     feature_pre_activation,
     labelled_heldout,
+    output_paths,
     root_activations,
     select_feature,
     text_prompts,
@@ -84,17 +87,35 @@ def _decode(model: HookedTransformer, token: int) -> str:
 
 
 PROBE_BATCH = 1024  # synthetic rows per model pass of a token probe
+PROBE_SAMPLE_SEED = 0  # the vocabulary sample of a probe with `probe_tokens` set
+
+
+def probe_vocabulary(n_vocab: int, probe_tokens: int | None) -> Int[torch.Tensor, " n"]:
+    """The tokens a probe tries: the whole vocabulary, or with `probe_tokens` set (smoke runs) a
+    fixed random sample of that many, in id order (the same sample on every run and machine)."""
+    if probe_tokens is None or probe_tokens >= n_vocab:
+        return torch.arange(n_vocab)
+    if probe_tokens < TOP_TOKENS:
+        raise ValueError(f"probe_tokens must be at least {TOP_TOKENS} (the tokens a hypothesis names)")
+    sample = torch.randperm(n_vocab, generator=torch.Generator().manual_seed(PROBE_SAMPLE_SEED))
+    return sample[:probe_tokens].sort().values
 
 
 @torch.no_grad()
 def _token_probe(
-    model: HookedTransformer, transcoder: Dictionary, feature: int, prefix: list[int], suffix: list[int]
-) -> torch.Tensor:
+    model: HookedTransformer,
+    transcoder: Dictionary,
+    feature: int,
+    prefix: list[int],
+    suffix: list[int],
+    tokens: Int[torch.Tensor, " n"] | None = None,
+) -> Float[torch.Tensor, " n"]:
     """The feature's pre-activation at the last position of [BOS, *prefix, t, *suffix] for every
-    token t of the tokenizer (synthetic inputs, not examples from any data set). Per batch of
-    rows: the model up to the feature's layer, then that one feature's pre-activation only (GPT-2's
-    50,257 tokens x 24,576 features would otherwise be computed, and held, to keep one column)."""
-    vocab = torch.arange(len(model.tokenizer))
+    token t of `tokens` (default: the tokenizer's whole vocabulary, so entry t is token t's; synthetic
+    inputs, not examples from any data set). Per batch of rows: the model up to the feature's layer,
+    then that one feature's pre-activation only (GPT-2's 50,257 tokens x 24,576 features would
+    otherwise be computed, and held, to keep one column)."""
+    vocab = torch.arange(len(model.tokenizer)) if tokens is None else tokens
     rows = torch.cat(
         [
             torch.full((len(vocab), 1), model.tokenizer.bos_token_id),
@@ -116,12 +137,22 @@ def _token_probe(
     return torch.cat(out)
 
 
-def blind_hypothesis(model: HookedTransformer, transcoder: Dictionary, feature: int) -> dict[str, Any]:
+def blind_hypothesis(
+    model: HookedTransformer, transcoder: Dictionary, feature: int, probe_tokens: int | None = None
+) -> dict[str, Any]:
     """Step 2: a hypothesis without activating examples: the feature's response to every token
     alone ([BOS, t]: which current token it wants) and to every token placed before the best one
-    ([BOS, t, best]: which earlier context raises it), plus the weights-only de-embedding."""
-    current = _token_probe(model, transcoder, feature, [], []).topk(TOP_TOKENS).indices.tolist()
-    context = _token_probe(model, transcoder, feature, [], [current[0]]).topk(TOP_TOKENS).indices.tolist()
+    ([BOS, t, best]: which earlier context raises it), plus the weights-only de-embedding.
+    `probe_tokens` (the study's setting; smoke runs) tries a fixed sample of the vocabulary instead
+    of every token (`probe_vocabulary`)."""
+    vocab = probe_vocabulary(len(model.tokenizer), probe_tokens)
+
+    def best(suffix: list[int]) -> list[int]:
+        scores = _token_probe(model, transcoder, feature, [], suffix, vocab)
+        return vocab[scores.topk(TOP_TOKENS).indices].tolist()
+
+    current = best([])
+    context = best([current[0]])
     direct = de_embedding(model, transcoder, feature)
     assert direct is not None
     weights_only = direct.topk(TOP_TOKENS).indices.tolist()
@@ -130,11 +161,30 @@ def blind_hypothesis(model: HookedTransformer, transcoder: Dictionary, feature: 
         "current_tokens": [_decode(model, t) for t in current],
         "context_tokens": [_decode(model, t) for t in context],
         "de_embedding_tokens": [_decode(model, t) for t in weights_only],
+        "probed_tokens": len(vocab),
         "statement": (
             f"fires on the current token {', '.join(repr(_decode(model, t)) for t in current[:3])}, "
             f"more so after {', '.join(repr(_decode(model, t)) for t in context[:3])}"
         ),
     }
+
+
+def saved_step(cfg: Config, name: str, root: StudyRoot, key: str) -> Any | None:
+    """What study `name`'s stage saved under the dotted `key` of its JSON, when that JSON exists
+    and is for the same root; else None. The notebooks read an expensive step (the blind probe)
+    from it rather than pay for it again, and say so; they recompute on request or without it."""
+    path, _ = output_paths(cfg, name)
+    if not path.exists():
+        return None
+    value: Any = json.loads(path.read_text())
+    if value.get("root") != root.summary(CaseStudyProfile())["root"]:
+        return None  # the stage ran on another root (other outputs, other settings): not this one's
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is not None:  # named from results/ on, not by this machine's absolute path
+        shown = "/".join(path.parts[-4:])
+        print(f"{key}: read from {shown} (the stage's result; set RECOMPUTE = True to compute it here)")
+    return value
 
 
 def dashboard_check(
@@ -469,7 +519,9 @@ def run_feature_study(
     root = choose_root(settings, model, transcoders, heldout)  # step 1
     transcoder = transcoders[root.layer]
     result: dict[str, Any] = root.summary(settings)
-    hypothesis = blind_hypothesis(model, transcoder, root.feature) if study.blind else None  # step 2
+    hypothesis = (  # step 2
+        blind_hypothesis(model, transcoder, root.feature, study.probe_tokens) if study.blind else None
+    )
     if hypothesis is not None:
         result["blind"] = {"hypothesis": hypothesis}  # written before any activating example is looked at
     prompts, contrast = study_prompts(model, heldout, settings)  # step 3
