@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from transcoder_lab.config import DictionaryTrainingConfig
+from transcoder_lab.config import DictionaryTrainingConfig, MatmulPrecision
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec, load_dictionary
 from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 from transcoder_lab.training import (
@@ -14,6 +14,7 @@ from transcoder_lab.training import (
     DictionaryTrainer,
     TrainingDivergedError,
     ghost_grad_loss,
+    matmul_precision,
     normalised_mse,
     relu_loss_backward,
     train_dictionaries,
@@ -351,3 +352,39 @@ def test_hand_written_step_trains_like_an_autograd_step(kind):
     assert trainer.window_tokens == reference.window_tokens
     assert trainer.last["l0"] == counts.sum().item() / len(z)
     assert trainer.last["mse"] == pytest.approx(mse.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["high", "medium"])
+def test_reduced_matmul_precision_trains_and_is_restored(precision, tmp_path):
+    """The GPU speed option's code path, run on the CPU: the dictionaries train under the setting
+    and torch's default is back afterwards. Where the hardware computes the setting's products in
+    lower precision ("medium": bfloat16 on CPUs with AMX or AVX512-BF16), the weights differ from
+    float32's; where it does not ("high" on any CPU), they are bit-identical. Either way they learn."""
+    cfg = config(n_steps=300, checkpoint_every=100)
+    exact_job = DictionaryJob(spec(), 1e-3, tmp_path / "exact")
+    reduced_job = DictionaryJob(spec(), 1e-3, tmp_path / "reduced")
+    [exact] = train_dictionaries([exact_job], synthetic_batches(), cfg, tmp_path / "c1")
+    reduced_cfg = dataclasses.replace(cfg, matmul_precision=MatmulPrecision(precision))
+    [reduced] = train_dictionaries([reduced_job], synthetic_batches(), reduced_cfg, tmp_path / "c2")
+    assert torch.get_float32_matmul_precision() == "highest"
+
+    # does this machine compute the setting's products in lower precision? Probed on the decoder's
+    # product z W_dec (oneDNN lowers a product by its shape: with 8 inner terms it stays float32)
+    z, w_dec = torch.randn(64, D_SAE, generator=torch.Generator().manual_seed(0)), torch.randn(D_SAE, D)
+    with matmul_precision(precision):
+        product = z @ w_dec
+    lowered = not torch.equal(product, z @ w_dec)
+    first, second = load_dictionary(tmp_path / "exact"), load_dictionary(tmp_path / "reduced")
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert all(torch.equal(p, q) for p, q in pairs) != lowered
+
+    y = next(synthetic_batches()())[OUT]
+    baseline = normalised_mse(y.mean(0).expand_as(y), y).item()  # predicting the mean
+    assert exact.final_mse_loss < 0.2 * baseline and reduced.final_mse_loss < 0.2 * baseline
+
+
+def test_an_unknown_matmul_precision_is_refused_with_the_choices():
+    from transcoder_lab.config import ConfigError, compose, load_config
+
+    with pytest.raises(ConfigError, match="matmul_precision"):
+        load_config(compose(["profile=tiny", "profile.dictionaries.training.matmul_precision=fast"]))

@@ -119,6 +119,15 @@ class HarvestConfig:
     autocast_dtype: str | None = None
 
 
+class MatmulPrecision(StrEnum):
+    """The precision of the dictionaries' float32 matrix products (torch.set_float32_matmul_precision).
+    Members are named as their values: OmegaConf reads a YAML value by member name."""
+
+    highest = "highest"  # float32 throughout (the default: the committed numbers)
+    high = "high"  # TF32 on CUDA GPUs from Ampere on (10-bit mantissa products); float32 on CPUs
+    medium = "medium"  # bfloat16 products where the hardware has them (GPUs; CPUs with AMX or AVX512-BF16)
+
+
 @dataclass
 class DictionaryTrainingConfig:
     """The trainer (transcoder_lab.training); the same for every arm so comparisons are fair."""
@@ -137,6 +146,9 @@ class DictionaryTrainingConfig:
     # ghost grads above, are the paper's recipe.
     transcoder_init: str = "random"  # random | linear | data (training.py's docstring)
     l1_warmup_fraction: float = 0.0  # the L1 coefficient ramps linearly from 0 over this share of n_steps
+    # Tensor-core speed on a GPU (docs/paper_on_gpu.md): "high" (TF32) or "medium" (bfloat16) matrix
+    # products while training; weights, optimiser state and sums stay float32.
+    matmul_precision: MatmulPrecision = MatmulPrecision.highest
 
     @property
     def l1_warmup_steps(self) -> int:

@@ -49,6 +49,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -394,6 +395,31 @@ def train_dictionaries(
     run early after that step's checkpoint, as an interruption would. `device` is where the
     dictionaries train (a resolved name: see transcoder_lab.models.resolve_device).
     """
+    with matmul_precision(cfg.matmul_precision):
+        return _train_dictionaries(jobs, batches, cfg, checkpoint_dir, data_id, stop_after_step, device)
+
+
+@contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """torch's float32 matrix-product precision set to `precision` inside the block, restored after
+    (a process-wide setting: the model passes of later stages must not inherit it)."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(str(precision))
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def _train_dictionaries(
+    jobs: list[DictionaryJob],
+    batches: Callable[[], Iterator[Batch]],
+    cfg: DictionaryTrainingConfig,
+    checkpoint_dir: Path,
+    data_id: str,
+    stop_after_step: int | None,
+    device: str | torch.device,
+) -> list[JobResult]:
     start_time = time.time()
     seeds = job_seeds(jobs, cfg.seed)
     trainers = [DictionaryTrainer(job, cfg, seed, device) for job, seed in zip(jobs, seeds, strict=True)]
