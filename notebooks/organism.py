@@ -11,7 +11,7 @@
 # # The model organism
 #
 # A 4-layer GPT-2-architecture transformer trained in this repository on a generated corpus
-# whose mechanisms are planted, so every token's ground truth is known (DESIGN §2). The paper
+# whose mechanisms are planted, so every token's ground truth is known (docs/design.md §3). The paper
 # studies GPT-2 small, where nobody knows which feature *should* exist; on the organism the
 # case studies (citation, caught, local context, walkthrough, greater-than; one notebook each)
 # can check a circuit against the mechanism that was planted. This notebook loads what

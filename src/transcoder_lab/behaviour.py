@@ -1,6 +1,6 @@
 """Behavioural metrics of the planted mechanisms (and of GPT-2 on the paper's greater-than task).
 
-Greater-than (DESIGN §4.4). For a prompt ending in the century of a second year, with the first
+Greater-than (docs/design.md §6.3). For a prompt ending in the century of a second year, with the first
 year's last two digits YY, let p be the next-token distribution over the 100 two-digit tokens
 "00".."99":
 1. Paper convention: p is the softmax of the logits restricted to those 100 tokens;
@@ -58,7 +58,7 @@ from transcoder_lab.organism.tokenizer import TokenizerError, first_token_ids, t
 
 YY_METRIC_RANGE = (1, 98)  # the paper averages over YY = 01..98
 METRIC_YY = range(YY_METRIC_RANGE[0], YY_METRIC_RANGE[1] + 1)
-PAPER_TEMPLATE = "The war lasted from 17{YY} to 17"  # DESIGN §4.4
+PAPER_TEMPLATE = "The war lasted from 17{YY} to 17"  # docs/design.md §6.3
 HANNA_TEMPLATE = "The {noun} lasted from the year {XX}{YY} to the year {XX}"
 HANNA_CENTURIES = tuple(range(10, 19))  # XX: years 1000-1899
 HANNA_YY = tuple(range(2, 99))  # YY = 02..98, so both YY - 1 and YY + 1 are two-digit years
@@ -249,7 +249,7 @@ def hanna_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig)
 
 
 def paper_greater_than_behaviour(model: HookedTransformer, cfg: BehaviourConfig) -> dict:
-    """GPT-2 on the paper's prompts "The war lasted from 17{YY} to 17" (DESIGN §4.4), and on Hanna
+    """GPT-2 on the paper's prompts "The war lasted from 17{YY} to 17" (docs/design.md §6.3), and on Hanna
     et al.'s prompts under their convention (`hanna`)."""
     texts = [PAPER_TEMPLATE.format(YY=f"{yy:02d}") for yy in range(100)]
     logits = last_token_logits(model, texts, cfg.batch_size)

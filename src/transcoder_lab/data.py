@@ -1,6 +1,6 @@
 """Token streams packed into fixed-length contexts that each start with BOS.
 
-Algorithm (DESIGN §4.1, "a document remainder gets a fresh BOS"):
+Algorithm (docs/design.md §4.4: a document that runs past a context goes on after a fresh BOS):
 1. Lay the documents end to end, each preceded by one BOS: `BOS d1 BOS d2 BOS d3 ...`.
 2. Cut that stream into consecutive chunks of `n_ctx - 1` tokens (the ragged tail is dropped).
 3. Prepend BOS to every chunk. A chunk that starts inside a document thus continues it after a

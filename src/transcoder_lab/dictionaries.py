@@ -6,7 +6,7 @@ A dictionary reads an activation x at `hook_in` and predicts the activation y at
    and predicts the MLP output `blocks.L.hook_mlp_out`; an *SAE* reads and reconstructs one hook
    (`sae_mlp_out`: the MLP output, the Pareto baseline; `sae_mlp_in`: the MLP input, the blind-
    study baseline).
-2. Encode (DESIGN §4.1): pre-activations `p = (x - b_dec) W_enc + b_enc`, where b_dec is the input
+2. Encode (docs/design.md §4.1): pre-activations `p = (x - b_dec) W_enc + b_enc`, where b_dec is the input
    pre-bias; features `z = ReLU(p)`. TopK keeps the k largest of ReLU(p) and zeroes the rest.
 3. Decode: `ŷ = z W_dec + b_dec_out`, plus `x W_skip` for a skip-transcoder. For an SAE the
    output bias *is* the pre-bias (`ŷ = ReLU((y - b_dec) W_enc + b_enc) W_dec + b_dec`), so

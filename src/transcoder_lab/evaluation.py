@@ -6,9 +6,9 @@ Reconstruction (`ReconstructionStats`), accumulated over all rows (tokens):
 2. mean L0, the average number of features with z > 0 per row, over all positions and also
    over non-BOS positions only;
 3. per-feature firing counts, giving log10 firing frequency and the dead (never fired), live
-   (log10 frequency > -4, DESIGN §4.2) and dense (fires on more than 10% of rows) fractions.
+   (log10 frequency > -4, docs/design.md §4.6) and dense (fires on more than 10% of rows) fractions.
 
-Splicing (`spliced`, DESIGN §4.2), one code path for every kind:
+Splicing (`spliced`, docs/design.md §4.6), one code path for every kind:
 - transcoder at layer L: the MLP output (`blocks.L.hook_mlp_out`) is replaced by the transcoder's
   prediction from the MLP input (`blocks.L.ln2.hook_normalized`, captured on the way);
 - SAE on the MLP output: the MLP output is replaced by its reconstruction;

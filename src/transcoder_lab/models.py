@@ -1,6 +1,6 @@
 """Load a processed HookedTransformer for a profile, and name its hooks.
 
-Every model analysed here is in TransformerLens's default processed form (DESIGN §4):
+Every model analysed here is in TransformerLens's default processed form (docs/design.md §7.1):
 `fold_ln`, `center_writing_weights`, `center_unembed`, `fold_value_biases`. With `fold_ln`,
 `blocks.L.ln2.hook_normalized` is exactly the MLP's input, which is what transcoders read.
 
@@ -32,7 +32,7 @@ from transcoder_lab.config import ModelConfig, ProfileConfig
 from transcoder_lab.hub import hub_advice, offline_reason
 
 # TransformerLens 3.x marks HookedTransformer deprecated in favour of TransformerBridge;
-# DESIGN §3 pins HookedTransformer (<4), so the warning carries no information here.
+# the lab pins HookedTransformer (<4; docs/design.md §7.1), so the warning carries no information here.
 warnings.filterwarnings("ignore", message="HookedTransformer.* deprecated", category=DeprecationWarning)
 
 PROCESSING = dict(fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True)

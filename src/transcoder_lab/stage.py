@@ -2,7 +2,7 @@
 
 Each script in experiments/ is `stage_main(run)`: Hydra reads `params.yaml` from the working
 directory (DVC runs every stage at the repository root, beside dvc.yaml; the file is the
-composition of conf/ that DVC writes, see DESIGN §5), `load_config` checks it against the
+composition of conf/ that DVC writes, see docs/design.md §2.2), `load_config` checks it against the
 typed schema, torch's CPU thread count is pinned to `profile.cpu_threads` (CPU results depend on it),
 and the plain function `run(cfg)` does the work, so tests and notebooks call `run` directly.
 Stages run with `hydra.run.dir=.` and no `.hydra/` output folder, so every output lands where

@@ -5,7 +5,7 @@ stream of harvested activation batches, so the model's forward pass is paid once
 initialisation seed depends only on its position among the jobs of its own cell (same arm and
 layer), so it trains to the same weights whether its cell runs alone or beside other cells.
 
-Algorithm, per step and per dictionary (DESIGN §4.1):
+Algorithm, per step and per dictionary (docs/design.md §4.2):
 1. Read its input x and target y from the batch (by hook name: a transcoder reads the MLP input
    and predicts the MLP output; an SAE reads and predicts the same hook).
 2. Forward: z = ReLU((x - b_dec) W_enc + b_enc) (TopK keeps the k largest), y_hat = z W_dec + b_dec_out.

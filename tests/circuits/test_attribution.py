@@ -1,4 +1,4 @@
-"""Exact direct attribution (DESIGN §4.3): completeness, LayerNorm freezing, roots, recursion and
+"""Exact direct attribution (docs/design.md §5): completeness, LayerNorm freezing, roots, recursion and
 first-order faithfulness, on random processed models with random transcoders.
 
 Float error: the model runs in float32, attribution in float64 from the float32 cache. The residual
@@ -184,7 +184,7 @@ def test_ln_constant_makes_frozen_vector_read_the_ln_output(small_ctx):
             root = vector_root(layer, sublayer, position, v)
             x = small_ctx.residual(layer, sublayer, position)
             v_ln = float(v @ small_ctx.ln_output(layer, sublayer, position))
-            u, c, value = frozen_vector(small_ctx, root, "ratio")  # DESIGN's c = v·LN(x) / v·x
+            u, c, value = frozen_vector(small_ctx, root, "ratio")  # c = v·LN(x) / v·x, docs/design.md §5.2
             assert c == pytest.approx(v_ln / float(v @ x), rel=1e-12)
             assert float(u @ x) == pytest.approx(v_ln, rel=1e-9) and value == pytest.approx(v_ln, rel=1e-12)
             u, c, value = frozen_vector(small_ctx, root, "centered")

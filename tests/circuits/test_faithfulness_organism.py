@@ -1,4 +1,4 @@
-"""Attribution vs zero-ablation on the tiny profile's trained organism (DESIGN §4.3).
+"""Attribution vs zero-ablation on the tiny profile's trained organism (docs/design.md §5.7).
 
 Root: the most active layer-1 transcoder feature at the last token of a held-out greater-than
 prompt (a feature root at resid_mid 1). Every layer-0 transcoder feature active at that token is

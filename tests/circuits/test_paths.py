@@ -1,4 +1,4 @@
-"""Beam search and attribution graphs (DESIGN §4.3) on a small random model with random transcoders.
+"""Beam search and attribution graphs (docs/design.md §5.4) on a small random model with random transcoders.
 
 Identities tested, each to relative 1e-4 (float32 model, float64 attribution: see test_attribution):
 - a path's value is its last node's contribution in the root's units, and for feature -> feature

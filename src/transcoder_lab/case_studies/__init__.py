@@ -1,4 +1,4 @@
-"""Case studies (DESIGN §4.4): one config under conf/case_study/, one notebook, one DVC stage
+"""Case studies (docs/design.md §6.1): one config under conf/case_study/, one notebook, one DVC stage
 instance each. The stage calls `run_case_study` through `not_configured.run_if_configured` (which
 writes a "not configured" result instead on a profile the study has no settings for); the notebook
 walks the same analysis one step a cell, calling the public step functions that the analysis

@@ -102,7 +102,7 @@ def labelled_heldout(cfg: Config, bos_id: int, n_contexts: int = HELDOUT_CONTEXT
 def feature_pre_activation(
     transcoder: Dictionary, feature: int, x: Float[Tensor, "*batch d_in"]
 ) -> Float[Tensor, " *batch"]:
-    """One feature's pre-activation `(x - b_dec) · W_enc[:, j] + b_enc[j]` (DESIGN §4.1), computed
+    """One feature's pre-activation `(x - b_dec) · W_enc[:, j] + b_enc[j]` (docs/design.md §4.1), computed
     alone: `pre_activations(x)[..., j]` would build all d_sae columns to keep one, and its result
     is a view that keeps the whole [rows, d_sae] product alive for as long as it is held."""
     x = x.to(transcoder.dtype)

@@ -1,4 +1,4 @@
-"""The greater-than case study (DESIGN §4.4): which transcoder features carry "the second year is
+"""The greater-than case study (docs/design.md §6.3): which transcoder features carry "the second year is
 later than the first", and how few of them do it compared with MLP neurons.
 
 Algorithm (`run_greater_than`, a sequence of the public step functions named below, which the

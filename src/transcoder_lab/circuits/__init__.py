@@ -1,4 +1,4 @@
-"""Circuit analysis with transcoders (DESIGN §4.3): exact direct attributions, beam search over
+"""Circuit analysis with transcoders (docs/design.md §5): exact direct attributions, beam search over
 backward paths, attribution graphs (figures, JSON) and their verification by interventions, and full
 attribution graphs with circuit-tracer's pruning and scores (full_graph)."""
 

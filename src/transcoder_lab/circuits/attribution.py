@@ -1,4 +1,4 @@
-"""Exact direct attribution of a residual-stream direction to its writers (DESIGN §4.3).
+"""Exact direct attribution of a residual-stream direction to its writers (docs/design.md §5).
 
 Setting: a processed HookedTransformer (fold_ln, so every LayerNorm is `LNPre`: centre, then divide
 by a per-token scale) with transcoders spliced in at some layers. A *root* is a vector v read at one
@@ -28,13 +28,14 @@ Algorithm (one `attribute` call; everything input-dependent comes from one cache
 
 2. Freeze the root's LayerNorm. LNPre's output is centred, so v·LN(x) = v'·LN(x) with
    v' = v - mean(v): a reader of a LayerNorm is only defined up to the all-ones direction, and
-   we use its centred representative. DESIGN's constant `c = (v'·LN(x)) / (v'·x)` then equals
-   1 / scale_t exactly (v'·(x - mean x) = v'·x), which we take from the cached scale (no
-   division of two possibly tiny numbers); `c = 0` when v'·x = 0 holds automatically since the
-   value is then 0. The *frozen vector* u = c v' satisfies u·x_t = v·LN(x_t) = value, and u is
-   the gradient of the value with the LN scale held fixed, so every term below is also the exact
-   first-order effect of removing that writer (scale and attention patterns frozen).
-   `ln_freezing="ratio"` instead uses v itself with DESIGN's ratio c = v·LN(x) / v·x, as in the
+   we use its centred representative. The ratio of docs/design.md §5.2 for v',
+   `c = (v'·LN(x)) / (v'·x)`, then equals 1 / scale_t exactly (v'·(x - mean x) = v'·x), which we
+   take from the cached scale (no division of two possibly tiny numbers); `c = 0` when v'·x = 0
+   holds automatically since the value is then 0. The *frozen vector* u = c v' satisfies
+   u·x_t = v·LN(x_t) = value, and u is the gradient of the value with the LN scale held fixed, so
+   every term below is also the exact first-order effect of removing that writer (scale and
+   attention patterns frozen).
+   `ln_freezing="ratio"` instead uses v itself with the ratio c = v·LN(x) / v·x, as in the
    paper's code: completeness still holds, but writers that are not centred (transcoder decoders
    and biases, transcoder errors) are then credited with a share of the all-ones component.
 
@@ -385,8 +386,8 @@ def frozen_vector(
 ) -> tuple[Float[Tensor, " d_model"], float, float]:
     """(u, c, value): the frozen vector u = c·v' with u·x = v·LN(x) = value (module docstring, 2).
 
-    "centered": v' = v - mean(v) and c = 1/scale (DESIGN's ratio for v'); "ratio": v' = v and
-    c = v·LN(x) / v·x (0 when v·x = 0), as in the paper's code.
+    "centered": v' = v - mean(v) and c = 1/scale (the ratio of docs/design.md §5.2 for v');
+    "ratio": v' = v and c = v·LN(x) / v·x (0 when v·x = 0), as in the paper's code.
     """
     x = ctx.residual(root.layer, root.sublayer, root.position)
     v = root.vector.to(x.device, _F64)

@@ -1,5 +1,5 @@
 """Full attribution graphs (every active feature, every error, every token) and their pruning, as
-circuit-tracer 0.5.0 defines them (DESIGN §4.3), beside the lab's beam search (paths.py).
+circuit-tracer 0.5.0 defines them (docs/design.md §5.6), beside the lab's beam search (paths.py).
 
 Setting and linearisation: those of attribution.py (read its module docstring). Attention patterns
 and every LayerNorm scale are frozen at the clean run's values; transcoder feature activations,

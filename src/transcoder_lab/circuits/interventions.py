@@ -1,4 +1,4 @@
-"""Faithfulness of attribution graphs: ablate each kept feature and measure the root (DESIGN §4.3).
+"""Faithfulness of attribution graphs: ablate each kept feature and measure the root (docs/design.md §5.7).
 
 `verify_graph`, step by step:
 

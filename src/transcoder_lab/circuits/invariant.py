@@ -1,4 +1,4 @@
-"""Input-invariant circuit tools: quantities that depend on the weights only (DESIGN §4.3).
+"""Input-invariant circuit tools: quantities that depend on the weights only (docs/design.md §5.5).
 
 For a transcoder feature j at layer L (encoder column e = W_enc[:, j]):
 1. Pullback between layers: a feature i of an earlier transcoder at layer l writes W_dec^{(l)}[i]

@@ -1,4 +1,4 @@
-"""Backward path search from a root and the attribution graph built from the paths (DESIGN §4.3).
+"""Backward path search from a root and the attribution graph built from the paths (docs/design.md §5.4).
 
 Beam search (`beam_search`), from one root (a feature, a logit difference, any direction):
 

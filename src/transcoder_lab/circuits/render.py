@@ -1,4 +1,4 @@
-"""Attribution graphs as figures and as JSON (DESIGN §4.3).
+"""Attribution graphs as figures and as JSON (docs/design.md §5.4).
 
 Figure (`graph_figure`): x is the residual point a node reads, so layers run left to right, each
 layer split into two sub-columns: attention head-source nodes at x = layer (they read resid_pre

@@ -1,6 +1,6 @@
 """A procedurally generated English-like corpus with planted mechanisms and per-character labels.
 
-The organism (DESIGN.md section 2) is trained on this text. Every character of every document
+The organism (docs/design.md §3) is trained on this text. Every character of every document
 carries a ground-truth label saying which mechanism produced it and in which role, so that later
 stages can check whether a transcoder feature really tracks one mechanism.
 

@@ -1,4 +1,4 @@
-"""The blind interpretability study (DESIGN §1.2): transcoder vs SAE features, rated without the source.
+"""The blind interpretability study (docs/design.md §6.4): transcoder vs SAE features, rated blind.
 
 1. `sample`: live features of a transcoder and of an SAE on the same MLP input at matched L0,
    drawn with a fixed seed, equal counts per arm, each with enough activating tokens.
