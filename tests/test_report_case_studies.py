@@ -73,7 +73,7 @@ def gpt2_report(tmp_path_factory):
 
 def test_every_paper_expectation_of_the_case_studies_is_a_report_row(gpt2_report):
     text, rows = gpt2_report
-    # the paper's case-study numbers that the code measures (paper_numbers.yaml)
+    # the paper's case-study numbers that the code measures (its figures and text, quoted in conf/case_study/)
     wanted = {
         "caught": {19.97, 0.81},
         "walkthrough": {7.52, 5.81, 2.36},
