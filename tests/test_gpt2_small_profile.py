@@ -117,12 +117,15 @@ def test_case_studies_run_the_papers_configs(paper_run, name):
     assert result["profile"] == PROFILE
     assert set(result["expected"]) == set(settings.expected)  # the paper's numbers were looked up
     for key, check in result["expected"].items():
-        if check["measured"] is None:  # only a count whose curve never reaches the paper's mark
+        if check["measured"] is not None:
+            continue
+        if key == "intervention.after_over_before":  # a ratio: undefined where the root is silent
+            assert result["intervention"]["mean_before"] == 0
+        else:  # a count whose curve never reaches the paper's mark
             marks = result["curves"]["paper_marks"]
             kind = key.split(".")[-1].removesuffix("_to_mark")
-            assert (
-                key.startswith("curves.paper_marks.") and max(result["curves"][kind]) < marks[f"{kind}_mark"]
-            )
+            assert key.startswith("curves.paper_marks.")
+            assert max(result["curves"][kind]) < marks[f"{kind}_mark"]
     if name == "greater_than":
         pd = result["probability_difference"]
         assert result["layer"] == 10 and "transcoder_without_5315" in pd
@@ -146,9 +149,12 @@ def test_case_studies_run_the_papers_configs(paper_run, name):
     if name == "citation":
         intervention = result["intervention"]
         assert intervention["replace_earlier"] == [";", ","]
-        assert intervention["after_over_before"] == pytest.approx(
-            intervention["mean_after"] / intervention["mean_before"]
-        )
+        if intervention["mean_before"] == 0:  # random weights may leave the root silent
+            assert intervention["after_over_before"] is None
+        else:
+            assert intervention["after_over_before"] == pytest.approx(
+                intervention["mean_after"] / intervention["mean_before"]
+            )
 
 
 def test_offline_rerun_reads_the_filled_cache(paper_run):
