@@ -9,8 +9,11 @@ export DVC_NO_ANALYTICS := 1
 export TQDM_MININTERVAL := 5
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test lint params notebooks clean-venv browser frontend
+.PHONY: help setup repro test lint params notebooks clean-venv browser frontend
 PROFILE ?= organism
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | awk -F'\t' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,23 +36,23 @@ $(GPT2_RANKS): | $(STAMP)
 	  || { echo "make: could not download $(WHISPER_SDIST)'s sdist from the package index" >&2; exit 1; }; \
 	$(PY) -m transcoder_lab.gpt2_tokenizer extract "$$tmp"/openai_whisper-*.tar.gz $@
 
-setup: $(STAMP) $(GPT2_RANKS)
+setup: $(STAMP) $(GPT2_RANKS)  ## create .venv (CPU torch first, then the project) and fetch GPT-2's BPE ranks
 
 # browser and frontend: the graph_screenshots stage draws the case studies' graphs in circuit-tracer's
 # viewer with headless Chromium (where either is missing, dvc repro stops at that stage saying what to do)
-repro: setup browser frontend
+repro: setup browser frontend  ## the main job: `dvc repro` on the profile params.yaml selects (organism by default)
 	@echo "dvc repro on the profile params.yaml selects: $$(sed -n 's/^  name: //p' params.yaml | head -1)"
 	@start=$$(date +%s); dvc repro && echo "dvc repro took $$(( $$(date +%s) - start )) s"
 
 # Tests never reach the hub (the paper profiles run on an offline stand-in of it); `make repro` does
 # not set HF_HUB_OFFLINE, so a paper profile selected in params.yaml can download what it needs.
-test: setup browser frontend
+test: setup browser frontend  ## the whole offline test suite, with the 25 slowest tests listed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -v -rA --durations=25
 
 # Debian's chromium for the blind study's browser test (driven by Playwright; never
 # `playwright install`, which downloads a browser). With CI=true a failed install stops here.
 CHROMIUM ?= /usr/bin/chromium
-browser:
+browser:  ## install Debian's chromium when missing (browser tests, graph screenshots)
 	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; } \
@@ -67,20 +70,20 @@ $(FRONTEND): src/transcoder_lab/circuits/frontend.py | $(STAMP)
 	|| { if [ "$$CI" = true ]; then echo "make frontend: failed (CI=true needs it for tests/circuits/test_frontend.py)" >&2; exit 1; \
 	     else echo "make frontend: failed; the front-end browser test will be skipped" >&2; fi; }
 
-frontend: $(FRONTEND)
+frontend: $(FRONTEND)  ## fetch circuit-tracer's graph viewer and its JavaScript libraries into .cache/frontend/
 
 # Regenerate params.yaml from conf/ exactly as `dvc exp run -S profile=...` does (commit it).
-params: setup
+params: setup  ## regenerate params.yaml from conf/ (PROFILE=tiny|organism|gpt2_small|...)
 	$(PY) -c 'import sys, pathlib; from dvc.utils.hydra import compose_and_dump; \
 	compose_and_dump("params.yaml", str(pathlib.Path("conf").resolve()), None, "config", ".dvc/hydra_plugins", sys.argv[1:])' \
 	profile=$(PROFILE)
 
 # Create or refresh the .ipynb twin of every percent-format notebook (jupytext pairing).
-notebooks: setup
+notebooks: setup  ## create or refresh the .ipynb twin of every notebooks/*.py
 	$(VENV)/bin/jupytext --sync notebooks/*.py
 
-lint: setup
+lint: setup  ## ruff over src, tests, experiments and benchmarks
 	$(VENV)/bin/ruff check src tests experiments benchmarks
 
-clean-venv:
+clean-venv:  ## delete .venv
 	rm -rf $(VENV)
