@@ -223,6 +223,7 @@ def execute_notebooks(cfg: Config, notebooks: list[Path] | None = None) -> list[
         config = frozen_config(cfg, Path(tmp) / "config.yaml")  # the notebooks see this run's config
         for source in tqdm(notebooks, desc=f"notebooks on {cfg.profile.name}", unit="notebook"):
             done.append(execute_notebook(source, out_dir, cfg.profile.name, root, config))
+            tqdm.write(f"executed {source.name} in {done[-1].seconds:.0f} s")
     write_index(out_dir, cfg.profile.name, done)
     return done
 
