@@ -9,6 +9,9 @@ stand-ins in the same layout lets the pipeline run through its real loading code
     python -m transcoder_lab.hub_standin /tmp/hf_home            # GPT-2 small, OWT, transcoders
     HF_HOME=/tmp/hf_home HF_HUB_OFFLINE=1 dvc exp run -S profile=gpt2_small -S budget=smoke
 
+The same folder can also be served in the hub's protocol (`python -m transcoder_lab.hub_server
+/tmp/hf_home`), so that a run with HF_ENDPOINT at that server downloads it into an empty cache.
+
 Steps:
 1. The cache layout (`put_repo`): `<HF_HOME>/hub/<type>s--<owner>--<name>/` holding
    `blobs/<sha256>` (each file's bytes), `snapshots/<commit>/<path>` (a relative symlink to the
@@ -115,17 +118,26 @@ def _folder_files(folder: Path) -> dict[str, Path]:
 # -- 2. GPT-2 small ---------------------------------------------------------------------------
 
 
-def write_gpt2(hf_home: str | Path, seed: int = 0, ranks_path: str | Path | None = None) -> Path:
-    """The `gpt2` model repo: random GPT-2 small weights saved by transformers, the real tokenizer."""
+def write_gpt2(
+    hf_home: str | Path,
+    seed: int = 0,
+    ranks_path: str | Path | None = None,
+    config_overrides: Mapping[str, object] | None = None,
+) -> Path:
+    """The `gpt2` model repo: random GPT-2 small weights saved by transformers, the real tokenizer.
+    `config_overrides` replaces fields of the hub's config.json (e.g. fewer and narrower layers, for
+    a quick test of the loading path; the vocabulary stays GPT-2's)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from transcoder_lab.gpt2_tokenizer import save_gpt2_tokenizer_files
 
+    config = {**GPT2_HUB_CONFIG, **(config_overrides or {})}
+    hub_cache(hf_home).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=hub_cache(hf_home).parent) as tmp:
         torch.manual_seed(seed)
-        model = GPT2LMHeadModel(GPT2Config(**GPT2_HUB_CONFIG))
+        model = GPT2LMHeadModel(GPT2Config(**config))
         model.save_pretrained(tmp)
-        (Path(tmp) / "config.json").write_text(json.dumps(GPT2_HUB_CONFIG, indent=2) + "\n")
+        (Path(tmp) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_gpt2_tokenizer_files(tmp, ranks_path)
         return put_repo(hf_home, GPT2_REPO, _folder_files(Path(tmp)))
 

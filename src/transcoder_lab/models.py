@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from transcoder_lab.config import ModelConfig, ProfileConfig
-from transcoder_lab.hub import hub_advice, offline_reason
+from transcoder_lab.hub import HubFinding, Kind, explain, hub_advice, offline_reason
 
 # TransformerLens 3.x marks HookedTransformer deprecated in favour of TransformerBridge;
 # the lab pins HookedTransformer (<4; docs/design.md §7.1), so the warning carries no information here.
@@ -202,35 +202,51 @@ def load_organism(model_dir: Path, device: str = "cpu") -> HookedTransformer:
     return build_processed_model(config, load_file(weights), tokenizer, source=str(weights))
 
 
-def _unavailable(name: str, reason: str) -> ModelUnavailableError:
+def _unavailable(name: str, finding: HubFinding, not_cached: bool = False) -> ModelUnavailableError:
+    cache = ", and its files (config.json, weights) are not in the cache" if not_cached else ""
     return ModelUnavailableError(
-        f"could not load '{name}' from the Hugging Face hub or the local cache: {reason}. A paper profile "
-        f"needs its model's weights and tokenizer from the hub once; {hub_advice()}"
+        f"could not load '{name}' from the Hugging Face hub or the local cache: {finding}{cache}. A paper "
+        f"profile needs its model's weights and tokenizer from the hub once (profile.model.pretrained_name "
+        f"names the model); {hub_advice(finding)}"
     )
 
 
-def _cached(name: str) -> bool:
-    """Whether the hub repo behind a TransformerLens name ("pythia-410m" -> "EleutherAI/pythia-410m")
-    has its config.json in the local cache."""
-    from huggingface_hub import try_to_load_from_cache
+def _hub_repo(name: str) -> str:
+    """The hub repo behind a TransformerLens name ("pythia-410m" -> "EleutherAI/pythia-410m")."""
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
-        repo = get_official_model_name(name)
+        return get_official_model_name(name)
     except ValueError:  # not a TransformerLens name: from_pretrained reports it
-        repo = name
-    return isinstance(try_to_load_from_cache(repo, "config.json"), str)
+        return name
+
+
+def _cached(name: str) -> bool:
+    """Whether the model's hub repo has its config.json in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(_hub_repo(name), "config.json"), str)
 
 
 def load_pretrained(name: str, device: str = "cpu") -> HookedTransformer:
-    """A hub model with TransformerLens default processing; a clear error when it cannot be had."""
+    """A hub model with TransformerLens default processing; a clear error when it cannot be had.
+
+    Offline (the user's setting, or a hub that did not answer: `hub.offline_reason`) and without the
+    model in the cache, it stops before TransformerLens starts. A failure inside from_pretrained is
+    explained by `hub.explain` when it is a download's (a file the hub lacks, an unanswered request,
+    a partial cache offline); any other error (e.g. a name TransformerLens does not know) is raised
+    as TransformerLens raised it.
+    """
     why = offline_reason()
     if why is not None and not _cached(name):
-        raise _unavailable(name, f"{why} and the model's files (config.json, weights) are not in the cache")
+        raise _unavailable(name, why, not_cached=True)
     try:
         model = HookedTransformer.from_pretrained(name, device=device, **PROCESSING)
-    except OSError as error:  # e.g. a partial cache: config present, weights missing
-        raise _unavailable(name, f"{type(error).__name__}: {error}") from error
+    except Exception as error:
+        finding = explain(error, _hub_repo(name))
+        if finding.kind is Kind.OTHER and not isinstance(error, OSError):
+            raise
+        raise _unavailable(name, finding) from error
     model.eval()
     return model
 

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 from transcoder_lab.dictionaries import Dictionary, DictionaryKind, DictionarySpec, save_dictionary
-from transcoder_lab.hub import hub_advice, offline_reason
+from transcoder_lab.hub import explain, hub_advice, offline_reason
 from transcoder_lab.models import mlp_in_hook, mlp_out_hook
 
 PUBLISHED_REPO = "pchlenski/gpt2-transcoders"
@@ -416,10 +416,10 @@ def download_published_transcoder(layer: int, cache_dir: str | Path | None = Non
         try:
             paths.append(Path(hf_hub_download(PUBLISHED_REPO, filename, cache_dir=cache_dir)))
         except Exception as error:  # offline, missing from the cache, network or hub errors
+            finding = explain(error, PUBLISHED_REPO, filename=filename)
             raise PublishedTranscoderUnavailableError(
-                f"could not fetch {filename} from the hub repo {PUBLISHED_REPO} or the local cache "
-                f"({type(error).__name__}: {error}). The gpt2_small profile needs them from the hub once; "
-                f"{hub_advice()}"
+                f"could not fetch {filename} from the hub repo {PUBLISHED_REPO} or the local cache: "
+                f"{finding}. The gpt2_small profile needs them from the hub once; {hub_advice(finding)}"
             ) from error
     return paths[0], paths[1]
 

@@ -27,18 +27,21 @@ from jaxtyping import Int
 
 from transcoder_lab.config import Config, TextSourceConfig
 from transcoder_lab.data import stream_contexts, tokenized_texts
-from transcoder_lab.hub import hub_advice, offline_reason
+from transcoder_lab.hub import HubFinding, explain, hub_advice, offline_reason
 
 
 class TextSourceUnavailableError(RuntimeError):
     """A pretrained profile's text could be read neither from the hub nor from the local cache."""
 
 
-def _source_error(source: TextSourceConfig, reason: str) -> TextSourceUnavailableError:
+def _source_error(
+    source: TextSourceConfig, reason: str, finding: HubFinding | None = None
+) -> TextSourceUnavailableError:
+    """The error for a source that cannot be read: `reason`, then the fix for `finding` (hub.hub_advice)."""
     return TextSourceUnavailableError(
         f"could not read the text source {source.repo}@{source.revision} (files '{source.files}'): "
         f"{reason}. A pretrained profile fetches these parquet files from the hub once, as it reads "
-        f"them (to read another source, set profile.text.repo / revision / files); {hub_advice()}"
+        f"them (to read another source, set profile.text.repo / revision / files); {hub_advice(finding)}"
     )
 
 
@@ -72,11 +75,11 @@ def source_files(source: TextSourceConfig) -> list[str]:
             return files
         except TextSourceUnavailableError:
             raise
-        except Exception as error:  # unreachable hub, unknown repo or revision
-            why = f"listing the repo failed ({type(error).__name__}: {error})"
+        except Exception as error:  # a hub that stopped answering, an unknown repo or revision
+            why = explain(error, source.repo, revision=source.revision, repo_type="dataset")
     cached = _cached_source_files(source)
     if not cached:
-        raise _source_error(source, f"{why} and none of its files is in the local cache")
+        raise _source_error(source, f"{why}, and none of its files is in the local cache", why)
     return cached
 
 
@@ -88,8 +91,8 @@ def _open(source: TextSourceConfig, name: str) -> Any:
     try:
         path = hf_hub_download(source.repo, name, repo_type="dataset", revision=source.revision)
     except Exception as error:  # offline and not cached, network or hub errors
-        reason = f"fetching {name} failed ({type(error).__name__}: {error})"
-        raise _source_error(source, reason) from error
+        finding = explain(error, source.repo, filename=name, revision=source.revision, repo_type="dataset")
+        raise _source_error(source, f"fetching {name} failed: {finding}", finding) from error
     return pq.ParquetFile(path)
 
 
