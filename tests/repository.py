@@ -59,12 +59,17 @@ def expected_stages(dvc_yaml: Path, cfg) -> set[str]:
 GPU_VARIABLES = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_HOME")
 
 
-def paper_profile_environment(hf_home: Path, home: Path, offline: bool = True) -> dict[str, str]:
-    """The environment of a paper-profile run on an offline stand-in of the hub at `hf_home`: the
-    venv's tools on PATH and, unless `offline`, the network path on with the hub at an address
-    nothing listens on (so the code finds it unreachable and reads the cache)."""
+def paper_profile_environment(
+    hf_home: Path, home: Path, offline: bool = True, endpoint: str | None = None
+) -> dict[str, str]:
+    """The environment of a paper-profile run with its Hugging Face cache at `hf_home`: the venv's
+    tools on PATH, HF_HUB_OFFLINE=1 when `offline` (the run reads a filled cache), and HF_ENDPOINT at
+    `endpoint`, a local stand-in hub (transcoder_lab.hub_server) that the run downloads from when not
+    `offline`. Tests never reach the real hub: a run with downloads needs the stand-in's endpoint."""
     import sys
 
+    if not offline and endpoint is None:
+        raise ValueError("a paper-profile run that downloads needs the endpoint of a local stand-in hub")
     bin_dir = str(Path(sys.executable).parent)
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
@@ -76,7 +81,8 @@ def paper_profile_environment(hf_home: Path, home: Path, offline: bool = True) -
     }
     # a GPU stays visible, as on a user's machine: profile.device "auto" then picks CUDA
     env |= {name: os.environ[name] for name in GPU_VARIABLES if name in os.environ}
-    return env | ({"HF_HUB_OFFLINE": "1"} if offline else {"HF_ENDPOINT": "http://127.0.0.1:9"})
+    env |= {"HF_HUB_OFFLINE": "1"} if offline else {}
+    return env | ({"HF_ENDPOINT": endpoint} if endpoint is not None else {})
 
 
 def dvc_exp_run(repo: Path, overrides: list[str], env: dict[str, str]) -> str:

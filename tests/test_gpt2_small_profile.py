@@ -1,18 +1,25 @@
 """The gpt2_small profile as its user runs it: `dvc exp run -S profile=gpt2_small -S budget=smoke`
-through the real loading code, on an offline stand-in of the hub (transcoder_lab.hub_standin: random
-GPT-2 small weights saved by transformers, GPT-2's real tokenizer, generated OpenWebText documents
-in parquet, the 12 published transcoders pickled in their published structure, at full width).
+through the real loading code, from an empty Hugging Face cache, downloading everything from a local
+server in the hub's protocol (transcoder_lab.hub_server) that serves the stand-in of the hub
+(transcoder_lab.hub_standin: random GPT-2 small weights saved by transformers, GPT-2's real
+tokenizer, generated OpenWebText documents in parquet at the parquet conversion branch, the 12
+published transcoders pickled in their published structure, at full width; `gpt2` moved to
+`openai-community/gpt2` as on the hub).
 
-Nothing is monkeypatched: the stages run in subprocesses with HF_HOME pointing at the stand-in.
-The first run has the network path on and finds the hub unreachable (an address nothing listens
-on), so it reads the cache; the rerun of the text-reading stages has HF_HUB_OFFLINE=1.
+Nothing is monkeypatched: the stages run in subprocesses with HF_ENDPOINT at the server, HF_HOME an
+empty folder and HF_HUB_OFFLINE unset, as a user's first run. The server is stopped after that run;
+the rerun of stages that read the model, the text and a published transcoder has HF_HUB_OFFLINE=1
+and reproduces their outputs from the filled cache.
 """
 
 import csv
+import hashlib
 import json
 import math
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,24 +31,69 @@ from gpt2_ranks import ranks_path_or_skip
 from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 from transcoder_lab.config import compose, load_config
-from transcoder_lab.hub_standin import write_gpt2_small_standin
+from transcoder_lab.hub_server import HubServer
+from transcoder_lab.hub_standin import hub_cache, repo_folder, write_gpt2_small_standin
+from transcoder_lab.published import PUBLISHED_REPO
 
 N_DOCUMENTS = 600
+MOVED = {"gpt2": "openai-community/gpt2"}  # as on the hub, `gpt2` redirects to its current name
 HELDOUT_SKIP = 400  # the stand-in has 600 documents: the held-out set starts after 400
 PROFILE = "gpt2_small"
 
 
 @pytest.fixture(scope="module")
-def paper_run(tmp_path_factory):
+def stand_in_hub(tmp_path_factory):
+    """A local hub (not started) serving the stand-in of what gpt2_small reads, from a cache folder
+    that is deleted after the module's tests."""
     ranks_path_or_skip()  # the stand-in's tokenizer is GPT-2's real one, built from these ranks
-    hf_home = tmp_path_factory.mktemp("hf_home")
-    write_gpt2_small_standin(hf_home, n_documents=N_DOCUMENTS)
+    origin = tmp_path_factory.mktemp("hub_origin")
+    write_gpt2_small_standin(origin, n_documents=N_DOCUMENTS)
+    server = HubServer(hub_cache(origin), moved=MOVED)
+    yield server
+    server.stop()
+    shutil.rmtree(origin, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory, stand_in_hub):
+    """The smoke run from an empty cache with the stand-in hub up; the hub is stopped after it."""
+    hf_home = tmp_path_factory.mktemp("hf_home")  # empty: the run downloads what it needs
     repo = tmp_path_factory.mktemp("repository")
     init_repository(repo)
-    env = paper_profile_environment(hf_home, repo, offline=False)  # the network path runs
     overrides = [f"profile={PROFILE}", "budget=smoke", f"profile.text.heldout_skip_documents={HELDOUT_SKIP}"]
-    log = dvc_exp_run(repo, overrides, env)
+    with stand_in_hub:
+        env = paper_profile_environment(hf_home, repo, offline=False, endpoint=stand_in_hub.url)
+        log = dvc_exp_run(repo, overrides, env)
     return repo, env, load_config(compose(overrides)), log
+
+
+def test_the_run_downloaded_each_file_once_from_the_hub(paper_run, stand_in_hub):
+    """Every file of the served repos came into the empty cache at the served commit, whole (its
+    size; SHA-256 checked for the weights, the config and the parquet file), each LFS file fetched
+    from the CDN exactly once (later stages find it cached); no partial download is left."""
+    _, env, cfg, log = paper_run
+    hf_home, hub = Path(env["HF_HOME"]), stand_in_hub.repos
+    text = cfg.profile.text
+    lfs = []
+    for repo_type, repo, revision in (("model", "gpt2", "main"), ("model", PUBLISHED_REPO, "main"),
+                                      ("dataset", text.repo, text.revision)):  # fmt: skip
+        served = repo_folder(hub.cache.parent, repo, repo_type)
+        commit = hub.commit(served, revision)
+        fetched = repo_folder(hf_home, repo, repo_type)
+        assert (fetched / "refs" / revision).read_text() == commit, repo
+        for path in hub.paths(served, commit):
+            file, local = hub.file(served, commit, path), fetched / "snapshots" / commit / path
+            assert local.is_file() and local.stat().st_size == file.size, (repo, path)
+            if path in ("model.safetensors", "config.json", text.standin_file):
+                assert hashlib.sha256(local.read_bytes()).hexdigest() == file.sha256, (repo, path)
+            lfs += [file.sha256] if file.lfs else []
+    cdn = [s for s in stand_in_hub.served if s.origin == "cdn"]
+    assert all(s.method == "GET" and s.status == 200 for s in cdn)
+    assert sorted(s.path.removeprefix("/blobs/") for s in cdn) == sorted(lfs)  # 26 files, each once
+    assert len(lfs) == 2 + 2 * len(cfg.profile.published_transcoder_layers)  # weights, parquet, 24 files
+    assert not list(hf_home.rglob("*.incomplete"))
+    assert stand_in_hub.unhandled == []
+    assert "unreachable" not in log and "HF_HUB_OFFLINE" not in log
 
 
 def test_every_stage_runs_on_the_standin(paper_run):
@@ -157,17 +209,30 @@ def test_case_studies_run_the_papers_configs(paper_run, name):
             )
 
 
-def test_offline_rerun_reads_the_filled_cache(paper_run):
-    """HF_HUB_OFFLINE=1: the stages that read hub text run again from the cache, same held-out set."""
+def test_offline_rerun_reads_the_filled_cache(paper_run, stand_in_hub):
+    """With the hub stopped (its port refuses connections) and HF_HUB_OFFLINE=1, the stages that read
+    the model and the text (evaluate) and a published transcoder (its import) run again from the
+    cache the first run filled: the same held-out set and numbers, the same imported files."""
     repo, env, _, _ = paper_run
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", stand_in_hub.port()), timeout=5).close()
+    imported = repo / "dictionaries" / PROFILE / "published" / "L3_transcoder"
+
+    def digests() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(imported.iterdir())}
+
     before = json.loads((repo / "results" / PROFILE / "splice_all.json").read_text())
+    files_before = digests()
     offline = {**env, "HF_HUB_OFFLINE": "1"}
-    command = [f"{Path(sys.executable).parent}/dvc", "repro", "--force", "--single-item", "evaluate"]
+    dvc = f"{Path(sys.executable).parent}/dvc"
+    command = [dvc, "repro", "--force", "--single-item", "evaluate", "import_transcoders@3"]
     result = subprocess.run(command, cwd=repo, env=offline, capture_output=True, text=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert "Running stage 'import_transcoders@3'" in result.stdout
     after = json.loads((repo / "results" / PROFILE / "splice_all.json").read_text())
     assert after["heldout_sha256"] == before["heldout_sha256"]
     assert after["ce_spliced"] == pytest.approx(before["ce_spliced"], rel=1e-6)
+    assert digests() == files_before
 
 
 def test_import_stage_has_one_instance_per_published_layer():
