@@ -13,6 +13,7 @@ from hub_support import SOURCE, client_environment, run_loaders, write_small_ori
 
 from transcoder_lab.hub import offline_variable, proxy_settings
 from transcoder_lab.hub_server import HubServer
+from transcoder_lab.hub_standin import repo_folder
 from transcoder_lab.published import PUBLISHED_REPO, published_weights_filename
 
 ALL = {"model": {}, "text": {}, "published": {"layer": 0}}
@@ -138,6 +139,26 @@ def test_what_the_hub_does_not_have_is_named_by_repo_revision_and_file(tmp_path)
         for wrong in ("HF_HUB_OFFLINE", "unreachable", "did not answer", "cache ($HF_HOME/hub) on a machine"):
             assert wrong not in message, (name, wrong)
     assert server.unhandled == []
+
+
+def test_a_model_file_the_hub_lacks_is_named(tmp_path):
+    """The model repo without its weights: transformers reports the files it looked for in a message
+    of its own, and the lab names them as missing from the hub, not as an offline or network problem."""
+    origin = tmp_path / "origin"
+    write_small_origin(origin)
+    model = repo_folder(origin, "gpt2")
+    (model / "snapshots" / (model / "refs" / "main").read_text() / "model.safetensors").unlink()
+    with HubServer(origin / "hub") as server:
+        message = failures(run_loaders(client_environment(tmp_path / "hf_home", server.url), {"model": {}}))[
+            "model"
+        ]
+    missing = (
+        "the hub has no file pytorch_model.bin or model.safetensors in the model repo gpt2 at revision main. "
+    )
+    assert message.startswith(LEADS["model"] + missing), message
+    assert "check the repo, revision and file names against the hub" in message
+    for wrong in ("HF_HUB_OFFLINE", "unreachable", "OSError"):
+        assert wrong not in message, wrong
 
 
 def test_the_environment_is_read_as_huggingface_hub_reads_it():

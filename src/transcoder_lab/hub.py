@@ -286,13 +286,14 @@ def explain(
             return HubFinding(
                 Kind.NOT_ON_HUB, f"the hub has no file {named} in the {where} at revision {revision}"
             )
-    # transformers reports a file the hub lacks in an OSError of its own, without the client's error
-    missing = re.search(r"does not appear to have a file named (\S+?)\.? Checkout", str(error))
-    if missing:
+    # transformers reports files it found nowhere in an OSError of its own, without the client's
+    # error: with downloads allowed the hub lacks them; offline, the cache does (the offline reason).
+    missing = re.search(r"does not appear to have (?:a file|files) named (.+?)\.(?:\s|$)", str(error))
+    if missing and not constants.is_offline_mode():
         return HubFinding(
             Kind.NOT_ON_HUB, f"the hub has no file {missing[1]} in the {where} at revision {revision}"
         )
-    if any(isinstance(cause, OfflineModeIsEnabled | LocalEntryNotFoundError) for cause in chain):
+    if missing or any(isinstance(cause, OfflineModeIsEnabled | LocalEntryNotFoundError) for cause in chain):
         reason = offline_reason()
         if reason is not None:
             return reason
