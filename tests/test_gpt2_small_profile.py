@@ -74,7 +74,7 @@ def test_the_run_downloaded_each_file_once_from_the_hub(paper_run, stand_in_hub)
     _, env, cfg, log = paper_run
     hf_home, hub = Path(env["HF_HOME"]), stand_in_hub.repos
     text = cfg.profile.text
-    lfs = []
+    lfs, lfs_bytes = [], 0
     for repo_type, repo, revision in (("model", "gpt2", "main"), ("model", PUBLISHED_REPO, "main"),
                                       ("dataset", text.repo, text.revision)):  # fmt: skip
         served = repo_folder(hub.cache.parent, repo, repo_type)
@@ -87,10 +87,15 @@ def test_the_run_downloaded_each_file_once_from_the_hub(paper_run, stand_in_hub)
             if path in ("model.safetensors", "config.json", text.standin_file):
                 assert hashlib.sha256(local.read_bytes()).hexdigest() == file.sha256, (repo, path)
             lfs += [file.sha256] if file.lfs else []
+            lfs_bytes += file.size if file.lfs else 0
     cdn = [s for s in stand_in_hub.served if s.origin == "cdn"]
     assert all(s.method == "GET" and s.status == 200 for s in cdn)
     assert sorted(s.path.removeprefix("/blobs/") for s in cdn) == sorted(lfs)  # 26 files, each once
     assert len(lfs) == 2 + 2 * len(cfg.profile.published_transcoder_layers)  # weights, parquet, 24 files
+    hub_requests = sum(s.origin == "hub" for s in stand_in_hub.served)
+    gigabytes = lfs_bytes / 1e9
+    print(f"{len(cdn)} LFS files ({gigabytes:.2f} GB) came from {stand_in_hub.url}'s CDN into the empty")
+    print(f"HF_HOME, each once; the hub answered {hub_requests} requests (checks, metadata, listings)")
     assert not list(hf_home.rglob("*.incomplete"))
     assert stand_in_hub.unhandled == []
     assert "unreachable" not in log and "HF_HUB_OFFLINE" not in log

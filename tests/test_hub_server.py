@@ -234,6 +234,7 @@ def test_the_lab_downloads_through_an_https_proxy_only(origin, tmp_path):
     }
     assert proxy.refused == []
     assert server.connections == len(proxy.forwarded)  # no connection but the proxy's
+    print(f"{len(proxy.forwarded)} CONNECT tunnels through {proxy.url} carried {len(server.served)} requests")
     assert any(s.method == "HEAD" and s.path == "/" for s in server.served)  # the lab's check, proxied
     assert server.unhandled == []
 
