@@ -294,9 +294,25 @@ def test_bench_multilayer_runs_and_the_shared_pass_trains_the_same_dictionaries(
     spec.loader.exec_module(bench)
     result = bench.main(
         [
-            "--steps", "2", "--layers", "0", "1", "--d-sae", "64", "--batch-size", "64",
-            "--buffer-tokens", "256", "--batch-contexts", "4", "--context-size", "32",
-            "--model-dir", str(tmp_path / "absent"), "--device", "cpu",
+            "--steps",
+            "2",
+            "--layers",
+            "0",
+            "1",
+            "--d-sae",
+            "64",
+            "--batch-size",
+            "64",
+            "--buffer-tokens",
+            "256",
+            "--batch-contexts",
+            "4",
+            "--context-size",
+            "32",
+            "--model-dir",
+            str(tmp_path / "absent"),
+            "--device",
+            "cpu",
         ]  # fmt: skip
     )
     assert result["k"] == 2 and result["shared_s"] > 0 and result["separate_s"] > 0

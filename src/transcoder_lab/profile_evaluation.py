@@ -35,8 +35,19 @@ from transcoder_lab.report import expected_vs_measured, reference_table
 from transcoder_lab.text_source import heldout_contexts
 
 PARETO_COLUMNS = [
-    "profile", "layer", "kind", "l1_coefficient", "k", "l0", "ce_clean", "ce_spliced",
-    "ce_zero_ablation", "loss_recovered", "kl", "fvu", "dead_fraction",
+    "profile",
+    "layer",
+    "kind",
+    "l1_coefficient",
+    "k",
+    "l0",
+    "ce_clean",
+    "ce_spliced",
+    "ce_zero_ablation",
+    "loss_recovered",
+    "kl",
+    "fvu",
+    "dead_fraction",
 ]  # fmt: skip  ("kind" is the arm, config.ARMS; TopK arms set "k", the others "l1_coefficient")
 
 
