@@ -44,8 +44,9 @@ repro: setup browser frontend  ## the main job: `dvc repro` on the profile param
 	@echo "dvc repro on the profile params.yaml selects: $$(sed -n 's/^  name: //p' params.yaml | head -1)"
 	@start=$$(date +%s); dvc repro && echo "dvc repro took $$(( $$(date +%s) - start )) s"
 
-# Tests never reach the hub (the paper profiles run on an offline stand-in of it); `make repro` does
-# not set HF_HUB_OFFLINE, so a paper profile selected in params.yaml can download what it needs.
+# Tests never reach the hub: the paper profiles download from a stand-in of it served on 127.0.0.1
+# (transcoder_lab.hub_server) or read a stand-in cache; `make repro` does not set HF_HUB_OFFLINE, so a
+# paper profile selected in params.yaml can download what it needs.
 test: setup browser frontend  ## the whole offline test suite, with the 25 slowest tests listed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -v -rA --durations=25
 
