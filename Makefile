@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # GPT-2's BPE ranks (tiktoken's r50k_base), for building GPT-2's real tokenizer offline
-# (transcoder_lab.gpt2_tokenizer). openai-whisper's sdist ships them as whisper/assets/gpt2.tiktoken:
+# (transcoder_lab.sources.gpt2_tokenizer). openai-whisper's sdist ships them as whisper/assets/gpt2.tiktoken:
 # pip downloads the sdist only (never installs it) and one file is copied out of it, hash-checked
-# (transcoder_lab.gpt2_tokenizer.GPT2_RANKS_SHA256) and moved into place atomically.
+# (transcoder_lab.sources.gpt2_tokenizer.GPT2_RANKS_SHA256) and moved into place atomically.
 GPT2_RANKS := .cache/gpt2.tiktoken
 WHISPER_SDIST := openai-whisper==20250625
 
@@ -34,7 +34,7 @@ $(GPT2_RANKS): | $(STAMP)
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: $(WHISPER_SDIST) -d "$$tmp" \
 	  || { echo "make: could not download $(WHISPER_SDIST)'s sdist from the package index" >&2; exit 1; }; \
-	$(PY) -m transcoder_lab.gpt2_tokenizer extract "$$tmp"/openai_whisper-*.tar.gz $@
+	$(PY) -m transcoder_lab.sources.gpt2_tokenizer extract "$$tmp"/openai_whisper-*.tar.gz $@
 
 setup: $(STAMP) $(GPT2_RANKS)  ## create .venv (CPU torch first, then the project) and fetch GPT-2's BPE ranks
 
@@ -45,7 +45,7 @@ repro: setup browser frontend  ## the main job: `dvc repro` on the profile param
 	@start=$$(date +%s); dvc repro && echo "dvc repro took $$(( $$(date +%s) - start )) s"
 
 # Tests never reach the hub: the paper profiles download from a stand-in of it served on 127.0.0.1
-# (transcoder_lab.hub_server) or read a stand-in cache; `make repro` does not set HF_HUB_OFFLINE, so a
+# (transcoder_lab.standins.hub_server) or read a stand-in cache; `make repro` does not set HF_HUB_OFFLINE, so a
 # paper profile selected in params.yaml can download what it needs.
 test: setup browser frontend  ## the whole offline test suite, with the 25 slowest tests listed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -v -rA --durations=25

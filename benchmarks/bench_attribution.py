@@ -37,7 +37,7 @@ import torch
 
 from transcoder_lab.circuits import AttributionContext, beam_search, logit_diff_root
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.models import build_processed_model, gpt2_shaped_config
+from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
 
 F64 = torch.float64
 
@@ -99,7 +99,7 @@ def build(args: argparse.Namespace):
 
 
 class Reference:
-    """The beam search of `transcoder_lab.circuits.paths.beam_search`, one candidate at a time."""
+    """The beam search of `transcoder_lab.circuits.beam_search.beam_search`, one candidate at a time."""
 
     def __init__(self, ctx: AttributionContext, skip_inactive: bool = True) -> None:
         self.ctx = ctx

@@ -89,7 +89,7 @@ def build_transcoders(d_model: int, d_sae: int, n_layers: int, seed: int = 1) ->
 def build(root: Path, n_components: int, d_sae: int = 24576):
     """(cfg, model, transcoders) of the gpt2_small profile rooted at `root`."""
     from transcoder_lab.config import load_profile
-    from transcoder_lab.models import build_processed_model, gpt2_shaped_config
+    from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
 
     cfg = load_profile(
         "gpt2_small", root, [f"case_study.greater_than.profiles.gpt2_small.n_components={n_components}"]
@@ -162,7 +162,7 @@ def greater_than(args: argparse.Namespace) -> None:
     from transcoder_lab.case_studies import greater_than as gt
     from transcoder_lab.case_studies import greater_than_ablations as ablations
     from transcoder_lab.case_studies.common import settings_for
-    from transcoder_lab.organism.tokenizer import two_digit_token_ids
+    from transcoder_lab.sources.tokens import two_digit_token_ids
 
     print(f"load average before: {os.getloadavg()[0]:.2f}; torch threads {torch.get_num_threads()}")
     n_small = args.n_reference

@@ -74,7 +74,7 @@ from safetensors.torch import load_file, save_file
 from transcoder_lab.circuits import AttributionContext, full_graph, prune_graph
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
 from transcoder_lab.export_circuit_tracer import export_dictionaries
-from transcoder_lab.models import build_processed_model, gpt2_shaped_config, parameter_state_dict
+from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, parameter_state_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_full_graph_worker import OtherCpu  # noqa: E402
@@ -152,8 +152,8 @@ def organism_case(args: argparse.Namespace) -> Case | None:
     from transcoder_lab.case_studies import graph_of
     from transcoder_lab.case_studies.common import circuit_transcoders
     from transcoder_lab.config import load_profile
-    from transcoder_lab.models import load_model
     from transcoder_lab.paths import results_dir
+    from transcoder_lab.sources.models import load_model
 
     cfg = load_profile("organism")
     path = results_dir(cfg) / "case_studies" / f"{args.organism_case}.json"

@@ -55,17 +55,17 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa: E402
 
-from transcoder_lab.activations import Batch, ShuffleBuffer, autocast_dtype, harvest_batches  # noqa: E402
 from transcoder_lab.config import DictionaryTrainingConfig, load_profile  # noqa: E402
 from transcoder_lab.dictionaries import DictionarySpec, load_dictionary  # noqa: E402
-from transcoder_lab.models import (  # noqa: E402
+from transcoder_lab.dictionaries.activations import Batch, ShuffleBuffer, autocast_dtype, harvest_batches  # noqa: E402
+from transcoder_lab.dictionaries.training import DictionaryJob, train_dictionaries  # noqa: E402
+from transcoder_lab.sources.models import (  # noqa: E402
     MODEL_CONFIG,
     MODEL_WEIGHTS,
     build_processed_model,
     hooked_config,
     resolve_device,
 )
-from transcoder_lab.training import DictionaryJob, train_dictionaries  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

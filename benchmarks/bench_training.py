@@ -54,17 +54,17 @@ from sae_lens import LoggingConfig, SAETrainer, StandardTrainingSAE, StandardTra
 from sae_lens.config import SAETrainerConfig
 from transformer_lens import HookedTransformer
 
-from transcoder_lab.activations import (
+from transcoder_lab.config import DictionaryTrainingConfig, HarvestConfig
+from transcoder_lab.dictionaries import DictionarySpec
+from transcoder_lab.dictionaries.activations import (
     context_batches,
     harvest_batches,
     needed_hooks,
     shard_training_batches,
     write_shards,
 )
-from transcoder_lab.config import DictionaryTrainingConfig, HarvestConfig
-from transcoder_lab.dictionaries import DictionarySpec
-from transcoder_lab.models import build_processed_model, gpt2_shaped_config, mlp_out_hook
-from transcoder_lab.training import DictionaryJob, DictionaryTrainer, train_dictionaries
+from transcoder_lab.dictionaries.training import DictionaryJob, DictionaryTrainer, train_dictionaries
+from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, mlp_out_hook
 
 MEMORY_RESULT_TAG = "MEMORY_RESULT "  # the line a memory child prints its JSON result on
 TRAINING_TARGET = 2.0  # the lab's bar for ours / sae-lens training throughput

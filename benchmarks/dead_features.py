@@ -38,13 +38,13 @@ import time
 
 import torch
 
-from transcoder_lab.activations import read_shards, shard_training_batches
 from transcoder_lab.config import DictionaryTrainingConfig, compose, load_config, load_profile
 from transcoder_lab.dictionaries import DictionarySpec
-from transcoder_lab.evaluation import reconstruction_metrics
+from transcoder_lab.dictionaries.activations import read_shards, shard_training_batches
+from transcoder_lab.dictionaries.evaluation import reconstruction_metrics
+from transcoder_lab.dictionaries.training import DictionaryJob, DictionaryTrainer
 from transcoder_lab.paths import activations_dir
 from transcoder_lab.stage import pin_cpu_threads
-from transcoder_lab.training import DictionaryJob, DictionaryTrainer
 
 
 def variants(profile: str) -> dict[str, DictionaryTrainingConfig]:

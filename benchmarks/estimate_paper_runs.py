@@ -55,7 +55,7 @@ FLOPs (matrix products only; elementwise work is left out, and `--check` measure
 - corpus, activations (stream mode), report, study_analysis: no matmul work; behaviour: a few
   hundred prompts.
 
-Host copies (stream mode): `transcoder_lab.activations.ShuffleBuffer` collects harvested batches
+Host copies (stream mode): `transcoder_lab.dictionaries.activations.ShuffleBuffer` collects harvested batches
 (batch_contexts x T rows) until it is full, then concatenates them with the rows it kept (one copy
 of the buffer) and permutes it (another), about four row copies per harvested row in all
 (`buffer_copy_bytes` counts both, row by row). Those bytes are divided
@@ -97,7 +97,7 @@ and H200: 67, 495, 989).
 
 `--check` measures what the FLOP count leaves out. It builds dictionaries of the smoke budget's
 first cell (`budget=smoke`: the profile's shapes, `--check-l1-values` of its L1 values) with the
-real trainer (`transcoder_lab.training.DictionaryTrainer`, real initialisation) on the CPU and
+real trainer (`transcoder_lab.dictionaries.training.DictionaryTrainer`, real initialisation) on the CPU and
 times `--check-steps` real steps (after one untimed warm-up step) on random activations of the
 profile's shapes: at the smoke batch, and for one dictionary at `--check-batch`. It prints the
 measured seconds against the FLOP estimate at the measured throughput (the ratio is the factor by
@@ -125,7 +125,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from transcoder_lab.case_studies.common import HELDOUT_CONTEXTS, settings_for
 from transcoder_lab.case_studies.greater_than import N_TOP_FEATURES
 from transcoder_lab.config import ARMS, REPO_ROOT, CaseStudyConfig, Config, compose, load_config, parse_cell
-from transcoder_lab.published import PUBLISHED_D_SAE, PUBLISHED_REPO
+from transcoder_lab.dictionaries.published import PUBLISHED_D_SAE, PUBLISHED_REPO
 
 GB = 1e9
 FLOAT32 = 4
@@ -182,7 +182,7 @@ class ModelShape:
 def model_shape(cfg: Config, vocab: int | None = None) -> ModelShape:
     """The profile's model with the facts the profile does not carry (vocabulary, tied unembedding,
     learned positions, the stored dtype): the organism corpus's vocabulary, or the hub's config.json
-    as the offline stand-ins write it (transcoder_lab.hub_standin*); `vocab` overrides the vocabulary."""
+    as the offline stand-ins write it (transcoder_lab.standins.gpt2*); `vocab` overrides the vocabulary."""
     model = cfg.profile.model
     name = model.pretrained_name
     facts: dict[str, Any] = {
@@ -191,11 +191,11 @@ def model_shape(cfg: Config, vocab: int | None = None) -> ModelShape:
     if model.source == "organism" and cfg.profile.corpus is not None:
         facts["vocab"] = cfg.profile.corpus.vocab_size
     elif name == "gpt2":
-        from transcoder_lab.hub_standin import GPT2_HUB_CONFIG, GPT2_REPO
+        from transcoder_lab.standins.gpt2 import GPT2_HUB_CONFIG, GPT2_REPO
 
         facts.update(vocab=GPT2_HUB_CONFIG["vocab_size"], tied=True, repo=GPT2_REPO)
     elif name is not None:
-        from transcoder_lab.hub_standin_pythia import PYTHIA_HUB_CONFIGS, TRANSFORMER_LENS_NAMES
+        from transcoder_lab.standins.pythia import PYTHIA_HUB_CONFIGS, TRANSFORMER_LENS_NAMES
 
         repo = TRANSFORMER_LENS_NAMES.get(name, name)
         if repo in PYTHIA_HUB_CONFIGS:
@@ -283,7 +283,7 @@ def prompt_tokens(text: str) -> int:
 def buffer_copy_bytes(
     capacity: int, incoming_rows: int, n_incoming: int, row_bytes: int, batch_rows: int, flush: bool = False
 ) -> float:
-    """Bytes `transcoder_lab.activations.ShuffleBuffer` writes on the host for `n_incoming` harvested
+    """Bytes `transcoder_lab.dictionaries.activations.ShuffleBuffer` writes on the host for `n_incoming` harvested
     batches: incoming batches are listed until the buffer is full, then concatenated with the kept
     rows once (the whole buffer is copied), permuted (copied again) and its first half, in whole
     training batches of `batch_rows`, handed out (a view, not a copy). `flush`: the stream then ends
@@ -764,7 +764,7 @@ def buffer_bandwidth(d: int, hooks: int, capacity: int, incoming_rows: int) -> f
     """Bytes/s at which the real ShuffleBuffer copies on this machine: it is fed 3 x its capacity of
     random rows (`hooks` hooks of width d) in batches of `incoming_rows`, and its modelled copies
     (`buffer_copy_bytes`) are divided by the time it took."""
-    from transcoder_lab.activations import ShuffleBuffer
+    from transcoder_lab.dictionaries.activations import ShuffleBuffer
 
     generator = torch.Generator().manual_seed(0)
     pool = [
@@ -863,7 +863,7 @@ def run_check(name: str, overrides: list[str], rate: float, args: argparse.Names
     import tempfile
 
     from transcoder_lab.dictionaries import DictionarySpec
-    from transcoder_lab.training import DictionaryJob, DictionaryTrainer, job_seeds
+    from transcoder_lab.dictionaries.training import DictionaryJob, DictionaryTrainer, job_seeds
 
     cfg = load_config(compose([f"profile={name}", "budget=smoke", *overrides]))
     grid = cfg.profile.dictionaries

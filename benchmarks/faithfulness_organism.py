@@ -39,10 +39,10 @@ from transcoder_lab.circuits import (
 )
 from transcoder_lab.config import compose, load_config
 from transcoder_lab.dictionaries import load_dictionary
-from transcoder_lab.models import load_model
 from transcoder_lab.organism.mechanisms.citation import citation_semicolon_prompts
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.paths import dictionary_dir
+from transcoder_lab.sources.models import load_model
 
 
 def measure(model, transcoders, tokens, root_layer: int, lower: int, position: int = -1):

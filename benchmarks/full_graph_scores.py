@@ -18,8 +18,8 @@ from transcoder_lab.case_studies import graph_of
 from transcoder_lab.case_studies.common import circuit_transcoders
 from transcoder_lab.circuits import AttributionContext, full_graph, graph_summary
 from transcoder_lab.config import load_profile
-from transcoder_lab.models import load_model
 from transcoder_lab.paths import results_dir
+from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import pin_cpu_threads
 
 

@@ -7,8 +7,8 @@ The model runs on `profile.device` ("auto": CUDA when present), under autocast w
 `activations.harvest_activations` does the work (its module docstring states the algorithm).
 `python experiments/activations.py [hydra overrides]`."""
 
-from transcoder_lab.activations import harvest_activations
 from transcoder_lab.config import Config
+from transcoder_lab.dictionaries.activations import harvest_activations
 from transcoder_lab.stage import stage_main
 
 

@@ -1,14 +1,15 @@
 """DVC stage `behaviour`: one held-out metric per planted mechanism, beside its chance level
 (organism profiles), or the paper's greater-than task as far as the tokenizer allows (pretrained
-profiles); see transcoder_lab.behaviour."""
+profiles); see transcoder_lab.organism.behaviour and transcoder_lab.behaviour."""
 
 import json
 
 from transcoder_lab import io
-from transcoder_lab.behaviour import organism_behaviour, pretrained_behaviour
+from transcoder_lab.behaviour import pretrained_behaviour
 from transcoder_lab.config import Config
-from transcoder_lab.models import load_model
+from transcoder_lab.organism.behaviour import organism_behaviour
 from transcoder_lab.paths import results_dir
+from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import stage_main
 
 

@@ -14,9 +14,9 @@ combination; see docs/scale_out.md.
 """
 
 from transcoder_lab.config import Config
-from transcoder_lab.dictionary_grid import train_grid
+from transcoder_lab.dictionaries.grid import train_grid
+from transcoder_lab.dictionaries.training import JobResult
 from transcoder_lab.stage import stage_main
-from transcoder_lab.training import JobResult
 
 
 def run(cfg: Config) -> list[JobResult]:

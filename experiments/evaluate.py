@@ -9,7 +9,7 @@ and `expected_vs_measured.md` (the profile's expected values beside what was mea
 """
 
 from transcoder_lab.config import Config
-from transcoder_lab.profile_evaluation import evaluate_profile
+from transcoder_lab.dictionaries.profile_evaluation import evaluate_profile
 from transcoder_lab.stage import stage_main
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from transcoder_lab.case_studies import GRAPH_FOLDER
 from transcoder_lab.circuits.frontend import INDEX, screenshots
 from transcoder_lab.config import Config
-from transcoder_lab.paths import figures_dir
+from transcoder_lab.paths import GRAPH_FOLDER, figures_dir
 from transcoder_lab.stage import stage_main
 
 

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 from transcoder_lab.config import Config
+from transcoder_lab.dictionaries.published import fetch_and_import_published_transcoder
 from transcoder_lab.paths import published_dir
-from transcoder_lab.published import fetch_and_import_published_transcoder
 from transcoder_lab.stage import stage_main
 
 

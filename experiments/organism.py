@@ -2,9 +2,9 @@
 
 from transcoder_lab import io
 from transcoder_lab.config import Config
-from transcoder_lab.models import load_pretrained
 from transcoder_lab.organism.train import train_organism
 from transcoder_lab.paths import checkpoint_dir, corpus_dir, model_dir
+from transcoder_lab.sources.models import load_pretrained
 from transcoder_lab.stage import stage_main
 
 

@@ -8,8 +8,8 @@ labels for the ground-truth rater). See transcoder_lab.study.sample and .packet.
 import time
 
 from transcoder_lab.config import Config
-from transcoder_lab.models import load_model
 from transcoder_lab.paths import study_key_file, study_packet_dir, study_scan_file
+from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import stage_main
 from transcoder_lab.study.packet import build_packet
 from transcoder_lab.study.sample import sample_features, scan_contexts

@@ -44,8 +44,8 @@ from transcoder_lab.case_studies.feature import (
     verify_circuit,
 )
 from transcoder_lab.circuits import graph_figure, top_contributors
-from transcoder_lab.models import load_model
 from transcoder_lab.notebooks import notebook_config
+from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import pin_cpu_threads
 
 # the library picks matplotlib's headless backend when imported: show figures inline again

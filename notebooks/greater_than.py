@@ -49,9 +49,9 @@ from transcoder_lab.case_studies.greater_than import (
     year_profiles,
 )
 from transcoder_lab.circuits import graph_figure
-from transcoder_lab.models import load_model
 from transcoder_lab.notebooks import notebook_config
-from transcoder_lab.organism.tokenizer import two_digit_token_ids
+from transcoder_lab.sources.models import load_model
+from transcoder_lab.sources.tokens import two_digit_token_ids
 from transcoder_lab.stage import pin_cpu_threads
 
 # the library picks matplotlib's headless backend when imported: show figures inline again

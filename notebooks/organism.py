@@ -27,12 +27,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from transcoder_lab.behaviour import last_token_logits
-from transcoder_lab.models import load_model
 from transcoder_lab.notebooks import notebook_config
 from transcoder_lab.organism import corpus as generator
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
-from transcoder_lab.organism.tokenizer import two_digit_token_ids
 from transcoder_lab.paths import results_dir
+from transcoder_lab.sources.models import load_model
+from transcoder_lab.sources.tokens import two_digit_token_ids
 
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline

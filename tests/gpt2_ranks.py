@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from transformers import GPT2TokenizerFast
 
-from transcoder_lab.gpt2_tokenizer import build_gpt2_tokenizer, default_ranks_path
+from transcoder_lab.sources.gpt2_tokenizer import build_gpt2_tokenizer, default_ranks_path
 
 
 def ranks_path_or_skip() -> Path:

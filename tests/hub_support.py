@@ -1,4 +1,4 @@
-"""Support for the tests of the lab against a local stand-in hub (transcoder_lab.hub_server): small
+"""Support for the tests of the lab against a local stand-in hub (transcoder_lab.standins.hub_server): small
 stand-in repos, a TLS certificate for it, the environment of a user's process, and the lab's three
 loaders run in such a process.
 
@@ -19,7 +19,8 @@ from pathlib import Path
 from local_server import unavailable
 
 from transcoder_lab.config import TextSourceConfig
-from transcoder_lab.hub_standin import (
+from transcoder_lab.dictionaries.published import PUBLISHED_REPO
+from transcoder_lab.standins.gpt2 import (
     hub_cache,
     put_repo,
     write_gpt2,
@@ -27,7 +28,6 @@ from transcoder_lab.hub_standin import (
     write_published_transcoders,
     write_text_source,
 )
-from transcoder_lab.published import PUBLISHED_REPO
 
 SOURCE = TextSourceConfig()  # the gpt2_small profile's text: OpenWebText's parquet conversion branch
 SMALL_GPT2 = {"n_layer": 2, "n_embd": 64, "n_head": 2}  # GPT-2's files and vocabulary, two narrow layers
@@ -94,17 +94,18 @@ calls, outcome = json.loads(sys.argv[1]), {}
 for name, arguments in calls.items():
     try:
         if name == "model":
-            from transcoder_lab.models import load_pretrained
+            from transcoder_lab.sources.models import load_pretrained
             model = load_pretrained("gpt2")
             result = {"n_layers": model.cfg.n_layers, "d_model": model.cfg.d_model,
                       "tokens": model.to_tokens("The cat", prepend_bos=False).tolist()}
         elif name == "text":
             from transcoder_lab.config import TextSourceConfig
-            from transcoder_lab.text_source import source_files, text_documents
+            from transcoder_lab.sources.text_source import source_files, text_documents
             source = TextSourceConfig(**arguments)
             result = {"files": source_files(source), "documents": len(list(text_documents(source)))}
         elif name == "published":
-            from transcoder_lab.published import download_published_transcoder, import_published_transcoder
+            from transcoder_lab.dictionaries.published import (
+                download_published_transcoder, import_published_transcoder)
             weights, sparsity = download_published_transcoder(arguments["layer"])
             out = tempfile.mkdtemp()
             dictionary = import_published_transcoder(weights, sparsity, arguments["layer"], out)

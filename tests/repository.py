@@ -64,7 +64,7 @@ def paper_profile_environment(
 ) -> dict[str, str]:
     """The environment of a paper-profile run with its Hugging Face cache at `hf_home`: the venv's
     tools on PATH, HF_HUB_OFFLINE=1 when `offline` (the run reads a filled cache), and HF_ENDPOINT at
-    `endpoint`, a local stand-in hub (transcoder_lab.hub_server) that the run downloads from when not
+    `endpoint`, a local stand-in hub (transcoder_lab.standins.hub_server) that the run downloads from when not
     `offline`. Tests never reach the real hub: a run with downloads needs the stand-in's endpoint."""
     import sys
 

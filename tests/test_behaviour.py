@@ -3,7 +3,7 @@
 import torch
 
 from transcoder_lab.behaviour import batches_by_length, last_token_logits
-from transcoder_lab.models import load_model
+from transcoder_lab.sources.models import load_model
 
 
 def test_batches_by_length_cover_every_prompt_once_without_padding(tiny_pipeline):

@@ -25,8 +25,8 @@ from transcoder_lab.case_studies.feature import (
 )
 from transcoder_lab.config import CONF_DIR, REPO_ROOT, load_config
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.models import load_model
-from transcoder_lab.paths import corpus_dir
+from transcoder_lab.paths import GRAPH_FOLDER, corpus_dir
+from transcoder_lab.sources.models import load_model
 
 
 def test_auroc_matches_the_pairwise_definition_with_ties():
@@ -101,7 +101,7 @@ def test_token_probe_is_the_feature_on_each_synthetic_prompt(tiny_pipeline):
     """`_token_probe` (batched rows, one feature computed) against a separate forward pass of
     [BOS, t, suffix] and every feature's pre-activation, for a few tokens t."""
     from transcoder_lab.case_studies.feature import _token_probe
-    from transcoder_lab.models import mlp_in_hook
+    from transcoder_lab.sources.models import mlp_in_hook
 
     cfg, _ = tiny_pipeline
     model = load_model(cfg.profile, cfg.paths.models)
@@ -183,7 +183,7 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     for key, check in saved["expected"].items():  # every expectation was looked up and judged
         assert check["verdict"] in ("ok", "BELOW", "ABOVE", "OUTSIDE"), key
     # the graph in circuit-tracer's front-end format (tests/circuits/test_frontend.py checks the format)
-    graphs = root / "figures" / "tiny" / "case_studies" / name / case_studies.GRAPH_FOLDER
+    graphs = root / "figures" / "tiny" / "case_studies" / name / GRAPH_FOLDER
     slugs = [g["slug"] for g in json.loads((graphs / "graph-metadata.json").read_text())["graphs"]]
     assert sorted(slugs) == [name, f"{name}_full"]  # the beam-search graph and the pruned full graph
     graph = json.loads((graphs / f"{name}.json").read_text())

@@ -111,7 +111,7 @@ def test_shuffle_buffer_copies_match_the_real_buffer(estimate, monkeypatch):
     """The model counts the rows the real ShuffleBuffer concatenates and permutes."""
     import torch
 
-    from transcoder_lab.activations import ShuffleBuffer
+    from transcoder_lab.dictionaries.activations import ShuffleBuffer
 
     counted = {"rows": 0}
     cat, randperm = torch.cat, torch.randperm

@@ -1,7 +1,7 @@
 """The gpt2_small profile as its user runs it: `dvc exp run -S profile=gpt2_small -S budget=smoke`
 through the real loading code, from an empty Hugging Face cache, downloading everything from a local
-server in the hub's protocol (transcoder_lab.hub_server) that serves the stand-in of the hub
-(transcoder_lab.hub_standin: random GPT-2 small weights saved by transformers, GPT-2's real
+server in the hub's protocol (transcoder_lab.standins.hub_server) that serves the stand-in of the hub
+(transcoder_lab.standins.gpt2: random GPT-2 small weights saved by transformers, GPT-2's real
 tokenizer, generated OpenWebText documents in parquet at the parquet conversion branch, the 12
 published transcoders pickled in their published structure, at full width; `gpt2` moved to
 `openai-community/gpt2` as on the hub).
@@ -31,9 +31,9 @@ from gpt2_ranks import ranks_path_or_skip
 from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 from transcoder_lab.config import compose, load_config
-from transcoder_lab.hub_server import HubServer
-from transcoder_lab.hub_standin import hub_cache, repo_folder, write_gpt2_small_standin
-from transcoder_lab.published import PUBLISHED_REPO
+from transcoder_lab.dictionaries.published import PUBLISHED_REPO
+from transcoder_lab.standins.gpt2 import hub_cache, repo_folder, write_gpt2_small_standin
+from transcoder_lab.standins.hub_server import HubServer
 
 N_DOCUMENTS = 600
 MOVED = {"gpt2": "openai-community/gpt2"}  # as on the hub, `gpt2` redirects to its current name

@@ -16,8 +16,8 @@ from transcoder_lab.case_studies.greater_than_ablations import (
     reference_mlp_ablations,
 )
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.models import load_model, mlp_out_hook
-from transcoder_lab.organism.tokenizer import two_digit_token_ids
+from transcoder_lab.sources.models import load_model, mlp_out_hook
+from transcoder_lab.sources.tokens import two_digit_token_ids
 
 
 def _skip_transcoder(model, layer: int) -> Dictionary:

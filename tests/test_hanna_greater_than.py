@@ -21,9 +21,9 @@ from transcoder_lab.behaviour import (
     paper_greater_than_behaviour,
 )
 from transcoder_lab.config import BehaviourConfig
-from transcoder_lab.gpt2_tokenizer import save_gpt2_tokenizer_files
-from transcoder_lab.models import build_processed_model, gpt2_shaped_config
-from transcoder_lab.organism.tokenizer import two_digit_token_ids
+from transcoder_lab.sources.gpt2_tokenizer import save_gpt2_tokenizer_files
+from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
+from transcoder_lab.sources.tokens import two_digit_token_ids
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from transformers import GPT2TokenizerFast
 
 from transcoder_lab.behaviour import YY_METRIC_RANGE
 from transcoder_lab.config import CaseStudyProfile, compose, load_config
-from transcoder_lab.organism.tokenizer import two_digit_token_ids
+from transcoder_lab.sources.tokens import two_digit_token_ids
 
 GREATER_THAN = "The war lasted from 17{YY} to 17"
 

@@ -1,5 +1,5 @@
 """The Pythia profiles as their user runs them: `dvc exp run -S profile=pythia_410m -S budget=smoke`
-through the real loading code, on an offline stand-in of the hub (transcoder_lab.hub_standin_pythia:
+through the real loading code, on an offline stand-in of the hub (transcoder_lab.standins.pythia:
 random float16 Pythia-410M weights saved by transformers with the hub's config.json, a stand-in
 GPT-NeoX-style tokenizer, generated documents in parquet). Nothing is monkeypatched: the model is
 loaded and the stages run in subprocesses with HF_HOME pointing at the stand-in and HF_HUB_OFFLINE=1.
@@ -24,7 +24,7 @@ import yaml
 from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 from transcoder_lab.config import compose, load_config
-from transcoder_lab.hub_standin_pythia import PYTHIA_HUB_CONFIGS, hub_repo, write_pythia_standin
+from transcoder_lab.standins.pythia import PYTHIA_HUB_CONFIGS, hub_repo, write_pythia_standin
 
 PROFILE = "pythia_410m"
 N_DOCUMENTS = 1200
@@ -62,7 +62,7 @@ def test_standin_repo_holds_the_hub_files(pythia_hf_home):
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from transcoder_lab.hub_standin import repo_folder
+    from transcoder_lab.standins.gpt2 import repo_folder
 
     folder = repo_folder(pythia_hf_home, "EleutherAI/pythia-410m")
     snapshot = folder / "snapshots" / (folder / "refs" / "main").read_text()
@@ -81,7 +81,7 @@ def test_standin_repo_holds_the_hub_files(pythia_hf_home):
 
 LOAD_CHECK = """
 import json, torch
-from transcoder_lab.models import load_pretrained, mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import load_pretrained, mlp_in_hook, mlp_out_hook
 model = load_pretrained("pythia-410m")
 tokens = torch.tensor([[0, 5, 6, 7, 8, 9]])
 hooks = [mlp_in_hook(15), mlp_out_hook(15), "blocks.15.hook_resid_pre", "blocks.15.ln2.hook_scale"]

@@ -14,7 +14,9 @@ import yaml
 from omegaconf import OmegaConf
 from repository import copy_repository
 
-from transcoder_lab.activations import (
+from transcoder_lab.config import REPO_ROOT, ConfigError, compose, load_config, load_profile
+from transcoder_lab.dictionaries import load_dictionary
+from transcoder_lab.dictionaries.activations import (
     autocast_dtype,
     batch_to_device,
     context_batches,
@@ -22,11 +24,9 @@ from transcoder_lab.activations import (
     needed_hooks,
     to_device,
 )
-from transcoder_lab.config import REPO_ROOT, ConfigError, compose, load_config, load_profile
-from transcoder_lab.dictionaries import load_dictionary
-from transcoder_lab.models import build_processed_model, gpt2_shaped_config, resolve_device
+from transcoder_lab.dictionaries.training import DictionaryJob, job_seeds
+from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, resolve_device
 from transcoder_lab.stage import STAGE_OVERRIDES, load_stage, with_stage_overrides
-from transcoder_lab.training import DictionaryJob, job_seeds
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="the DVC workflow needs git")
@@ -97,7 +97,7 @@ def test_cuda_transfer_is_pinned_and_training_matches_the_cpu(tmp_path):
     assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), rows)
     from transcoder_lab.config import DictionaryTrainingConfig
     from transcoder_lab.dictionaries import DictionarySpec
-    from transcoder_lab.training import train_dictionaries
+    from transcoder_lab.dictionaries.training import train_dictionaries
 
     spec = DictionarySpec(kind="transcoder", layer=0, d_in=8, d_sae=32, d_out=8)
     cfg = DictionaryTrainingConfig(batch_size=64, n_steps=20, warmup_steps=2, checkpoint_every=10)

@@ -126,13 +126,13 @@ def test_every_stage_depends_on_the_modules_it_runs(stages):
 
 
 def test_removing_a_needed_dep_is_reported(stages):
-    """The check can fail: without `models.py` among its deps, `evaluate` is reported; likewise a
-    module reached only through a function-local import (`organism.corpus` from `mechanisms`'s
-    `prompt_grammar`), one loaded by name (the `citation` mechanism) and package data (Hanna et
-    al.'s nouns)."""
+    """The check can fail: without `sources/models.py` among its deps, `evaluate` is reported;
+    likewise a module reached only through a function-local import (`behaviour`, which the planted
+    mechanisms import inside their `behaviour` methods, from the `corpus` stage), one loaded by name
+    (the `citation` mechanism) and package data (Hanna et al.'s nouns)."""
     for stage, dep, reported in [
-        ("evaluate", "src/transcoder_lab/models.py", "src/transcoder_lab/models.py"),
-        ("behaviour", "src/transcoder_lab/organism/corpus.py", "src/transcoder_lab/organism/corpus.py"),
+        ("evaluate", "src/transcoder_lab/sources/models.py", "src/transcoder_lab/sources/models.py"),
+        ("corpus", "src/transcoder_lab/behaviour.py", "src/transcoder_lab/behaviour.py"),
         (
             "corpus",
             "src/transcoder_lab/organism/mechanisms",

@@ -35,7 +35,8 @@ the model's tokenizer first:
    value is null with the reason.
 
 The organism's planted mechanisms each define their metric beside their sentences
-(transcoder_lab.organism.mechanisms), from the helpers here: greater-than as above; the others are
+(transcoder_lab.organism.mechanisms; transcoder_lab.organism.behaviour gathers them), from the
+helpers here: greater-than as above; the others are
 probability masses on a set of expected next tokens (`mass_metric`; chance: the set's share of the
 vocabulary under a uniform guess) or a two-way choice between expected tokens (chance 0.5).
 """
@@ -53,8 +54,8 @@ from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerBase
 
-from transcoder_lab.config import BehaviourConfig, CorpusConfig
-from transcoder_lab.organism.tokenizer import TokenizerError, first_token_ids, two_digit_token_ids
+from transcoder_lab.config import BehaviourConfig
+from transcoder_lab.sources.tokens import TokenizerError, first_token_ids, two_digit_token_ids
 
 YY_METRIC_RANGE = (1, 98)  # the paper averages over YY = 01..98
 METRIC_YY = range(YY_METRIC_RANGE[0], YY_METRIC_RANGE[1] + 1)
@@ -152,19 +153,6 @@ def mass_metric(
     ids = first_token_ids(model.tokenizer, expected)
     mass = set_mass(last_token_logits(model, texts, batch_size), ids)
     return {"value": mass.mean().item(), "chance": len(ids) / model.cfg.d_vocab, "n_prompts": len(texts)}
-
-
-def organism_behaviour(model: HookedTransformer, corpus: CorpusConfig, cfg: BehaviourConfig) -> dict:
-    """One metric per planted mechanism on held-out prompts (drawn with cfg.seed), with chance levels:
-    each mechanism's own `behaviour` (transcoder_lab.organism.mechanisms), keyed by its name."""
-    from transcoder_lab.organism.corpus import mechanisms_of
-
-    report: dict = {}
-    for mechanism in mechanisms_of(corpus):
-        result = mechanism.behaviour(model, corpus, cfg)
-        if result is not None:  # a contrast family (prose semicolons) has no metric of its own
-            report[mechanism.name] = result
-    return report
 
 
 def hanna_nouns() -> list[str]:

@@ -76,7 +76,7 @@ class TextSourceConfig:
     files: str = "plain_text/*train/*.parquet"  # glob over the repo's paths at `revision`
     text_field: str = "text"
     heldout_skip_documents: int = 200_000  # documents skipped before the held-out set
-    standin_file: str = "plain_text/train/0000.parquet"  # the offline stand-in's file (hub_standin)
+    standin_file: str = "plain_text/train/0000.parquet"  # the offline stand-in's file (standins/gpt2.py)
 
 
 @dataclass
@@ -130,7 +130,7 @@ class MatmulPrecision(StrEnum):
 
 @dataclass
 class DictionaryTrainingConfig:
-    """The trainer (transcoder_lab.training); the same for every arm so comparisons are fair."""
+    """The trainer (transcoder_lab.dictionaries.training); the same for every arm so comparisons are fair."""
 
     seed: int = 42
     lr: float = 4e-4
@@ -144,7 +144,7 @@ class DictionaryTrainingConfig:
     checkpoint_every: int = 50
     # Options against dead transcoder features (docs/dead_features.md); the defaults, with
     # ghost grads above, are the paper's recipe.
-    transcoder_init: str = "random"  # random | linear | data (training.py's docstring)
+    transcoder_init: str = "random"  # random | linear | data (dictionaries/training.py's docstring)
     l1_warmup_fraction: float = 0.0  # the L1 coefficient ramps linearly from 0 over this share of n_steps
     # Tensor-core speed on a GPU (docs/paper_on_gpu.md): "high" (TF32) or "medium" (bfloat16) matrix
     # products while training; weights, optimiser state and sums stay float32.
@@ -280,7 +280,7 @@ class ReferencePoint:
 
 @dataclass
 class EvaluationConfig:
-    """Splicing evaluation on a fixed held-out token set (transcoder_lab.evaluation)."""
+    """Splicing evaluation on a fixed held-out token set (transcoder_lab.dictionaries.evaluation)."""
 
     n_contexts: int = 256  # held-out contexts of harvest.context_size tokens
     batch_size: int = 32

@@ -7,17 +7,20 @@ Algorithm (docs/design.md §4.4: a document that runs past a context goes on aft
    fresh BOS, and documents inside a chunk stay separated by their own BOS. (A chunk that starts
    exactly on a document's BOS begins with two BOS tokens; that is rare and harmless.)
 Labels, when given, travel with their tokens; every inserted BOS gets `BOS_LABEL`.
-`stream_contexts` does the same for documents that arrive one at a time (a streamed dataset).
+`stream_contexts` does the same for documents that arrive one at a time (a streamed dataset), and
+`split_contexts` for a split the corpus stage wrote (`load_split`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from jaxtyping import Int
+from safetensors.torch import load_file
 
 BOS_LABEL = 255  # label id of inserted BOS tokens (real label ids are small, see organism.corpus)
 
@@ -82,3 +85,16 @@ def tokenized_texts(texts: Iterable[str], tokenizer: Any, batch_size: int = 256)
             pending = []
     if pending:
         yield from tokenizer(pending, add_special_tokens=False)["input_ids"]
+
+
+# The corpus stage's token splits, read by every stage of an organism profile that needs text (the
+# organism's training, the activations, the held-out set, the case studies and the study).
+def load_split(corpus_dir: Path, split: str) -> dict[str, np.ndarray]:
+    tensors = load_file(Path(corpus_dir) / f"{split}.safetensors")
+    return {name: tensor.numpy() for name, tensor in tensors.items()}
+
+
+def split_contexts(corpus_dir: Path, split: str, n_ctx: int, bos_id: int) -> torch.Tensor:
+    data = load_split(corpus_dir, split)
+    contexts, _ = pack_contexts(data["tokens"], data["doc_offsets"], n_ctx, bos_id)
+    return torch.from_numpy(contexts)

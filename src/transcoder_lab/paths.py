@@ -6,6 +6,11 @@ from pathlib import Path
 
 from transcoder_lab.config import Config, Sparsity
 
+# Names inside the folders below, kept here so that the module writing a file and the modules
+# reading it share one constant without importing each other.
+HELDOUT_METRICS = "heldout_metrics.json"  # a grid dictionary's held-out metrics, beside its weights
+GRAPH_FOLDER = "attribution_graph"  # a case study's graph files, in its figures folder
+
 
 def corpus_dir(cfg: Config) -> Path:
     return Path(cfg.paths.data) / cfg.profile.name / "corpus"

@@ -10,7 +10,7 @@ import torch
 from test_attribution import SMALL, random_processed_model, random_transcoder
 
 from transcoder_lab.circuits import AttributionContext
-from transcoder_lab.models import gpt2_shaped_config
+from transcoder_lab.sources.models import gpt2_shaped_config
 
 N_POS = 10
 

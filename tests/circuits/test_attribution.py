@@ -28,8 +28,8 @@ from transcoder_lab.circuits import (
     vector_root,
 )
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.evaluation import spliced
-from transcoder_lab.models import (
+from transcoder_lab.dictionaries.evaluation import spliced
+from transcoder_lab.sources.models import (
     build_processed_model,
     gpt2_shaped_config,
     mlp_in_hook,
@@ -407,9 +407,9 @@ def test_ratio_freezing_is_not_first_order_faithful_for_uncentred_writers(small_
 def test_completeness_on_the_trained_tiny_organism(tiny_pipeline):
     """The same identity on a trained organism with its trained transcoders (not random weights)."""
     from transcoder_lab.dictionaries import load_dictionary
-    from transcoder_lab.models import load_model
     from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
     from transcoder_lab.paths import dictionary_dir
+    from transcoder_lab.sources.models import load_model
 
     cfg, _ = tiny_pipeline
     model = load_model(cfg.profile, cfg.paths.models)

@@ -26,9 +26,9 @@ from transcoder_lab.circuits import (
     verify_graph,
 )
 from transcoder_lab.dictionaries import load_dictionary
-from transcoder_lab.models import load_model
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.paths import dictionary_dir
+from transcoder_lab.sources.models import load_model
 
 HELDOUT_SEED = 12345  # neither the corpus (0) nor the behaviour (1) seed of the tiny profile
 

@@ -26,7 +26,7 @@ from transcoder_lab.circuits.full_graph import (
     root_target,
 )
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.models import gpt2_shaped_config, mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import gpt2_shaped_config, mlp_in_hook, mlp_out_hook
 
 REL = 1e-4
 N_POS = 8

@@ -78,7 +78,7 @@ class Induction(Mechanism):
         import torch
 
         from transcoder_lab.behaviour import last_token_logits
-        from transcoder_lab.organism.tokenizer import first_token_ids
+        from transcoder_lab.sources.tokens import first_token_ids
 
         prompts = self.prompts(corpus, cfg.seed, cfg.n_prompts)
         probabilities = last_token_logits(model, [p.text for p in prompts], cfg.batch_size).softmax(-1)

@@ -9,6 +9,7 @@ import pytest
 from small_corpus import small_cfg
 
 from transcoder_lab.organism import corpus as C
+from transcoder_lab.organism import mechanisms
 from transcoder_lab.organism.mechanisms.estimate import QUANTITY_STARTS
 
 LABELS = C.labels(small_cfg())
@@ -59,7 +60,7 @@ def test_check_document_rejects_gaps() -> None:
 
 
 def test_span_texts_match_their_labels(docs: list[C.Document]) -> None:
-    surnames = set(C.surnames(small_cfg()))
+    surnames = set(mechanisms.surnames(small_cfg()))
     exact = {
         "citation/semicolon": ";",
         "prose/semicolon": ";",

@@ -11,8 +11,8 @@ import pytest
 from induction_mechanism import FIRST, MECHANISM, OTHER, REPEAT
 
 from transcoder_lab.config import load_profile
+from transcoder_lab.data import load_split
 from transcoder_lab.organism import corpus as C
-from transcoder_lab.organism.train import load_split
 from transcoder_lab.paths import corpus_dir, results_dir
 from transcoder_lab.stage import load_stage
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from small_corpus import small_cfg
 
-from transcoder_lab.organism import corpus as C
+from transcoder_lab.organism import mechanisms
 from transcoder_lab.organism.mechanisms import load_mechanism
 from transcoder_lab.organism.mechanisms.caught import caught_prompts
 from transcoder_lab.organism.mechanisms.citation import citation_semicolon_prompts
@@ -35,7 +35,7 @@ def test_semicolon_prompts() -> None:
     cfg = small_cfg()
     citation = citation_semicolon_prompts(cfg, seed=3, n=40)
     prose = prose_semicolon_prompts(cfg, seed=3, n=40)
-    surnames = set(C.surnames(cfg))
+    surnames = set(mechanisms.surnames(cfg))
     for p in citation:
         assert p.kind == "citation" and p.text.endswith(";")
         assert " (" in p.text and ")" not in p.text

@@ -9,12 +9,14 @@ import pytest
 from small_corpus import small_cfg
 
 from transcoder_lab.organism import corpus as C
+from transcoder_lab.organism import mechanisms
 from transcoder_lab.organism import tokenizer as T
 from transcoder_lab.organism.mechanisms.caught import caught_prompts
 from transcoder_lab.organism.mechanisms.citation import citation_semicolon_prompts
 from transcoder_lab.organism.mechanisms.estimate import QUANTITY_STARTS, estimate_prompts
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.organism.mechanisms.prose_semicolon import prose_semicolon_prompts
+from transcoder_lab.sources import tokens
 
 LABELS = C.labels(small_cfg())
 
@@ -61,7 +63,7 @@ def test_years_are_two_two_digit_tokens(tok) -> None:
 
 
 def test_all_year_pieces_are_single_tokens(tok) -> None:
-    ids = T.two_digit_token_ids(tok)
+    ids = tokens.two_digit_token_ids(tok)
     assert len(set(ids)) == 100
     assert [tok.decode([i]) for i in ids] == [f"{n:02d}" for n in range(100)]
     for century in range(11, 20):
@@ -73,7 +75,7 @@ def test_year_guarantee_holds_without_digits_in_training_text() -> None:
     texts = ["the quick brown fox jumps over the lazy dog, again and again."] * 50
     tok = T.train_tokenizer(texts, 420)
     assert len(tok) <= 420
-    assert len(T.two_digit_token_ids(tok)) == 100
+    assert len(tokens.two_digit_token_ids(tok)) == 100
     assert pieces(tok, " 1732 1899") == [" 17", "32", " 18", "99"]
     assert tok.decode(tok.encode("the fox 1732", add_special_tokens=False)) == "the fox 1732"
     with pytest.raises(ValueError):
@@ -95,9 +97,9 @@ def test_round_trip(tok, docs: list[C.Document]) -> None:
 
 def test_save_and_load(tok, docs: list[C.Document], tmp_path) -> None:
     path = tmp_path / "tokenizer.json"
-    T.save_tokenizer(tok, path)
+    tokens.save_tokenizer(tok, path)
     assert [p.name for p in tmp_path.iterdir()] == ["tokenizer.json"]  # no temporary file left
-    loaded = T.load_tokenizer(path)
+    loaded = tokens.load_tokenizer(path)
     text = docs[0].text
     assert loaded.encode(text) == tok.encode(text)
     assert loaded.pad_token == "<|endoftext|>" and len(loaded) == len(tok)
@@ -135,7 +137,7 @@ def test_encoded_labels_are_consistent_with_the_text(tok, docs: list[C.Document]
             elif label == "citation/year":
                 assert re.fullmatch(r" ?\d\d", string)
             elif label in ("greater_than/start_yy", "greater_than/end_yy"):
-                assert string in T.TWO_DIGIT_STRINGS
+                assert string in tokens.TWO_DIGIT_STRINGS
                 if label == "greater_than/start_yy":
                     starts.append(int(string))
                 else:
@@ -166,12 +168,12 @@ def test_behaviour_prompts_end_where_the_metric_reads(tok) -> None:
         assert pieces(tok, p.text)[-1] == " of"
     # The estimate metric's set: the first tokens of the quantity starts cover every quantity
     # the generator writes after "cost of".
-    starts = set(T.first_token_ids(tok, QUANTITY_STARTS))
+    starts = set(tokens.first_token_ids(tok, QUANTITY_STARTS))
     for doc in C.generate_documents(cfg, 200, seed=4):
         for s, e, lab in doc.spans:
             if LABELS[lab] == "estimate/quantity" and doc.text[:s].endswith(" cost of"):
                 assert tok.encode(doc.text[s:e], add_special_tokens=False)[0] in starts
     # The metric's surname set: the first token of " Surname" after a citation semicolon.
-    first = T.first_token_ids(tok, [" " + s for s in C.surnames(cfg)])
-    assert 0 < len(first) <= len(C.surnames(cfg))
+    first = tokens.first_token_ids(tok, [" " + s for s in mechanisms.surnames(cfg)])
+    assert 0 < len(first) <= len(mechanisms.surnames(cfg))
     assert all(tok.decode([i]).startswith(" ") for i in first)

@@ -10,9 +10,9 @@ from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from transcoder_lab.config import compose, load_config
-from transcoder_lab.models import MODEL_CONFIG, MODEL_WEIGHTS, load_organism
 from transcoder_lab.organism.build import build_corpus
 from transcoder_lab.organism.train import learning_rate, train_organism
+from transcoder_lab.sources.models import MODEL_CONFIG, MODEL_WEIGHTS, load_organism
 
 
 @pytest.fixture(scope="module")

@@ -71,9 +71,9 @@ def test_sampling_keeps_live_features_with_enough_activating_tokens(tmp_path):
 
 def test_one_shared_pass_gives_the_dashboards_activations(tiny_pipeline):
     """Both arms encode one cached MLP-input pass; it must equal dashboards.feature_activations."""
-    from transcoder_lab.dashboards import feature_activations
     from transcoder_lab.dictionaries import load_dictionary
-    from transcoder_lab.models import load_model
+    from transcoder_lab.sources.models import load_model
+    from transcoder_lab.study.dashboards import feature_activations
     from transcoder_lab.study.sample import encode, hook_inputs, scan_contexts
 
     cfg, _ = tiny_pipeline

@@ -44,12 +44,12 @@ from transcoder_lab.circuits.full_graph import active_feature_table
 from transcoder_lab.circuits.invariant import logit_effects
 from transcoder_lab.config import Config
 from transcoder_lab.dictionaries import Dictionary
-from transcoder_lab.models import load_model
+from transcoder_lab.paths import GRAPH_FOLDER
 from transcoder_lab.plotting import save_figure
 from transcoder_lab.report import check_expectations
+from transcoder_lab.sources.models import load_model
 
 ANALYSES = {"feature": run_feature_study, "greater_than": run_greater_than}
-GRAPH_FOLDER = "attribution_graph"  # in the study's figures folder, which the stage declares
 N_TOKEN_PREDICTIONS = 10  # output tokens per feature file, each way
 
 

@@ -88,8 +88,9 @@ from transcoder_lab.circuits import (
 )
 from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config, SearchConfig
 from transcoder_lab.dictionaries import Dictionary
-from transcoder_lab.evaluation import spliced, zero_ablated
-from transcoder_lab.organism.tokenizer import two_digit_token_ids
+from transcoder_lab.dictionaries.evaluation import spliced, zero_ablated
+from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
+from transcoder_lab.sources.tokens import two_digit_token_ids
 
 N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
 THRESHOLD = 0.9
@@ -104,8 +105,6 @@ def prompts_for(cfg: Config, seed: int = 7) -> tuple[list[str], Tensor]:
     """Step 1: one prompt per YY (texts, YY values)."""
     if cfg.profile.corpus is None:
         return [f"The war lasted from 17{yy:02d} to 17" for yy in range(100)], torch.arange(100)
-    from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
-
     prompts = greater_than_prompts(cfg.profile.corpus, seed, n_per_yy=1)
     return [p.text for p in prompts], torch.tensor([p.yy for p in prompts])
 

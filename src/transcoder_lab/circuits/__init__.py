@@ -19,6 +19,18 @@ from transcoder_lab.circuits.attribution import (
     top_contributors,
     vector_root,
 )
+from transcoder_lab.circuits.beam_search import (
+    Edge,
+    Graph,
+    Node,
+    Path,
+    PathFilter,
+    beam_search,
+    build_graph,
+    filter_paths,
+    fraction_explained,
+    source_layer_graph,
+)
 from transcoder_lab.circuits.full_graph import (
     FullGraph,
     GraphTarget,
@@ -38,18 +50,6 @@ from transcoder_lab.circuits.invariant import (
     feature_pullback,
     logit_effects,
     ov_norm_table,
-)
-from transcoder_lab.circuits.paths import (
-    Edge,
-    Graph,
-    Node,
-    Path,
-    PathFilter,
-    beam_search,
-    build_graph,
-    filter_paths,
-    fraction_explained,
-    source_layer_graph,
 )
 from transcoder_lab.circuits.render import graph_figure, graph_to_json, write_graph_json
 

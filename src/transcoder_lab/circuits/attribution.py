@@ -88,7 +88,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.dictionaries import Dictionary
-from transcoder_lab.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
 
 Sublayer = Literal["resid_pre", "resid_mid"]
 SUBLAYERS: tuple[str, ...] = ("resid_pre", "resid_mid")
@@ -297,7 +297,7 @@ def _check_model(model: HookedTransformer) -> None:
     if cfg.normalization_type != "LNPre":
         raise ValueError(
             f"attribution needs a processed model whose LayerNorms are LNPre (fold_ln=True); this one "
-            f"has normalization_type={cfg.normalization_type!r} (load it with transcoder_lab.models)"
+            f"has normalization_type={cfg.normalization_type!r} (load it with transcoder_lab.sources.models)"
         )
     if cfg.parallel_attn_mlp:
         # The decomposition of step 3 puts attention l before the MLP input of layer l (resid_mid l);

@@ -47,9 +47,9 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.circuits.attribution import AttributionContext, Root, attribute
-from transcoder_lab.circuits.paths import Graph, fraction_explained
+from transcoder_lab.circuits.beam_search import Graph, fraction_explained
 from transcoder_lab.dictionaries import Dictionary
-from transcoder_lab.evaluation import spliced
+from transcoder_lab.dictionaries.evaluation import spliced
 
 
 def average_ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:

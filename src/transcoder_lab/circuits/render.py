@@ -42,7 +42,7 @@ matplotlib.use("Agg")  # headless: stages and tests never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from transcoder_lab import io  # noqa: E402
-from transcoder_lab.circuits.paths import Graph, Node, fraction_explained  # noqa: E402
+from transcoder_lab.circuits.beam_search import Graph, Node, fraction_explained  # noqa: E402
 
 SCHEMA = "transcoder_lab.circuit_graph/1"
 FEATURE_TYPES = {

@@ -27,14 +27,11 @@ from safetensors.numpy import save
 
 from transcoder_lab import io
 from transcoder_lab.config import CorpusConfig
-from transcoder_lab.organism.corpus import build_vocabulary, generate_documents, labels
-from transcoder_lab.organism.tokenizer import (
-    EncodedCorpus,
-    encode_documents,
-    save_tokenizer,
-    train_tokenizer,
-)
+from transcoder_lab.organism.corpus import generate_documents, labels
+from transcoder_lab.organism.mechanisms import build_vocabulary
+from transcoder_lab.organism.tokenizer import EncodedCorpus, encode_documents, train_tokenizer
 from transcoder_lab.organism.vocabulary import derive_seed
+from transcoder_lab.sources.tokens import save_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,13 @@ carries a ground-truth label saying which mechanism produced it and in which rol
 stages can check whether a transcoder feature really tracks one mechanism.
 
 Algorithm
-1. Mechanisms (`mechanisms_of`): `cfg.shares` names the planted mechanisms in draw order, each with
-   its share of sentences (mechanisms/: one module per mechanism); the rest is background grammar.
+1. Mechanisms (`mechanisms_of`, mechanisms/__init__.py): `cfg.shares` names the planted mechanisms
+   in draw order, each with its share of sentences (mechanisms/: one module per mechanism); the
+   rest is background grammar.
 2. Labels (`labels`): "background" (id 0), then each mechanism's role labels in that order.
-3. Vocabulary (`build_vocabulary`, vocabulary.py): real English words first, topped up with
-   pseudo-words that avoid every word a template or filler list can write; it depends on
-   `cfg.seed`, the word counts and the mechanisms' words only.
+3. Vocabulary (`build_vocabulary`, mechanisms/__init__.py; vocabulary.py): real English words
+   first, topped up with pseudo-words that avoid every word a template or filler list can write; it
+   depends on `cfg.seed`, the word counts and the mechanisms' words only.
 4. Sentences: each sentence's kind is drawn with the shares from the document stream; a mechanism
    writes its sentence as (piece, label) pairs (mechanisms/*.py), background sentences come from
    the grammar (grammar.py). Digits, "(", ")", ";", "$", " caught", " estimated" and surnames occur
@@ -37,9 +38,8 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from transcoder_lab.config import CorpusConfig
-from transcoder_lab.organism.grammar import BACKGROUND, Grammar, Pieces, background_fixed_words
-from transcoder_lab.organism.mechanisms import Mechanism, load_mechanism
-from transcoder_lab.organism.vocabulary import Vocabulary, make_vocabulary, words_of
+from transcoder_lab.organism.grammar import BACKGROUND, Grammar, Pieces
+from transcoder_lab.organism.mechanisms import build_vocabulary, mechanisms_of
 
 
 @dataclass
@@ -50,31 +50,12 @@ class Document:
     spans: list[tuple[int, int, int]]
 
 
-def mechanisms_of(cfg: CorpusConfig) -> list[Mechanism]:
-    """The planted mechanisms `cfg.shares` names, in its (draw) order."""
-    return [load_mechanism(name) for name in cfg.shares]
-
-
 def labels(cfg: CorpusConfig) -> tuple[str, ...]:
     """The label names of the corpus of `cfg`; a label's id is its index (stored as uint8)."""
     names = (BACKGROUND,) + tuple(label for m in mechanisms_of(cfg) for label in m.labels)
     if len(set(names)) != len(names) or len(names) > 255:  # ids 0-254; 255 marks BOS tokens (data.py)
         raise ValueError(f"the corpus labels must be distinct and at most 255 in all, got {names}")
     return names
-
-
-def build_vocabulary(cfg: CorpusConfig) -> Vocabulary:
-    """The vocabulary for `cfg`: depends on cfg.seed, the word counts and the mechanisms' words."""
-    mechanisms = mechanisms_of(cfg)
-    fixed = words_of(background_fixed_words()).union(*(words_of(m.fixed_words()) for m in mechanisms))
-    reserved = frozenset(word for m in mechanisms for word in m.reserved_words())
-    counts = (cfg.n_nouns, cfg.n_verbs, cfg.n_adjectives, cfg.n_surnames)
-    return make_vocabulary(cfg.seed, *counts, frozenset(fixed), reserved)
-
-
-def surnames(cfg: CorpusConfig) -> list[str]:
-    """The surnames cited in the corpus of `cfg` (a surname follows a citation semicolon)."""
-    return list(build_vocabulary(cfg).surnames)
 
 
 def _check_shares(cfg: CorpusConfig) -> list[float]:

@@ -18,7 +18,8 @@ Algorithm
    on are dropped to stay within `vocab_size`. The result is checked by encoding and a
    `TokenizerError` is raised if the guarantee fails.
 4. The `tokenizers.Tokenizer` is wrapped as a Hugging Face fast tokenizer with no post-processor,
-   so encoding never adds special tokens (TransformerLens prepends BOS itself).
+   so encoding never adds special tokens (TransformerLens prepends BOS itself); saving, loading and
+   the token-id lookups the metrics use live in transcoder_lab.sources.tokens, below the organism.
 5. `encode_documents` batch-encodes documents and labels each token with the label of the span
    that contains its first character (from the tokenizer's character offsets). It also checks
    that no token straddles two spans, which would mean a label boundary inside a token.
@@ -29,27 +30,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast
 
-from transcoder_lab import io
 from transcoder_lab.organism.corpus import Document
+from transcoder_lab.sources.tokens import SPECIAL_TOKEN, TWO_DIGIT_STRINGS, TokenizerError, wrap_tokenizer
 
-SPECIAL_TOKEN = "<|endoftext|>"
 # Letters, two-digit groups, single digits, single punctuation characters; a leading space stays
 # with the piece that follows it. Runs of whitespace follow GPT-2 (the last space joins the next word).
 PRETOKENIZE_PATTERN = r" ?\p{L}+| ?\p{N}{2}| ?\p{N}| ?[^\s\p{L}\p{N}]|\s+(?!\S)|\s+"
-TWO_DIGIT_STRINGS: tuple[str, ...] = tuple(f"{n:02d}" for n in range(100))
 CENTURY_STRINGS: tuple[str, ...] = tuple(f" {n}" for n in range(11, 20))
 _SPACE = "Ġ"  # GPT-2's byte-level symbol for " "
-
-
-class TokenizerError(RuntimeError):
-    """The tokenizer does not meet a guarantee the organism relies on."""
 
 
 def _split() -> pre_tokenizers.Split:
@@ -68,22 +62,6 @@ def _new_tokenizer() -> Tokenizer:
     )
     tokenizer.decoder = decoders.ByteLevel()
     return tokenizer
-
-
-def _wrap(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
-    # clean_up_tokenization_spaces would turn " ," into "," on decode and break round trips.
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=SPECIAL_TOKEN,
-        eos_token=SPECIAL_TOKEN,
-        pad_token=SPECIAL_TOKEN,
-        clean_up_tokenization_spaces=False,
-    )
-    # TransformerLens's set_tokenizer reloads a tokenizer by `name_or_path` unless its init kwargs
-    # say BOS is handled; ours never adds BOS itself, so TransformerLens prepends it (it checks
-    # `encode("")`), and the reload, which would need a hub or a directory, is skipped.
-    wrapped.init_kwargs.update(name_or_path="transcoder-lab-organism", add_bos_token=True)
-    return wrapped
 
 
 def _single_token_failures(tokenizer: Tokenizer) -> list[str]:
@@ -169,32 +147,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         raise TokenizerError(f"these year pieces are not single tokens: {failures}")
     if tokenizer.token_to_id(SPECIAL_TOKEN) != 0 or tokenizer.get_vocab_size() > vocab_size:
         raise TokenizerError("expected <|endoftext|> at id 0 and at most vocab_size tokens")
-    return _wrap(tokenizer)
-
-
-def save_tokenizer(tok: PreTrainedTokenizerFast, path: str | Path) -> None:
-    """Write tokenizer.json atomically (a temporary file in the same folder, then os.replace)."""
-    io.write_text(path, tok.backend_tokenizer.to_str(pretty=True))
-
-
-def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    return _wrap(Tokenizer.from_file(str(path)))
-
-
-def two_digit_token_ids(tok: PreTrainedTokenizerFast) -> list[int]:
-    """Ids of "00".."99" in order (the greater-than metric's answer tokens)."""
-    ids = []
-    for two in TWO_DIGIT_STRINGS:
-        encoded = tok.encode(two, add_special_tokens=False)
-        if len(encoded) != 1:
-            raise TokenizerError(f"{two!r} is not a single token")
-        ids.append(encoded[0])
-    return ids
-
-
-def first_token_ids(tok: PreTrainedTokenizerFast, strings: Iterable[str]) -> list[int]:
-    """Sorted distinct ids of the first token of each string (e.g. " Tavish" -> " T..."-token)."""
-    return sorted({tok.encode(s, add_special_tokens=False)[0] for s in strings})
+    return wrap_tokenizer(tokenizer)
 
 
 @dataclass

@@ -13,8 +13,8 @@ Algorithm:
    checkpoint if its fingerprint (model and training config, corpus hashes, training code) matches. A NaN or
    Inf loss stops the run naming the step; the last good checkpoint stays on disk.
 5. Save the raw (unprocessed) parameters (no buffers: their shapes differ between TransformerLens
-   versions, see transcoder_lab.models), the config and the tokenizer. Loading
-   (transcoder_lab.models) applies TransformerLens's default processing; step 6 checks that this
+   versions, see transcoder_lab.sources.models), the config and the tokenizer. Loading
+   (transcoder_lab.sources.models) applies TransformerLens's default processing; step 6 checks that this
    leaves log-probs intact.
 6. Compare log-probabilities of the trained model and of the processed model on held-out contexts
    and record the largest difference; a difference above tolerance is an error.
@@ -33,14 +33,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
 from transcoder_lab.config import ModelConfig, TrainingConfig
-from transcoder_lab.data import pack_contexts
-from transcoder_lab.models import (
+from transcoder_lab.data import split_contexts
+from transcoder_lab.sources.models import (
     MODEL_CONFIG,
     MODEL_WEIGHTS,
     TOKENIZER_FILE,
@@ -49,7 +48,7 @@ from transcoder_lab.models import (
     parameter_state_dict,
     saved_parameters,
 )
-from transcoder_lab.organism.tokenizer import load_tokenizer
+from transcoder_lab.sources.tokens import load_tokenizer
 
 CHECKPOINT = "checkpoint.pt"
 # Processing (fold_ln, centring) is exact in real arithmetic; in float32 it moves log-probs by
@@ -72,17 +71,6 @@ class TrainingResult:
     processing_max_logprob_diff: float
     seconds: float
     resumed_from_step: int
-
-
-def load_split(corpus_dir: Path, split: str) -> dict[str, np.ndarray]:
-    tensors = load_file(Path(corpus_dir) / f"{split}.safetensors")
-    return {name: tensor.numpy() for name, tensor in tensors.items()}
-
-
-def split_contexts(corpus_dir: Path, split: str, n_ctx: int, bos_id: int) -> torch.Tensor:
-    data = load_split(corpus_dir, split)
-    contexts, _ = pack_contexts(data["tokens"], data["doc_offsets"], n_ctx, bos_id)
-    return torch.from_numpy(contexts)
 
 
 def learning_rate(step: int, cfg: TrainingConfig) -> float:

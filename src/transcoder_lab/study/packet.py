@@ -39,7 +39,7 @@ from transcoder_lab import io
 from transcoder_lab.config import Config
 
 if TYPE_CHECKING:  # the rating server imports this module and should start without TransformerLens
-    from transcoder_lab.dashboards import FeatureDashboard
+    from transcoder_lab.study.dashboards import FeatureDashboard
     from transcoder_lab.study.sample import ArmSample, ScanSet
 
 FORMAT_VERSION = 1
@@ -87,7 +87,7 @@ def sha256_file(path: str | Path) -> str:
 
 def render_card(dashboard: FeatureDashboard, tokenizer: Any, show_de_embedding: bool) -> str:
     """The blind HTML fragment of one dashboard (step 1)."""
-    from transcoder_lab.dashboards import dashboard_html
+    from transcoder_lab.study.dashboards import dashboard_html  # TransformerLens: kept off the server's start
 
     dashboard.logit_effects_top = dashboard.logit_effects_bottom = None
     return dashboard_html(dashboard, tokenizer, show_values=False, show_effects=show_de_embedding)
@@ -271,7 +271,9 @@ def build_packet(
 
     `activations[arm]`: [n, n_ctx, f], the sampled features' activations on the scanned contexts
     (transcoder_lab.study.sample.sample_features); `paths`: "packet", "key", "scan"."""
-    from transcoder_lab.dashboards import build_dashboards
+    from transcoder_lab.study.dashboards import (
+        build_dashboards,  # TransformerLens: kept off the server's start
+    )
 
     study = cfg.profile.study
     entries: list[tuple[str, int, str, Tensor]] = []  # (arm, feature, card html, activations)

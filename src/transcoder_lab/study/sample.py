@@ -28,13 +28,13 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.config import Config, DictionaryKind
-from transcoder_lab.data import BOS_LABEL, pack_contexts
+from transcoder_lab.data import BOS_LABEL, load_split, pack_contexts
 from transcoder_lab.dictionaries import Dictionary, load_dictionary, load_log10_frequency
-from transcoder_lab.paths import corpus_dir, dictionary_dir
+from transcoder_lab.paths import HELDOUT_METRICS, corpus_dir, dictionary_dir
+from transcoder_lab.sources.text_source import heldout_contexts
 
 ARMS = ("transcoder", "sae")  # the arm names the key uses; the packet never contains them
 ARM_KINDS = {"transcoder": DictionaryKind.TRANSCODER.value, "sae": DictionaryKind.SAE_MLP_IN.value}
-HELDOUT_METRICS = "heldout_metrics.json"
 
 
 class StudyError(ValueError):
@@ -132,8 +132,6 @@ def scan_contexts(cfg: Config, model: HookedTransformer) -> ScanSet:
     bos = model.tokenizer.bos_token_id
     n_contexts = max(1, study.n_tokens // n_ctx)
     if cfg.profile.corpus is not None:
-        from transcoder_lab.organism.train import load_split
-
         directory = corpus_dir(cfg)
         split = load_split(directory, study.split)
         contexts, labels = pack_contexts(split["tokens"], split["doc_offsets"], n_ctx, bos, split["labels"])
@@ -143,8 +141,6 @@ def scan_contexts(cfg: Config, model: HookedTransformer) -> ScanSet:
         labels_t = torch.from_numpy(labels[:n_contexts])
         counted = labels_t != BOS_LABEL
         return ScanSet(contexts_t, counted, labels_t, names, f"corpus {study.split} split")
-    from transcoder_lab.text_source import heldout_contexts
-
     source = cfg.profile.text
     assert source is not None  # load_config requires a text source for pretrained profiles
     contexts_t = heldout_contexts(cfg, model.tokenizer, n_contexts, n_ctx)

@@ -15,6 +15,10 @@ The corpus config names the mechanisms and their shares of sentences (`corpus.sh
 order): a name is a module of this package, or else any importable module path (a mechanism kept
 outside the package, as tests/organism/induction_mechanism.py). Adding a mechanism is one module
 plus its share in the profile's corpus config; see README "Add a planted mechanism".
+
+`mechanisms_of` loads the mechanisms a corpus config names and `build_vocabulary` draws the
+vocabulary their words shape; both live here, below organism/corpus.py, so that a mechanism's
+prompts (`prompt_grammar`) can use the corpus's vocabulary without importing the corpus generator.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import importlib.util
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from transcoder_lab.organism.grammar import Grammar, Pieces
-from transcoder_lab.organism.vocabulary import derive_seed
+from transcoder_lab.organism.grammar import Grammar, Pieces, background_fixed_words
+from transcoder_lab.organism.vocabulary import Vocabulary, derive_seed, make_vocabulary, words_of
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -37,6 +42,14 @@ if TYPE_CHECKING:
 
 class Prompt(Protocol):
     text: str
+
+
+@dataclass(frozen=True)
+class SemicolonPrompt:
+    """A sentence cut right after a semicolon: citation's prompts and those of its prose contrast."""
+
+    text: str  # ends with ";"
+    kind: str  # "citation" (a surname should follow) or "prose" (a lowercase clause follows)
 
 
 class Mechanism(ABC):
@@ -70,8 +83,6 @@ class Mechanism(ABC):
 
 def prompt_grammar(corpus: CorpusConfig, seed: int, name: str) -> Grammar:
     """A grammar over the corpus's vocabulary with a stream of its own for `name`'s prompts."""
-    from transcoder_lab.organism.corpus import build_vocabulary
-
     return Grammar(build_vocabulary(corpus), random.Random(derive_seed(seed, name)))
 
 
@@ -100,3 +111,22 @@ def load_mechanism(name: str) -> Mechanism:
             "subclass>() (see transcoder_lab.organism.mechanisms), or name an importable module."
         )
     return mechanism
+
+
+def mechanisms_of(cfg: CorpusConfig) -> list[Mechanism]:
+    """The planted mechanisms `cfg.shares` names, in its (draw) order."""
+    return [load_mechanism(name) for name in cfg.shares]
+
+
+def build_vocabulary(cfg: CorpusConfig) -> Vocabulary:
+    """The vocabulary for `cfg`: depends on cfg.seed, the word counts and the mechanisms' words."""
+    mechanisms = mechanisms_of(cfg)
+    fixed = words_of(background_fixed_words()).union(*(words_of(m.fixed_words()) for m in mechanisms))
+    reserved = frozenset(word for m in mechanisms for word in m.reserved_words())
+    counts = (cfg.n_nouns, cfg.n_verbs, cfg.n_adjectives, cfg.n_surnames)
+    return make_vocabulary(cfg.seed, *counts, frozenset(fixed), reserved)
+
+
+def surnames(cfg: CorpusConfig) -> list[str]:
+    """The surnames cited in the corpus of `cfg` (a surname follows a citation semicolon)."""
+    return list(build_vocabulary(cfg).surnames)

@@ -111,10 +111,12 @@ class Caught(Mechanism):
     def behaviour(
         self, model: HookedTransformer, corpus: CorpusConfig, cfg: BehaviourConfig
     ) -> dict[str, Any]:
+        # Imported here: torch and transformer_lens (through behaviour) take seconds to load, and the
+        # corpus stage, which only writes sentences, never measures.
         import torch
 
         from transcoder_lab.behaviour import last_token_logits, set_mass
-        from transcoder_lab.organism.tokenizer import first_token_ids
+        from transcoder_lab.sources.tokens import first_token_ids
 
         prompts = self.prompts(corpus, cfg.seed, cfg.n_prompts)
         logits = last_token_logits(model, [p.text for p in prompts], cfg.batch_size)

@@ -11,12 +11,18 @@ the corpus's surnames there, beside the same mass after a prose semicolon (prose
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from transcoder_lab.organism.grammar import Grammar, Pieces
 from transcoder_lab.organism.lexicon import lexicon
-from transcoder_lab.organism.mechanisms import Mechanism, prompt_grammar, text_through
+from transcoder_lab.organism.mechanisms import (
+    Mechanism,
+    SemicolonPrompt,
+    prompt_grammar,
+    surnames,
+    text_through,
+)
+from transcoder_lab.organism.mechanisms.prose_semicolon import prose_semicolon_prompts
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -30,12 +36,6 @@ COMMA, YEAR = "citation/comma", "citation/year"  # "," before the year, " 2019"
 SEMICOLON = "citation/semicolon"  # ";" between two works
 OTHER = "citation/other"  # the rest of a citation sentence
 YEARS: tuple[int, int] = (1950, 2023)  # inclusive
-
-
-@dataclass(frozen=True)
-class SemicolonPrompt:
-    text: str  # ends with ";"
-    kind: str  # "citation" (a surname should follow) or "prose" (a lowercase clause follows)
 
 
 def works(grammar: Grammar, n_works: int) -> Pieces:
@@ -102,9 +102,9 @@ class Citation(Mechanism):
     def behaviour(
         self, model: HookedTransformer, corpus: CorpusConfig, cfg: BehaviourConfig
     ) -> dict[str, Any]:
+        # Imported here: torch and transformer_lens (through behaviour) take seconds to load, and the
+        # corpus stage, which only writes sentences, never measures.
         from transcoder_lab.behaviour import mass_metric
-        from transcoder_lab.organism.corpus import surnames
-        from transcoder_lab.organism.mechanisms.prose_semicolon import prose_semicolon_prompts
 
         surname_starts = [" " + name for name in surnames(corpus)]
         citation = [p.text for p in self.prompts(corpus, cfg.seed, cfg.n_prompts)]

@@ -135,6 +135,8 @@ class Estimate(Mechanism):
     def behaviour(
         self, model: HookedTransformer, corpus: CorpusConfig, cfg: BehaviourConfig
     ) -> dict[str, Any]:
+        # Imported here: torch and transformer_lens (through behaviour) take seconds to load, and the
+        # corpus stage, which only writes sentences, never measures.
         from transcoder_lab.behaviour import mass_metric
 
         texts = [p.text for p in self.prompts(corpus, cfg.seed, cfg.n_prompts)]

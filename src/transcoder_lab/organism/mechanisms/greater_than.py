@@ -116,10 +116,12 @@ class GreaterThan(Mechanism):
     def behaviour(
         self, model: HookedTransformer, corpus: CorpusConfig, cfg: BehaviourConfig
     ) -> dict[str, Any]:
+        # Imported here: torch and transformer_lens (through behaviour) take seconds to load, and the
+        # corpus stage, which only writes sentences, never measures.
         import torch
 
         from transcoder_lab.behaviour import greater_than_scores, last_token_logits
-        from transcoder_lab.organism.tokenizer import two_digit_token_ids
+        from transcoder_lab.sources.tokens import two_digit_token_ids
 
         prompts = self.prompts(corpus, cfg.seed, cfg.n_prompts)
         logits = last_token_logits(model, [p.text for p in prompts], cfg.batch_size)

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 from transcoder_lab.organism.grammar import Grammar, Pieces
 from transcoder_lab.organism.lexicon import lexicon
-from transcoder_lab.organism.mechanisms import Mechanism, prompt_grammar, text_through
-from transcoder_lab.organism.mechanisms.citation import SemicolonPrompt
+from transcoder_lab.organism.mechanisms import Mechanism, SemicolonPrompt, prompt_grammar, text_through
 
 if TYPE_CHECKING:
     from transcoder_lab.config import CorpusConfig

@@ -1,0 +1,155 @@
+"""Evaluate a profile's dictionaries: splice each into the model on one fixed held-out token set.
+
+Algorithm (`evaluate_profile`, the body of the DVC stage `evaluate`):
+1. Load the profile's model and its held-out contexts (`text_source.heldout_contexts`:
+   `evaluation.n_contexts` contexts of `harvest.context_size` tokens, identified by `token_hash`).
+2. Name the sets to splice: each grid dictionary alone (every cell at every sparsity, as
+   "<arm>@L<layer> l1=<l1>" or "... k=<k>"), "splice_all" (the transcoders of every layer
+   together, the paper's "all transcoders" experiment; `splice_all_set`), and one "subset:<name>" per
+   `evaluation.splice_subsets` entry (e.g. the paper's layers 1-9 together).
+3. `evaluation.splice_metrics` measures every set on the same tokens in one batched pass.
+4. Write `results/<profile>/`: `pareto.csv` (one row per grid dictionary, `PARETO_COLUMNS`),
+   `dictionary_metrics.json` (everything measured per grid dictionary, by set name) and
+   `splice_all.json` (the splice-all summary, its subsets, the source and the held-out hash);
+   then `figures/<profile>/pareto.{png,svg}`.
+5. Write `expected_vs_measured.md`: the profile's expected values beside the splice-all summary and
+   the behaviour stage's `behaviour.json` (when present), followed by the published reference sweep
+   against the grid when the profile lists one (Pythia profiles).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import torch
+
+from transcoder_lab import io
+from transcoder_lab.config import Config, Sparsity
+from transcoder_lab.dictionaries.dictionary import Dictionary, load_dictionary
+from transcoder_lab.dictionaries.evaluation import splice_metrics, token_hash
+from transcoder_lab.paths import dictionary_dir, figures_dir, published_dir, results_dir
+from transcoder_lab.plotting import pareto_figure, save_figure
+from transcoder_lab.report import expected_vs_measured, reference_table
+from transcoder_lab.sources.models import load_model
+from transcoder_lab.sources.text_source import heldout_contexts
+
+PARETO_COLUMNS = [
+    "profile",
+    "layer",
+    "kind",
+    "l1_coefficient",
+    "k",
+    "l0",
+    "ce_clean",
+    "ce_spliced",
+    "ce_zero_ablation",
+    "loss_recovered",
+    "kl",
+    "fvu",
+    "dead_fraction",
+]  # fmt: skip  ("kind" is the arm, config.ARMS; TopK arms set "k", the others "l1_coefficient")
+
+
+def grid_set_name(layer: int, arm: str, sparsity: Sparsity) -> str:
+    """A grid dictionary's name in the splice results: "transcoder@L2 l1=0.001", "topk_transcoder@L2 k=16"."""
+    return f"{arm}@L{layer} {sparsity.setting}"
+
+
+def splice_all_set(
+    cfg: Config, device: str | torch.device = "cpu", layers: list[int] | None = None
+) -> list[Dictionary]:
+    """The transcoders spliced together (step 2 of the module docstring):
+    1. the layers are `layers`, else `evaluation.splice_all_layers`, else every grid transcoder layer;
+    2. with `splice_all_source: published`, load the published transcoder of each layer;
+    3. otherwise check that the grid holds a transcoder cell at every layer and that
+       `splice_all_l1` is one of the grid's L1 coefficients (a ValueError naming the missing cells
+       if not), and load each layer's grid transcoder at `splice_all_l1`."""
+    evaluation, grid = cfg.profile.evaluation, cfg.profile.dictionaries
+    layers = layers or evaluation.splice_all_layers or grid.layers_of("transcoder")
+    if evaluation.splice_all_source == "published":
+        return [load_dictionary(published_dir(cfg, layer), device) for layer in layers]
+    missing = [f"L{layer}_transcoder" for layer in layers if f"L{layer}_transcoder" not in grid.cells]
+    if missing or evaluation.splice_all_l1 not in grid.l1_coefficients:
+        raise ValueError(
+            "profile.evaluation.splice_all_l1 must be one of profile.dictionaries.l1_coefficients and "
+            f"profile.dictionaries.cells must hold a transcoder at every splice-all layer; missing: {missing}"
+        )
+    return [
+        load_dictionary(dictionary_dir(cfg, layer, "transcoder", evaluation.splice_all_l1), device)
+        for layer in layers
+    ]
+
+
+def evaluate_profile(cfg: Config) -> dict:
+    """Steps 1-5 of the module docstring, in that order. A grid dictionary's Pareto row holds its
+    set's CE and KL numbers with its own L0, FVU and dead fraction; the splice-all summary is the
+    set's splice metrics without the per-dictionary ones. Prints the Pareto table and the summary;
+    returns {"pareto": the rows of pareto.csv as a DataFrame, "splice_all": splice_all.json's content}.
+    """
+    profile, grid = cfg.profile, cfg.profile.dictionaries
+    # 1. the model and the held-out tokens
+    model = load_model(profile, cfg.paths.models)
+    context_size = grid.harvest.context_size
+    tokens = heldout_contexts(cfg, model.tokenizer, profile.evaluation.n_contexts, context_size)
+    # 2. the named sets of dictionaries to splice
+    cells = [(layer, arm, sparsity) for layer, arm in grid.parsed_cells for sparsity in grid.sweep(arm)]
+    device = model.cfg.device
+    sets = {
+        grid_set_name(layer, arm, sparsity): [
+            load_dictionary(dictionary_dir(cfg, layer, arm, sparsity), device)
+        ]
+        for layer, arm, sparsity in cells
+    }
+    sets["splice_all"] = splice_all_set(cfg, device)
+    subsets = profile.evaluation.splice_subsets
+    sets |= {f"subset:{name}": splice_all_set(cfg, device, layers) for name, layers in subsets.items()}
+    # 3. every set measured on the same tokens
+    results = splice_metrics(model, sets, tokens, profile.evaluation.batch_size)
+
+    # 4. the per-dictionary outputs, the splice-all summary and the figure
+    rows = []
+    for (layer, arm, sparsity), name in zip(cells, sets, strict=False):
+        measured = results[name]
+        reconstruction = measured["dictionaries"][0]
+        l1 = sparsity.l1_coefficient if sparsity.k is None else None  # TopK arms have no L1 term
+        rows.append({"profile": profile.name, "layer": layer, "kind": arm, "l1_coefficient": l1,
+                     "k": sparsity.k, **measured,
+                     **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
+    pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
+    out = results_dir(cfg)
+    # Everything measured per dictionary (L0 without BOS, live and dense fractions, ...), by name.
+    details = {
+        name: {**results[name]["dictionaries"][0], "ce_spliced": results[name]["ce_spliced"]} for name in sets
+    }
+    for name in [name for name in details if name == "splice_all" or name.startswith("subset:")]:
+        details.pop(name)
+    io.write_json(out / "dictionary_metrics.json", details)
+    io.write_text(out / "pareto.csv", pareto.to_csv(index=False, float_format="%.6g"))
+
+    def summary(name: str) -> dict:
+        return {key: value for key, value in results[name].items() if key != "dictionaries"}
+
+    splice_all = summary("splice_all")
+    if subsets:  # e.g. the paper's layers 1-9 spliced together, on the same tokens
+        splice_all["subsets"] = {name: summary(f"subset:{name}") for name in subsets}
+    splice_all |= {"source": profile.evaluation.splice_all_source, "heldout_sha256": token_hash(tokens),
+                   "heldout_tokens": int(tokens.numel())}  # fmt: skip
+    io.write_json(out / "splice_all.json", splice_all)
+    figure = pareto_figure(
+        pareto, f"{profile.name}: sparsity vs fidelity (held-out CE, {tokens.numel():,} tokens)"
+    )
+    save_figure(figure, figures_dir(cfg) / "pareto")
+
+    # 5. the expected values beside the measured ones
+    measured = {"splice_all": splice_all}
+    behaviour = out / "behaviour.json"
+    if behaviour.exists():
+        measured["behaviour"] = json.loads(behaviour.read_text())
+    table = expected_vs_measured(profile.name, profile.evaluation.expected, measured)
+    if profile.evaluation.reference_points:  # a published sweep, beside the grid (Pythia profiles)
+        table += "\n" + reference_table(profile.evaluation.reference_points, pareto)
+    io.write_text(out / "expected_vs_measured.md", table)
+    print(pareto.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(json.dumps(splice_all, indent=2))
+    return {"pareto": pareto, "splice_all": splice_all}

@@ -1,0 +1,135 @@
+"""Reconstruction and splice metrics on hand-built dictionaries, and the sae-lens cross-check."""
+
+import pytest
+import torch
+from sae_lens import SAE, HookedSAETransformer
+
+from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
+from transcoder_lab.dictionaries.evaluation import reconstruction_metrics, splice_metrics, spliced, token_hash
+from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, mlp_in_hook, mlp_out_hook
+
+D = 16
+IN, OUT = mlp_in_hook(0), mlp_out_hook(0)
+
+
+def identity_dictionary(kind: str, layer: int = 0, d: int = D) -> Dictionary:
+    """Features +e_i and -e_i: y_hat = relu(x) - relu(-x) = x exactly, with L0 = nonzero coords."""
+    spec = DictionarySpec(kind=kind, layer=layer, d_in=d, d_sae=2 * d, d_out=d)
+    dictionary = Dictionary(spec)
+    eye = torch.eye(d)
+    with torch.no_grad():
+        dictionary.W_enc.copy_(torch.cat([eye, -eye], dim=1))
+        dictionary.W_dec.copy_(torch.cat([eye, -eye], dim=0))
+    return dictionary
+
+
+@pytest.fixture(scope="module")
+def model():
+    config = gpt2_shaped_config(seed=0, n_layers=2, d_model=D, d_head=4, n_heads=4, d_mlp=64, d_vocab=50)
+    return build_processed_model(config)
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return torch.randint(0, 50, (12, 10), generator=torch.Generator().manual_seed(0))
+
+
+def test_reconstruction_of_a_perfect_dictionary():
+    g = torch.Generator().manual_seed(0)
+    batches = [{IN: (x := torch.randn(16, D, generator=g)), OUT: x} for _ in range(3)]
+    metrics = reconstruction_metrics(identity_dictionary("transcoder"), batches)
+    assert metrics["fvu"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["l0"] == pytest.approx(D)  # every coordinate of a Gaussian is nonzero: one feature each
+    assert metrics["dead_fraction"] == 0.0 and metrics["n_rows"] == 48
+
+
+@pytest.mark.parametrize("kind", ["sae_mlp_out", "sae_mlp_in"])
+def test_perfect_dictionary_recovers_all_the_loss(model, tokens, kind):
+    [result] = splice_metrics(model, {"perfect": [identity_dictionary(kind, layer=1)]}, tokens).values()
+    assert result["ce_spliced"] == pytest.approx(result["ce_clean"], abs=1e-5)
+    assert result["loss_recovered"] == pytest.approx(1.0, abs=1e-4)
+    assert result["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert result["dictionaries"][0]["fvu"] == pytest.approx(0.0, abs=1e-10)
+    assert result["dictionaries"][0]["l0"] == pytest.approx(D)
+
+
+def test_zero_dictionary_equals_zero_ablation(model, tokens):
+    spec = DictionarySpec(kind="transcoder", layer=1, d_in=D, d_sae=8, d_out=D)
+    [result] = splice_metrics(model, {"zero": [Dictionary(spec)]}, tokens).values()
+    assert result["ce_spliced"] == pytest.approx(result["ce_zero_ablation"], abs=1e-6)
+    assert result["loss_recovered"] == pytest.approx(0.0, abs=1e-5)
+    assert result["dictionaries"][0]["l0"] == 0.0 and result["dictionaries"][0]["dead_fraction"] == 1.0
+
+
+def test_l0_without_bos_excludes_bos_positions(model):
+    tokens = torch.tensor([[0, 5, 6, 7]] * 2)
+    identity = {"id": [identity_dictionary("sae_mlp_out", layer=0)]}
+    [result] = splice_metrics(model, identity, tokens, bos_id=0).values()
+    _, cache = model.run_with_cache(tokens)
+    nonzero = (cache[mlp_out_hook(0)] != 0).sum(-1).double()  # [batch, pos]
+    stats = result["dictionaries"][0]
+    assert stats["l0"] == pytest.approx(nonzero.mean().item())
+    assert stats["l0_without_bos"] == pytest.approx(nonzero[:, 1:].mean().item())
+
+
+def test_keep_error_leaves_the_forward_pass_unchanged(model, tokens):
+    spec = DictionarySpec(kind="transcoder", layer=0, d_in=D, d_sae=8, d_out=D)
+    dictionary = Dictionary.initialise(spec, generator=torch.Generator().manual_seed(1))
+    clean = model(tokens)
+    with spliced(model, [dictionary], keep_error=True):
+        kept = model(tokens)
+    torch.testing.assert_close(kept, clean, atol=1e-5, rtol=1e-5)
+
+
+def test_two_dictionaries_on_one_hook_are_refused(model, tokens):
+    pair = [identity_dictionary("sae_mlp_out", 1), identity_dictionary("sae_mlp_out", 1)]
+    with pytest.raises(ValueError, match="same activation"), spliced(model, pair):
+        model(tokens)
+
+
+@pytest.mark.parametrize("kind", ["transcoder", "sae_mlp_out"])
+def test_splice_cross_entropy_matches_sae_lens(model, tokens, kind, tmp_path):
+    """The same saved dictionary spliced by sae-lens's HookedSAETransformer and by our code."""
+    spec = DictionarySpec(kind=kind, layer=1, d_in=D, d_sae=32, d_out=D)
+    dictionary = Dictionary.initialise(spec, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        dictionary.b_dec.normal_(0, 0.3)  # a pre-bias, so the transcoder's folding is exercised
+        dictionary.b_enc.normal_(0, 0.1)
+    save_dictionary(dictionary, tmp_path / kind)
+    [ours] = splice_metrics(model, {"one": [dictionary]}, tokens).values()
+
+    reference = HookedSAETransformer(model.cfg)
+    reference.load_state_dict(model.state_dict(), strict=False)
+    sae = SAE.load_from_disk(str(tmp_path / kind))
+    with torch.no_grad():
+        theirs = reference.run_with_saes(tokens, saes=[sae], return_type="loss").item()
+    # Both are float32 means of ~100 log-probs of size ~4: rounding differences are ~1e-6.
+    assert ours["ce_spliced"] == pytest.approx(theirs, abs=1e-4)
+    assert abs(ours["ce_spliced"] - ours["ce_clean"]) > 1e-3  # the splice really changed the loss
+
+
+def test_token_hash_identifies_the_held_out_set(tokens):
+    assert token_hash(tokens) == token_hash(tokens.clone())
+    changed = tokens.clone()
+    changed[0, 0] += 1
+    assert token_hash(changed) != token_hash(tokens)
+
+
+def test_feature_edit_with_error_term_changes_the_output_by_the_decoded_difference(model, tokens):
+    spec = DictionarySpec(kind="transcoder", layer=0, d_in=D, d_sae=8, d_out=D)
+    dictionary = Dictionary.initialise(spec, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        dictionary.b_enc.fill_(0.5)  # every feature active somewhere
+    _, clean = model.run_with_cache(tokens, names_filter=[IN, OUT])
+    z = dictionary.encode(clean[IN])
+
+    def drop_feature_3(_, activations):
+        edited = activations.clone()
+        edited[..., 3] = 0
+        return edited
+
+    with spliced(model, [dictionary], keep_error=True, edit_features=drop_feature_3):
+        _, edited = model.run_with_cache(tokens, names_filter=[OUT])
+    expected = clean[OUT] - z[..., 3:4] * dictionary.W_dec[3]
+    assert z[..., 3].abs().max() > 0
+    torch.testing.assert_close(edited[OUT], expected.detach(), atol=1e-5, rtol=1e-5)
