@@ -283,11 +283,12 @@ def prompt_tokens(text: str) -> int:
 def buffer_copy_bytes(
     capacity: int, incoming_rows: int, n_incoming: int, row_bytes: int, batch_rows: int, flush: bool = False
 ) -> float:
-    """Bytes `transcoder_lab.dictionaries.activations.ShuffleBuffer` writes on the host for `n_incoming` harvested
-    batches: incoming batches are listed until the buffer is full, then concatenated with the kept
-    rows once (the whole buffer is copied), permuted (copied again) and its first half, in whole
-    training batches of `batch_rows`, handed out (a view, not a copy). `flush`: the stream then ends
-    and the rest is shuffled out (one more copy). Each row is thus copied a bounded number of times."""
+    """Bytes `transcoder_lab.dictionaries.activations.ShuffleBuffer` writes on the host for
+    `n_incoming` harvested batches: incoming batches are listed until the buffer is full, then
+    concatenated with the kept rows once (the whole buffer is copied), permuted (copied again) and its
+    first half, in whole training batches of `batch_rows`, handed out (a view, not a copy). `flush`:
+    the stream then ends and the rest is shuffled out (one more copy). Each row is thus copied a
+    bounded number of times."""
     size, pending, rows = 0, 0, 0
     for _ in range(n_incoming):
         size, pending = size + incoming_rows, pending + incoming_rows
