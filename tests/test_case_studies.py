@@ -182,7 +182,7 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     )
     for key, check in saved["expected"].items():  # every expectation was looked up and judged
         assert check["verdict"] in ("ok", "BELOW", "ABOVE", "OUTSIDE"), key
-    # the graph in circuit-tracer's front-end format (tests/circuits/test_frontend.py checks the format)
+    # the graph in circuit-tracer's front-end format (circuits/circuit_tracer/test_frontend.py checks it)
     graphs = root / "figures" / "tiny" / "case_studies" / name / case_studies.GRAPH_FOLDER
     slugs = [g["slug"] for g in json.loads((graphs / "graph-metadata.json").read_text())["graphs"]]
     assert sorted(slugs) == [name, f"{name}_full"]  # the beam-search graph and the pruned full graph
