@@ -292,7 +292,7 @@ def test_full_graph_refuses_mismatched_tokens_and_unnamed_custom_targets(full):
 
 
 # Opt-in: circuit-tracer's own create_graph_files code (its node, edge and file builders) on our
-# graph and prune masks, in circuit-tracer's Python (see tests/test_export_circuit_tracer.py).
+# graph and prune masks, in circuit-tracer's Python (see test_export.py).
 CIRCUIT_TRACER_PYTHON = os.environ.get("TRANSCODER_LAB_CIRCUIT_TRACER_PYTHON")
 CIRCUIT_TRACER_FILES = """
 import json, sys, torch
