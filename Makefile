@@ -60,15 +60,17 @@ browser:  ## install Debian's chromium when missing (browser tests, graph screen
 	|| { if [ "$$CI" = true ]; then echo "make browser: could not install chromium with apt-get (CI=true needs it for tests/study/test_browser.py)" >&2; exit 1; \
 	     else echo "make browser: chromium not installed; the browser test will be skipped" >&2; fi; }
 
-# circuit-tracer's attribution-graph viewer, offline (transcoder_lab.circuits.frontend): pip downloads
-# the circuit-tracer wheel (never installed) and npm packs the JavaScript libraries the viewer loads
-# from CDNs, each hash-checked against the pins in that module, into .cache/frontend/ (renamed into
-# place; refetched when the module changes). With CI=true a failure stops here.
+# circuit-tracer's attribution-graph viewer, offline (transcoder_lab.circuits.circuit_tracer): pip
+# downloads the circuit-tracer wheel (never installed) and npm packs the JavaScript libraries the
+# viewer loads from CDNs, each hash-checked against the pins of its assets module, into
+# .cache/frontend/ (renamed into place; refetched when that module, which holds the pins and the
+# fetch, changes: edits to the viewer's server or graph files need no new download). With CI=true a
+# failure stops here.
 FRONTEND := .cache/frontend/manifest.json
-$(FRONTEND): src/transcoder_lab/circuits/frontend.py | $(STAMP)
+$(FRONTEND): src/transcoder_lab/circuits/circuit_tracer/assets.py | $(STAMP)
 	@echo "fetching circuit-tracer's front end and its JavaScript libraries into $(@D)"
-	@$(PY) -m transcoder_lab.circuits.frontend fetch $(@D) \
-	|| { if [ "$$CI" = true ]; then echo "make frontend: failed (CI=true needs it for tests/circuits/test_frontend.py)" >&2; exit 1; \
+	@$(PY) -m transcoder_lab.circuits.circuit_tracer fetch $(@D) \
+	|| { if [ "$$CI" = true ]; then echo "make frontend: failed (CI=true needs it for tests/circuits/circuit_tracer/test_frontend.py)" >&2; exit 1; \
 	     else echo "make frontend: failed; the front-end browser test will be skipped" >&2; fi; }
 
 frontend: $(FRONTEND)  ## fetch circuit-tracer's graph viewer and its JavaScript libraries into .cache/frontend/

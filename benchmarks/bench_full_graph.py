@@ -20,7 +20,7 @@ What is measured (CPU, wall time, one process per side, the same torch thread co
 - Theirs (in circuit-tracer's own Python, `--circuit-tracer-python` or the environment variable
   TRANSCODER_LAB_CIRCUIT_TRACER_PYTHON, running benchmarks/bench_full_graph_worker.py): the same
   processed weights (written as safetensors, loaded into a TransformerLensReplacementModel) and the
-  same transcoders (written by `export_circuit_tracer.export_dictionaries`, loaded by
+  same transcoders (written by `circuits.circuit_tracer.export.export_dictionaries`, loaded by
   `load_transcoder_set` fully in memory: lazy_encoder=lazy_decoder=False), `attribute(tokens,
   max_n_logits, desired_logit_prob, batch_size, max_feature_nodes=None)` ("attribution": its
   forward pass included) and its `prune_graph` ("prune"). float32 (its default).
@@ -72,8 +72,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from transcoder_lab.circuits import AttributionContext, full_graph, prune_graph
+from transcoder_lab.circuits.circuit_tracer.export import export_dictionaries
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.export_circuit_tracer import export_dictionaries
 from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, parameter_state_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

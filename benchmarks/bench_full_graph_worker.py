@@ -8,14 +8,15 @@ bench_full_graph.py imports only `OtherCpu` from it.
 
 The case folder (written by bench_full_graph.py) holds `case.json` (the processed model's config,
 the prompt's token ids, thresholds, batch size, logit options, thread count, repeats),
-`model.safetensors` (the processed model's parameters) and `transcoders/` (an export_circuit_tracer
-folder). Steps: set torch's thread count; build a TransformerLensReplacementModel the way its
-`from_config` does, with our weights loaded before the replacement is configured (`from_config`
-offers no hook for weights); load the transcoders with `load_transcoder_set`, fully in memory
-(lazy_encoder=lazy_decoder=False: ours are in memory too); run `attribute()` (+ circuit-tracer's
-`prune_graph`) `warmup` times on the prompt's first tokens (untimed), then `repeats` times on the
-prompt; write `timings.json` and the last graph's tensors (`graph.safetensors`: adjacency, active
-features, selected features, logit targets, probabilities, node mask).
+`model.safetensors` (the processed model's parameters) and `transcoders/` (written by
+`circuits.circuit_tracer.export`). Steps: set torch's thread count; build a
+TransformerLensReplacementModel the way its `from_config` does, with our weights loaded before the
+replacement is configured (`from_config` offers no hook for weights); load the transcoders with
+`load_transcoder_set`, fully in memory (lazy_encoder=lazy_decoder=False: ours are in memory too);
+run `attribute()` (+ circuit-tracer's `prune_graph`) `warmup` times on the prompt's first tokens
+(untimed), then `repeats` times on the prompt; write `timings.json` and the last graph's tensors
+(`graph.safetensors`: adjacency, active features, selected features, logit targets, probabilities,
+node mask).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """DVC stage `dictionaries`: train the configured cells ("L<layer>_<kind>") at every L1 coefficient,
 all on one shared batch stream, and write each dictionary's held-out metrics beside it
-(`dictionary_grid.train_grid`, whose module docstring states the algorithm).
+(`dictionaries.grid.train_grid`, whose module docstring states the algorithm).
 
 dvc.yaml runs one instance per cell by narrowing the list on the command line
 (`profile.dictionaries.cells=[L2_transcoder]`); all L1 values of that cell train side by side on

@@ -1,14 +1,15 @@
 """DVC stage `graph_screenshots` (one instance per case study of `profile.graph_screenshots`; none
 outside the organism): each case study's beam-search graph and pruned full graph as circuit-tracer's
 viewer draws them, `figures/<profile>/graph_screenshots/<name>/<slug>.png`
-(`circuits.frontend.screenshots`: headless Chromium, the viewer's files from `make frontend`)."""
+(`circuits.circuit_tracer.screenshots`: headless Chromium, the viewer's files from `make frontend`)."""
 
 import json
 from pathlib import Path
 
 from tqdm import tqdm
 
-from transcoder_lab.circuits.frontend import INDEX, screenshots
+from transcoder_lab.circuits.circuit_tracer.graph_files import INDEX
+from transcoder_lab.circuits.circuit_tracer.screenshots import screenshots
 from transcoder_lab.config import Config
 from transcoder_lab.paths import GRAPH_FOLDER, figures_dir
 from transcoder_lab.stage import stage_main

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from transcoder_lab.circuits.frontend import CHROMIUM_ARGS, chromium_path  # noqa: F401 (re-exported)
+from transcoder_lab.circuits.circuit_tracer.screenshots import CHROMIUM_ARGS, chromium_path  # noqa: F401 (re-exported)
 
 CHROMIUM = chromium_path()
 IN_CI = os.environ.get("CI", "").lower() == "true"

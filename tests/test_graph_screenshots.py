@@ -5,7 +5,7 @@ import dataclasses
 from local_server import CHROMIUM, unavailable
 
 from transcoder_lab import case_studies
-from transcoder_lab.circuits.frontend import DEFAULT_ASSETS, MANIFEST
+from transcoder_lab.circuits.circuit_tracer.assets import DEFAULT_ASSETS, MANIFEST
 from transcoder_lab.stage import load_stage
 
 

@@ -52,11 +52,37 @@ def with_stage_overrides(args: list[str], conf_dir: Path | None = None) -> list[
     return [*args[:first], *defaults, *args[first:]]
 
 
+# Elementwise functions that torch's CPU build can hand to MKL's vector math library (VML), in
+# chunks of 2,048 elements spread over the intra-op threads.
+VECTOR_MATH_FUNCTIONS = (
+    "sqrt", "rsqrt", "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "tanh",
+    "asin", "acos", "atan", "sinh", "cosh", "erf", "erfc", "erfinv", "lgamma", "trunc", "sigmoid",
+)  # fmt: skip
+
+
+def initialise_vector_math() -> None:
+    """Call every function of VECTOR_MATH_FUNCTIONS once, on one element, on this thread.
+
+    Why: the first time such a function runs in a process, the chunks that the intra-op threads
+    compute at the same moment did not always round alike. Measured on the tiny profile's
+    dictionaries stage: about one run in 25 ended with different weights, always through the first
+    Adam step of the first dictionary, where `sqrt` of its 4,096-element second moment took two
+    chunks and the main thread's chunk (elements 0-2,047) differed by a few ulps from every other
+    run. Once each function has run on one thread, later multi-threaded calls agree from run to run
+    (tests/test_stage.py)."""
+    for dtype in (torch.float32, torch.float64):
+        one = torch.full((1,), 0.5, dtype=dtype)
+        for name in VECTOR_MATH_FUNCTIONS:
+            getattr(torch, name)(one)
+
+
 def pin_cpu_threads(n_threads: int) -> None:
-    """Run torch on `n_threads` CPU threads (0: leave torch's default). CPU results depend on the
-    count, so stages pin the profile's `cpu_threads` and give the same numbers on any machine."""
+    """Run torch on `n_threads` CPU threads (0: leave torch's default), with its vector math
+    initialised first (`initialise_vector_math`). CPU results depend on the count, so stages pin
+    the profile's `cpu_threads` and give the same numbers on any machine."""
     if n_threads < 0:
         raise ValueError(f"profile.cpu_threads must be >= 0 (0: torch's default), got {n_threads}")
+    initialise_vector_math()
     if n_threads:
         torch.set_num_threads(n_threads)
 

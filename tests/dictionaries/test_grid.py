@@ -1,4 +1,4 @@
-"""The grid of dictionaries (dictionary_grid): its jobs, checkpoint folder and batch stream's name.
+"""The grid of dictionaries (transcoder_lab.dictionaries.grid): jobs, checkpoint folder, stream name.
 Training the grid end to end: test_pipeline.py and test_scale_out.py (through the stage script)."""
 
 import pytest

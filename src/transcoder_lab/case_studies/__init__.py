@@ -16,7 +16,7 @@ walks the same analysis one step a cell, calling the public step functions that 
    with the study's attribution graph and the pruned full graph (slug `<name>_full`) also in
    circuit-tracer's front-end format in its subfolder `attribution_graph/` (`write_attribution_graph`,
    `write_full_graph`), which
-   `python -m transcoder_lab.circuits.frontend serve <that folder>` shows in circuit-tracer's viewer.
+   `python -m transcoder_lab.circuits.circuit_tracer serve <that folder>` shows in circuit-tracer's viewer.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from transcoder_lab.case_studies.common import circuit_transcoders, output_paths
 from transcoder_lab.case_studies.feature import run_feature_study
 from transcoder_lab.case_studies.greater_than import run_greater_than
 from transcoder_lab.circuits import AttributionContext, FullGraph, full_graph, graph_summary, prune_graph
-from transcoder_lab.circuits.frontend import (
+from transcoder_lab.circuits.circuit_tracer.graph_files import (
     frontend_full_graph,
     frontend_graph,
     transcoder_features,

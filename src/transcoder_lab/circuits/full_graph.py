@@ -62,7 +62,7 @@ Pruning and scores (circuit-tracer's graph.py definitions, our own code):
   Σ (influence + w).
 
 Checked once by hand against circuit-tracer 0.5.0 (its own venv; it cannot join ours), on the
-2-layer organism with random ReLU transcoders exported by export_circuit_tracer, 16 tokens, its 3
+2-layer organism with random ReLU transcoders exported by circuit_tracer.export, 16 tokens, its 3
 top logits: feature-to-feature and feature-to-logit edges and edges from errors (positions > 0)
 agree to 3.4e-7 of the largest entry; on circuit-tracer's own adjacency, `prune_graph` gives the
 same node and edge masks and `graph_scores` the same scores (identical in float32). Differences

@@ -10,7 +10,8 @@ red negative); error nodes are small grey squares next to their parent; the root
 gold star. Agg backend: the function returns the figure, callers save it (`plotting.save_figure`).
 
 JSON (`graph_to_json`, `write_graph_json`), close to circuit-tracer's graph files (its viewer reads
-`circuits.frontend.frontend_graph`'s conversion of this JSON, in circuit-tracer's exact schema):
+`circuits.circuit_tracer.graph_files.frontend_graph`'s conversion of this JSON, in circuit-tracer's
+exact schema):
 
     {"metadata": {"prompt": str, "prompt_tokens": [str], "root": root label,
                   "root_value": v·LN(x), "root_offset": float, "fraction_explained": float,

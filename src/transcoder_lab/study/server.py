@@ -18,20 +18,19 @@ Requests are refused with a 4xx and a JSON `{"error": ...}`: no Content-Length (
 `MAX_BODY_BYTES` (413, not read), a type other than application/json (415, which also keeps
 cross-site forms out), malformed JSON or fields (400), a Host header other than this server's
 loopback address (421, against DNS rebinding), a ratings file made on another packet (409).
+The loopback binding, the Host check, the headers, the body checks and the error format are
+`transcoder_lab.localhost`'s, shared with the graph viewer's server.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
+from transcoder_lab.localhost import LocalHandler, RequestError, bind, serve_until_interrupted
 from transcoder_lab.study.packet import Packet, load_packet
 from transcoder_lab.study.page import PAGE
 from transcoder_lab.study.ratings import (
@@ -43,18 +42,11 @@ from transcoder_lab.study.ratings import (
     now,
 )
 
-HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 MAX_BODY_BYTES = 16 * 1024
 RATING_FIELDS = {"card", "rating", "context_free", "note"}
 _CARD = re.compile(r"/api/cards/(\d{1,9})")
 _RATINGS = re.compile(r"/api/ratings/([^/]+)")
-
-
-class RequestError(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class RatingStore:
@@ -101,75 +93,25 @@ class RatingStore:
         return {"saved": rating.to_json(), "card": card, "n_rated": len(ratings.ratings)}
 
 
-def make_handler(packet: Packet, store: RatingStore, port_holder: list[int]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def make_handler(packet: Packet, store: RatingStore) -> type[LocalHandler]:
+    class Handler(LocalHandler):
         server_version = "transcoder-lab-study"
-        sys_version = ""
+        log_name = "study"
+        max_body_bytes = MAX_BODY_BYTES
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            sys.stderr.write(f"[study] {self.address_string()} {format % args}\n")
-
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Referrer-Policy", "no-referrer")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: HTTPStatus, data: Any) -> None:
-            self._send(status, json.dumps(data).encode(), "application/json; charset=utf-8")
-
-        def _error(self, status: HTTPStatus, message: str) -> None:
-            self.close_connection = True
-            self._json(status, {"error": message})
-
-        def _check_host(self) -> None:
-            host = self.headers.get("Host", "")
-            allowed = {f"{HOST}:{port_holder[0]}", f"localhost:{port_holder[0]}"}
-            if host not in allowed:
-                raise RequestError(
-                    HTTPStatus.MISDIRECTED_REQUEST,
-                    f"Host header {host!r} is not this server's ({' or '.join(sorted(allowed))})",
-                )
-
-        def _route(self) -> str:
-            self._check_host()
-            return unquote(urlsplit(self.path).path)
+        def error_status(self, error: Exception) -> HTTPStatus | None:
+            return HTTPStatus.BAD_REQUEST if isinstance(error, RatingError) else None
 
         def _rater(self, match: re.Match[str]) -> str:
             return check_rater_name(match.group(1))
 
-        def _handle(self, action) -> None:
-            try:
-                action()
-            except RequestError as error:
-                self._error(error.status, str(error))
-            except RatingError as error:
-                self._error(HTTPStatus.BAD_REQUEST, str(error))
-            except Exception as error:  # the server keeps serving; the rater sees the reason
-                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._handle(self._get)
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle(self._post)
-
-        def _not_allowed(self) -> None:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not supported; use GET or POST")
-
-        do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
-
-        def _get(self) -> None:
-            path = self._route()
+        def get(self) -> None:
+            path = self.route()
             if path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
+                self.send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
             elif path == "/api/packet":
                 manifest = packet.manifest
-                self._json(HTTPStatus.OK, {
+                self.send_json(HTTPStatus.OK, {
                     "title": manifest["title"], "instructions": manifest["instructions"],
                     "n_cards": packet.n_cards, "categories": manifest["categories"],
                 })  # fmt: skip
@@ -180,50 +122,22 @@ def make_handler(packet: Packet, store: RatingStore, port_holder: list[int]) -> 
                         HTTPStatus.NOT_FOUND, f"no card {card}: the packet has cards 1..{packet.n_cards}"
                     )
                 html = packet.card_file(card).read_text()
-                self._json(HTTPStatus.OK, {"card": card, "html": html})
+                self.send_json(HTTPStatus.OK, {"card": card, "html": html})
             elif match := _RATINGS.fullmatch(path):
                 ratings = store.load(self._rater(match))
-                self._json(HTTPStatus.OK, {"rater": ratings.rater, **ratings.to_json()})
+                self.send_json(HTTPStatus.OK, {"rater": ratings.rater, **ratings.to_json()})
             else:
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
 
-        def _read_json(self) -> dict[str, Any]:
-            length = self.headers.get("Content-Length")
-            if length is None:
-                raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
-            if not length.isdigit():
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"Content-Length {length!r} is not a number")
-            if int(length) > MAX_BODY_BYTES:
-                raise RequestError(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    f"the body is {int(length)} bytes; at most {MAX_BODY_BYTES} are accepted",
-                )
-            content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":
-                raise RequestError(
-                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                    f"Content-Type must be application/json, not {content_type!r}",
-                )
-            raw = self.rfile.read(int(length))
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise RequestError(
-                    HTTPStatus.BAD_REQUEST, f"the body is not valid UTF-8 JSON: {error}"
-                ) from error
-            if not isinstance(body, dict):
-                raise RequestError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
-            return body
-
-        def _post(self) -> None:
-            path = self._route()
+        def post(self) -> None:
+            path = self.route()
             match = _RATINGS.fullmatch(path)
             if not match:
                 raise RequestError(
                     HTTPStatus.NOT_FOUND, f"cannot POST to {path}; ratings go to /api/ratings/<rater>"
                 )
             rater = self._rater(match)
-            self._json(HTTPStatus.OK, store.submit(rater, self._read_json()))
+            self.send_json(HTTPStatus.OK, store.submit(rater, self.read_json()))
 
     return Handler
 
@@ -233,11 +147,7 @@ def make_server(packet_dir: str | Path, ratings_dir: str | Path | None = None, p
     packet = load_packet(packet_dir)
     directory = Path(ratings_dir) if ratings_dir is not None else Path("ratings") / packet.manifest["profile"]
     store = RatingStore(packet, directory)
-    port_holder = [port]
-    server = ThreadingHTTPServer((HOST, port), make_handler(packet, store, port_holder))
-    server.daemon_threads = True
-    port_holder[0] = server.server_address[1]
-    return server, store
+    return bind(make_handler(packet, store), port), store
 
 
 def serve(packet_dir: str | Path, ratings_dir: str | Path | None = None, port: int = DEFAULT_PORT) -> None:
@@ -247,9 +157,4 @@ def serve(packet_dir: str | Path, ratings_dir: str | Path | None = None, port: i
         f"Serving {store.packet.n_cards} cards at http://{host}:{bound}/ ; ratings go to {store.directory}/",
         flush=True,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)

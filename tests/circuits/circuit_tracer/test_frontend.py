@@ -1,7 +1,7 @@
-"""Attribution graphs in circuit-tracer's own front end (transcoder_lab.circuits.frontend): the
-graph-file schema, the files and index, the set-up's pins, the server, and the page itself in
+"""Attribution graphs in circuit-tracer's own front end (transcoder_lab.circuits.circuit_tracer):
+the graph-file schema, the files and index, the set-up's pins, the server, and the page itself in
 headless Chromium (Debian's chromium driven by Playwright) against `python -m
-transcoder_lab.circuits.frontend serve` in a subprocess.
+transcoder_lab.circuits.circuit_tracer serve` in a subprocess.
 
 The server and browser tests need the assets `make frontend` installs in .cache/frontend, and the
 browser tests Debian's chromium and Playwright (the `chromium` fixture of tests/conftest.py): with
@@ -35,23 +35,25 @@ from transcoder_lab.circuits import (
     prune_graph,
     root_target,
 )
-from transcoder_lab.circuits.frontend import (
+from transcoder_lab.circuits.circuit_tracer.assets import (
     CDN_ROUTES,
     CIRCUIT_TRACER_WHEEL,
     DEFAULT_ASSETS,
-    INDEX,
     MANIFEST,
     NPM_PACKAGES,
     FrontendError,
+    install,
+)
+from transcoder_lab.circuits.circuit_tracer.graph_files import (
+    INDEX,
     cantor_pair,
     frontend_full_graph,
     frontend_graph,
-    install,
-    make_server,
-    screenshots,
     transcoder_features,
     write_frontend_graph,
 )
+from transcoder_lab.circuits.circuit_tracer.screenshots import screenshots
+from transcoder_lab.circuits.circuit_tracer.server import make_server
 
 # the fields of circuit-tracer 0.5.0's pydantic models (frontend/graph_models.py)
 METADATA_FIELDS = {
@@ -290,7 +292,7 @@ def test_full_graph_refuses_mismatched_tokens_and_unnamed_custom_targets(full):
 
 
 # Opt-in: circuit-tracer's own create_graph_files code (its node, edge and file builders) on our
-# graph and prune masks, in circuit-tracer's Python (see tests/test_export_circuit_tracer.py).
+# graph and prune masks, in circuit-tracer's Python (see test_export.py).
 CIRCUIT_TRACER_PYTHON = os.environ.get("TRANSCODER_LAB_CIRCUIT_TRACER_PYTHON")
 CIRCUIT_TRACER_FILES = """
 import json, sys, torch
@@ -454,7 +456,7 @@ def test_server_routes(written):
 
 
 def start_frontend(folder: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "transcoder_lab.circuits.frontend", "serve", str(folder),
+    command = [sys.executable, "-m", "transcoder_lab.circuits.circuit_tracer", "serve", str(folder),
                "--port", str(port)]  # fmt: skip
     # 90 s: the package imports torch and TransformerLens first
     return start_server(command, f"http://127.0.0.1:{port}/data/{INDEX}", timeout_s=90)

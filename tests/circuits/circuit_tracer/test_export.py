@@ -14,8 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from transcoder_lab import io
-from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
-from transcoder_lab.export_circuit_tracer import (
+from transcoder_lab.circuits.circuit_tracer.export import (
     CONFIG_FILENAME,
     ExportError,
     circuit_tracer_paths,
@@ -24,6 +23,7 @@ from transcoder_lab.export_circuit_tracer import (
     main,
     read_export_config,
 )
+from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
 
 D_MODEL, D_SAE, N_LAYERS = 12, 40, 3
 

@@ -207,7 +207,7 @@ def circuit_tracer_paths(out_dir: str | Path) -> dict[int, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m transcoder_lab.export_circuit_tracer",
+        prog="python -m transcoder_lab.circuits.circuit_tracer.export",
         description="Export transcoders saved by transcoder_lab (one directory per layer, layers 0..n-1; "
         "each directory's cfg.json names its layer) for circuit-tracer 0.5.0's load_transcoder_set.",
     )
@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_layer[layer] = path
         config = export_transcoder_set(by_layer, args.out_dir, args.model_name, args.scan, DTYPES[args.dtype])
     except (ExportError, OSError, ValueError) as error:
-        print(f"export_circuit_tracer: {error}", file=sys.stderr)
+        print(f"circuit_tracer.export: {error}", file=sys.stderr)
         return 1
     print(f"wrote {len(by_layer)} layers and {config}")
     return 0
