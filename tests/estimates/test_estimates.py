@@ -1,11 +1,10 @@
-"""benchmarks/estimate_paper_runs.py: its FLOP formulas against a hand count on a tiny config, and
-the script itself on the paper profile (every dvc.yaml stage listed) and, with --check, on tiny."""
+"""transcoder_lab.estimates: its FLOP formulas against a hand count on a tiny config, the shuffle
+buffer's copy count against the real buffer, and the command line (`cli.main`, which
+benchmarks/estimate_paper_runs.py runs) on the paper profile (every dvc.yaml stage listed) and, with
+--check, on tiny."""
 
-import importlib.util
 import re
-import sys
 
-import pytest
 import yaml
 
 from transcoder_lab.config import (
@@ -20,18 +19,9 @@ from transcoder_lab.config import (
     TextSourceConfig,
     compose,
 )
-
-
-@pytest.fixture(scope="module")
-def estimate():
-    path = REPO_ROOT / "benchmarks" / "estimate_paper_runs.py"
-    spec = importlib.util.spec_from_file_location("estimate_paper_runs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["estimate_paper_runs"] = module  # its dataclasses need it
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("estimate_paper_runs", None)
+from transcoder_lab.estimates.cli import main
+from transcoder_lab.estimates.estimator import Estimator, Settings, stage_instances
+from transcoder_lab.estimates.formulas import buffer_copy_bytes, model_pass_flops
 
 
 def tiny_stream_config() -> Config:
@@ -66,16 +56,16 @@ def tiny_stream_config() -> Config:
     )
 
 
-def test_flop_formulas_equal_a_hand_count(estimate):
-    estimator = estimate.Estimator(tiny_stream_config(), estimate.Settings(vocab=10))
+def test_flop_formulas_equal_a_hand_count():
+    estimator = Estimator(tiny_stream_config(), Settings(vocab=10))
     # One block's weight matrices: 4 x 16^2 (attention) + 2 x 16 x 32 (MLP) = 1024 + 1024 = 2048.
     assert estimator.shape.block_params == 2048
     # Harvest to layer 1 = 2 blocks, per token: 2 x 2 x 2048 + attention 2 x 2 x 4 x 16 = 8192 + 256.
     harvest_per_token = 8448
-    assert estimate.model_pass_flops(estimator.shape, 2, 4, False) == harvest_per_token
+    assert model_pass_flops(estimator.shape, 2, 4, False) == harvest_per_token
     # A full pass with logits: 3 x 2 x 2048 + 2 x 3 x 4 x 16 + 2 x 16 x 10 = 12288 + 384 + 320.
     full_per_token = 12992
-    assert estimate.model_pass_flops(estimator.shape, 3, 4, True) == full_per_token
+    assert model_pass_flops(estimator.shape, 3, 4, True) == full_per_token
 
     stage = estimator.estimate("dictionaries", "dictionaries@L1_transcoder")
     tokens, heldout = 3 * 8, 2 * 4  # n_steps x batch; evaluation.n_contexts x context
@@ -99,15 +89,15 @@ def test_flop_formulas_equal_a_hand_count(estimate):
     assert evaluate.dictionary_flops == 3 * heldout * forward_per_token  # 98,304
 
 
-def test_shuffle_buffer_copies_equal_a_hand_count(estimate):
+def test_shuffle_buffer_copies_equal_a_hand_count():
     # capacity 16 rows, batches of 8 rows in and out, 3 batches in, 1 byte a row:
     # in 1: size 8 (listed, no copy); in 2: size 16, full: gathered (cat: 16), permuted (16), half
     # out -> 8 kept; in 3: size 16: gathered (16), permuted (16), half out -> 8. Total 16 x 4 = 64.
-    assert estimate.buffer_copy_bytes(16, 8, 3, 1, 8) == 64
-    assert estimate.buffer_copy_bytes(16, 8, 3, 1, 8, flush=True) == 72  # the rest shuffled out
+    assert buffer_copy_bytes(16, 8, 3, 1, 8) == 64
+    assert buffer_copy_bytes(16, 8, 3, 1, 8, flush=True) == 72  # the rest shuffled out
 
 
-def test_shuffle_buffer_copies_match_the_real_buffer(estimate, monkeypatch):
+def test_shuffle_buffer_copies_match_the_real_buffer(monkeypatch):
     """The model counts the rows the real ShuffleBuffer concatenates and permutes."""
     import torch
 
@@ -132,17 +122,17 @@ def test_shuffle_buffer_copies_match_the_real_buffer(estimate, monkeypatch):
         {"a": torch.zeros(incoming, 1)} for _ in range(n_incoming)
     ):
         pass
-    assert counted["rows"] == estimate.buffer_copy_bytes(capacity, incoming, n_incoming, 1, batch, flush=True)
+    assert counted["rows"] == buffer_copy_bytes(capacity, incoming, n_incoming, 1, batch, flush=True)
 
 
-def test_script_prints_every_dvc_stage_for_the_paper_profile(estimate, capsys, monkeypatch):
+def test_script_prints_every_dvc_stage_for_the_paper_profile(capsys, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    result = estimate.main(["gpt2_small", "--repeats", "1", "--matmul-rows", "16", "--buffer-rows", "8192"])
+    result = main(["gpt2_small", "--repeats", "1", "--matmul-rows", "16", "--buffer-rows", "8192"])
     out = capsys.readouterr().out
     stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
     for name in stages:
         assert name in out, name
-    instances = [instance for _, instance in estimate.stage_instances(compose(["profile=gpt2_small"]))]
+    instances = [instance for _, instance in stage_instances(compose(["profile=gpt2_small"]))]
     assert "dictionaries@L8_transcoder" in instances and "import_transcoders@11" in instances
     for instance in instances:  # a grouped row names every instance: stage@{a, b, ...}
         stage, _, item = instance.partition("@")
@@ -156,9 +146,9 @@ def test_script_prints_every_dvc_stage_for_the_paper_profile(estimate, capsys, m
     assert "GPU fp32" in out and "this CPU" in out
 
 
-def test_check_times_real_trainer_steps_on_a_tiny_profile(estimate, capsys, monkeypatch):
+def test_check_times_real_trainer_steps_on_a_tiny_profile(capsys, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    result = estimate.main(
+    result = main(
         ["tiny", "--check", "--check-steps", "1", "--check-batch", "256", "--repeats", "1",
          "--matmul-rows", "16", "--buffer-rows", "1024"]
     )  # fmt: skip
