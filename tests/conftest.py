@@ -3,10 +3,11 @@
 import os
 
 import pytest
-from local_server import CHROMIUM, CHROMIUM_ARGS, unavailable
 
 from transcoder_lab.config import Config, load_profile
 from transcoder_lab.stage import load_stage
+
+from helpers.local_server import CHROMIUM, CHROMIUM_ARGS, unavailable
 
 
 def tiny_config(root) -> Config:

@@ -18,12 +18,13 @@ their stage from `notebooks/*.py`, which are checked here. Files are those git t
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from transcoder_lab.config import REPO_ROOT
+
+from helpers.repository import repository_files
 
 DESIGN = REPO_ROOT / "docs" / "design.md"
 # Where citations may appear (the folders' files and the named files).
@@ -34,21 +35,6 @@ HEADING = re.compile(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", re.MULTILINE)
 # Spelled in pieces so that this file does not match itself.
 FORBIDDEN = ("DESIGN" + " §", "DESIGN" + ".md", ".." + "/shared")
 EXEMPT = ("results/",)
-
-
-def repository_files() -> list[Path]:
-    """Tracked files and untracked, not ignored ones (what a commit could hold), that exist."""
-    try:
-        listing = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        pytest.skip(f"git cannot list the repository's files here: {error}")
-    return [REPO_ROOT / name for name in listing.splitlines() if (REPO_ROOT / name).is_file()]
 
 
 def read_text(path: Path) -> str | None:
@@ -81,7 +67,7 @@ def test_design_document_has_numbered_sections():
 def test_every_citation_names_a_section_of_the_design_document():
     sections = design_sections(DESIGN.read_text(encoding="utf-8"))
     bad, n_citations = [], 0
-    for path in repository_files():
+    for path in (REPO_ROOT / name for name in repository_files()):
         if not is_citing(path) or (text := read_text(path)) is None:
             continue
         for number in cited_sections(text):
@@ -98,7 +84,7 @@ def test_every_citation_names_a_section_of_the_design_document():
 
 def test_no_file_points_outside_the_repository():
     bad = []
-    for path in repository_files():
+    for path in (REPO_ROOT / name for name in repository_files()):
         relative = str(path.relative_to(REPO_ROOT))
         if relative.startswith(EXEMPT) or (text := read_text(path)) is None:
             continue

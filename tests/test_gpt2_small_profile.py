@@ -27,13 +27,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from gpt2_ranks import ranks_path_or_skip
-from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 from transcoder_lab.config import compose, load_config
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO
 from transcoder_lab.standins.gpt2 import hub_cache, repo_folder, write_gpt2_small_standin
 from transcoder_lab.standins.hub_server import HubServer
+
+from helpers.gpt2_ranks import ranks_path_or_skip
+from helpers.repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 N_DOCUMENTS = 600
 MOVED = {"gpt2": "openai-community/gpt2"}  # as on the hub, `gpt2` redirects to its current name

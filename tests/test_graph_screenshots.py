@@ -2,11 +2,11 @@
 
 import dataclasses
 
-from local_server import CHROMIUM, unavailable
-
 from transcoder_lab import case_studies
 from transcoder_lab.circuits.circuit_tracer.assets import DEFAULT_ASSETS, MANIFEST
 from transcoder_lab.stage import load_stage
+
+from helpers.local_server import CHROMIUM, unavailable
 
 
 def test_stage_writes_one_png_per_graph_of_each_listed_case_study(tiny_pipeline):

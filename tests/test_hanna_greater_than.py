@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from gpt2_ranks import gpt2_tokenizer_or_skip, ranks_path_or_skip
 from transformer_lens import HookedTransformer
 from transformers import AutoTokenizer, GPT2TokenizerFast
 
@@ -24,6 +23,8 @@ from transcoder_lab.config import BehaviourConfig
 from transcoder_lab.sources.gpt2_tokenizer import save_gpt2_tokenizer_files
 from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
 from transcoder_lab.sources.tokens import two_digit_token_ids
+
+from helpers.gpt2_ranks import gpt2_tokenizer_or_skip, ranks_path_or_skip
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,13 @@ greater-than analyses read the next-token distribution after the final " 17" and
 from __future__ import annotations
 
 import pytest
-from gpt2_ranks import gpt2_tokenizer_or_skip
 from transformers import GPT2TokenizerFast
 
 from transcoder_lab.behaviour import YY_METRIC_RANGE
 from transcoder_lab.config import CaseStudyProfile, compose, load_config
 from transcoder_lab.sources.tokens import two_digit_token_ids
+
+from helpers.gpt2_ranks import gpt2_tokenizer_or_skip
 
 GREATER_THAN = "The war lasted from 17{YY} to 17"
 

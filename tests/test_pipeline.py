@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 from omegaconf import OmegaConf
-from repository import copy_repository
 
 from transcoder_lab.config import compose, load_config, load_profile
 from transcoder_lab.dictionaries.evaluation import token_hash
 from transcoder_lab.sources.models import load_model
 from transcoder_lab.sources.text_source import heldout_contexts
 from transcoder_lab.stage import load_stage
+
+from helpers.repository import copy_repository
 
 
 def tiny_config(root: Path):

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 from transcoder_lab.config import compose, load_config
 from transcoder_lab.standins.pythia import PYTHIA_HUB_CONFIGS, hub_repo, write_pythia_standin
+
+from helpers.repository import dvc_exp_run, expected_stages, init_repository, paper_profile_environment
 
 PROFILE = "pythia_410m"
 N_DOCUMENTS = 1200

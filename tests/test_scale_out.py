@@ -12,7 +12,6 @@ import pytest
 import torch
 import yaml
 from omegaconf import OmegaConf
-from repository import copy_repository
 
 from transcoder_lab.config import REPO_ROOT, ConfigError, compose, load_config, load_profile
 from transcoder_lab.dictionaries import load_dictionary
@@ -27,6 +26,8 @@ from transcoder_lab.dictionaries.activations import (
 from transcoder_lab.dictionaries.training import DictionaryJob, job_seeds
 from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, resolve_device
 from transcoder_lab.stage import STAGE_OVERRIDES, load_stage, with_stage_overrides
+
+from helpers.repository import copy_repository
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="the DVC workflow needs git")

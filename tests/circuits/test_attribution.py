@@ -12,7 +12,6 @@ well below the 1e-4 tested, for roots whose value is not a near-total cancellati
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer
 
 from transcoder_lab.circuits import (
     EXPANDABLE_KINDS,
@@ -27,53 +26,18 @@ from transcoder_lab.circuits import (
     top_contributors,
     vector_root,
 )
-from transcoder_lab.dictionaries import Dictionary, DictionarySpec
 from transcoder_lab.dictionaries.evaluation import spliced
 from transcoder_lab.sources.models import (
-    build_processed_model,
     gpt2_shaped_config,
     mlp_in_hook,
     mlp_out_hook,
 )
 
+from helpers.circuit_models import SMALL, random_processed_model, random_transcoder
+
 REL = 1e-4
 
 
-def random_processed_model(config, seed: int = 0) -> HookedTransformer:
-    """Random raw weights with non-trivial LayerNorm weights, biases everywhere (b_V included, so
-    fold_value_biases has work to do) and sharper attention, then the standard processing."""
-    g = torch.Generator().manual_seed(seed)
-    raw = HookedTransformer(config).state_dict()
-    for name, tensor in raw.items():
-        if not tensor.is_floating_point() or name.endswith(("IGNORE", "mask")):
-            continue
-        noise = torch.randn(tensor.shape, generator=g)
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf == "w":  # LayerNorm weights
-            raw[name] = 1 + 0.3 * noise
-        elif leaf.startswith("b"):  # LayerNorm biases, b_Q, b_K, b_V, b_O, b_in, b_out, b_U
-            raw[name] = 0.1 * noise
-        elif leaf in ("W_Q", "W_K"):
-            raw[name] = tensor * 8
-    return build_processed_model(config, raw)
-
-
-def random_transcoder(
-    layer: int, d_model: int, d_sae: int, seed: int, architecture: str = "relu", k=None, skip=False
-) -> Dictionary:
-    spec = DictionarySpec("transcoder", layer, d_model, d_sae, d_model, architecture, k, skip)
-    g = torch.Generator().manual_seed(seed)
-    tc = Dictionary.initialise(spec, generator=g)
-    with torch.no_grad():
-        tc.b_enc.copy_(0.3 * torch.randn(d_sae, generator=g))
-        tc.b_dec.copy_(0.3 * torch.randn(d_model, generator=g))
-        tc.b_dec_out.copy_(0.3 * torch.randn(d_model, generator=g))
-        if skip:
-            tc.W_skip.copy_(0.05 * torch.randn(d_model, d_model, generator=g))
-    return tc
-
-
-SMALL = dict(n_layers=4, d_model=64, d_head=16, n_heads=4, d_mlp=256, d_vocab=100, n_ctx=32)
 N_POS = 10
 
 

@@ -11,7 +11,6 @@ Identities tested, each to relative 1e-4 (float32 model, float64 attribution: se
 
 import pytest
 import torch
-from models_for_tests import small_context
 
 from transcoder_lab.circuits import (
     EXPANDABLE_KINDS,
@@ -27,6 +26,8 @@ from transcoder_lab.circuits import (
     logit_diff_root,
     top_contributors,
 )
+
+from helpers.circuit_models import small_context
 
 REL = 1e-4
 
@@ -187,7 +188,7 @@ def test_split_error_nodes(ctx):
 GRAPH_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests_dir!r})
-from models_for_tests import small_context
+from helpers.circuit_models import small_context
 from transcoder_lab.circuits import EXPANDABLE_KINDS, PathFilter, beam_search, build_graph, logit_diff_root
 ctx = small_context(skip_layer=1)[3]
 root = logit_diff_root(ctx, 1, 2, 9)
@@ -205,7 +206,7 @@ def test_graph_node_order_does_not_depend_on_string_hashing():
     import sys
     from pathlib import Path as FilePath
 
-    script = GRAPH_SCRIPT.format(tests_dir=str(FilePath(__file__).parent))
+    script = GRAPH_SCRIPT.format(tests_dir=str(FilePath(__file__).parents[1]))
     outputs = [
         subprocess.run(
             [sys.executable, "-c", script],

@@ -10,7 +10,6 @@ hundred nodes; torch runs single-threaded here, which is much faster for these t
 
 import pytest
 import torch
-from test_attribution import SMALL, random_processed_model, random_transcoder
 
 from transcoder_lab.circuits import AttributionContext, attribute, logit_diff_root
 from transcoder_lab.circuits.full_graph import (
@@ -27,6 +26,8 @@ from transcoder_lab.circuits.full_graph import (
 )
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
 from transcoder_lab.sources.models import gpt2_shaped_config, mlp_in_hook, mlp_out_hook
+
+from helpers.circuit_models import SMALL, random_processed_model, random_transcoder
 
 REL = 1e-4
 N_POS = 8

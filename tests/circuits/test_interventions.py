@@ -17,7 +17,6 @@ picking a loose tolerance for the attribution itself (it is off by |1 - σ/σ'|,
 import numpy as np
 import pytest
 import torch
-from models_for_tests import small_context
 from scipy.stats import spearmanr
 
 from transcoder_lab.circuits import (
@@ -33,6 +32,8 @@ from transcoder_lab.circuits import (
     spearman,
     verify_graph,
 )
+
+from helpers.circuit_models import small_context
 
 REL = 1e-4
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from models_for_tests import small_context
 
 from transcoder_lab.circuits import (
     attribute,
@@ -15,6 +14,8 @@ from transcoder_lab.circuits import (
     ov_norm_table,
     top_contributors,
 )
+
+from helpers.circuit_models import small_context
 
 
 @pytest.fixture(scope="module")

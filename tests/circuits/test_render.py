@@ -4,7 +4,6 @@ import json
 
 import matplotlib.pyplot as plt
 import pytest
-from models_for_tests import small_context
 
 from transcoder_lab.circuits import (
     EXPANDABLE_KINDS,
@@ -18,6 +17,8 @@ from transcoder_lab.circuits import (
     write_graph_json,
 )
 from transcoder_lab.circuits.render import FEATURE_TYPES
+
+from helpers.circuit_models import small_context
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from small_corpus import small_cfg
 
 from transcoder_lab.organism.build import build_corpus, corpus_hash, heldout_seed
 from transcoder_lab.organism.corpus import labels as corpus_labels
 from transcoder_lab.paths import corpus_dir
 from transcoder_lab.sources.tokens import load_tokenizer, two_digit_token_ids
+
+from helpers.small_corpus import small_cfg
 
 BUILD = dict(n_train_documents=200, n_heldout_documents=20)  # smaller than the shared config: faster
 NAMES = corpus_labels(small_cfg())

@@ -6,11 +6,12 @@ import re
 from collections import Counter
 
 import pytest
-from small_corpus import small_cfg
 
 from transcoder_lab.organism import corpus as C
 from transcoder_lab.organism import mechanisms
 from transcoder_lab.organism.mechanisms.estimate import QUANTITY_STARTS
+
+from helpers.small_corpus import small_cfg
 
 LABELS = C.labels(small_cfg())
 

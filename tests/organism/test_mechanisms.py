@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from small_corpus import small_cfg
 
 from transcoder_lab.organism import mechanisms
 from transcoder_lab.organism.mechanisms import load_mechanism
@@ -14,6 +13,8 @@ from transcoder_lab.organism.mechanisms.citation import citation_semicolon_promp
 from transcoder_lab.organism.mechanisms.estimate import QUANTITY_STARTS, estimate_prompts
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.organism.mechanisms.prose_semicolon import prose_semicolon_prompts
+
+from helpers.small_corpus import small_cfg
 
 
 def test_greater_than_prompts() -> None:
@@ -74,5 +75,5 @@ def test_each_mechanism_states_its_labels_words_and_prompts(name: str) -> None:
 
 
 def test_a_module_without_a_mechanism_is_named() -> None:
-    with pytest.raises(ValueError, match="'small_corpus'.*defines no MECHANISM"):
-        load_mechanism("small_corpus")
+    with pytest.raises(ValueError, match="helpers.small_corpus defines no MECHANISM"):
+        load_mechanism("helpers.small_corpus")

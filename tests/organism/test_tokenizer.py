@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-from small_corpus import small_cfg
 
 from transcoder_lab.organism import corpus as C
 from transcoder_lab.organism import mechanisms
@@ -17,6 +16,8 @@ from transcoder_lab.organism.mechanisms.estimate import QUANTITY_STARTS, estimat
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.organism.mechanisms.prose_semicolon import prose_semicolon_prompts
 from transcoder_lab.sources import tokens
+
+from helpers.small_corpus import small_cfg
 
 LABELS = C.labels(small_cfg())
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from small_corpus import small_cfg
-
 from transcoder_lab.config import CorpusConfig
 from transcoder_lab.organism import corpus as C
 from transcoder_lab.organism.vocabulary import derive_seed, plural, regular_past
+
+from helpers.small_corpus import small_cfg
 
 
 def test_vocabulary_at_default_settings() -> None:

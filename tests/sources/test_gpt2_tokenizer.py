@@ -9,12 +9,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from gpt2_ranks import gpt2_tokenizer_or_skip, ranks_path_or_skip
 from tokenizers import pre_tokenizers
 from transformers import AutoTokenizer, GPT2TokenizerFast
 
 from transcoder_lab.config import REPO_ROOT
 from transcoder_lab.sources import gpt2_tokenizer as G
+
+from helpers.gpt2_ranks import gpt2_tokenizer_or_skip, ranks_path_or_skip
 
 # Varied text: contractions, digits, runs of spaces and newlines, punctuation runs, accented
 # Latin, Greek, CJK, an emoji (4 UTF-8 bytes, split across tokens) and a control character.

@@ -9,12 +9,13 @@ import re
 import socket
 
 import pytest
-from hub_support import SOURCE, client_environment, run_loaders, write_small_origin
 
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO, published_weights_filename
 from transcoder_lab.sources.hub import offline_variable, proxy_settings
 from transcoder_lab.standins.gpt2 import repo_folder
 from transcoder_lab.standins.hub_server import HubServer
+
+from helpers.hub_support import SOURCE, client_environment, run_loaders, write_small_origin
 
 ALL = {"model": {}, "text": {}, "published": {"layer": 0}}
 WEIGHTS_0 = published_weights_filename(0)

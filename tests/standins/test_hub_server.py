@@ -12,8 +12,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from forward_proxy import ForwardProxy
-from hub_support import (
+
+from transcoder_lab.dictionaries.published import PUBLISHED_REPO, published_weights_filename
+from transcoder_lab.standins.gpt2 import repo_folder
+from transcoder_lab.standins.hub_server import HubServer
+
+from helpers.forward_proxy import ForwardProxy
+from helpers.hub_support import (
     LOADERS,
     MOVED,
     N_DOCUMENTS,
@@ -25,10 +30,6 @@ from hub_support import (
     tls_certificate,
     write_small_origin,
 )
-
-from transcoder_lab.dictionaries.published import PUBLISHED_REPO, published_weights_filename
-from transcoder_lab.standins.gpt2 import repo_folder
-from transcoder_lab.standins.hub_server import HubServer
 
 HIDDEN = {"hub.invalid": "127.0.0.1", "cdn.invalid": "127.0.0.1"}  # names only the proxy resolves
 

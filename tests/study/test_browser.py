@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_server import free_port, start_server
-from study_helpers import synthetic_packet
+from helpers.local_server import free_port, start_server
+from helpers.study_packets import synthetic_packet
 
 
 def start_study_server(packet_dir: Path, ratings_dir: Path, port: int) -> subprocess.Popen:

@@ -5,10 +5,11 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from study_helpers import synthetic_packet
 
 from transcoder_lab.paths import study_key_file, study_packet_dir, study_scan_file
 from transcoder_lab.study.packet import KeyTamperedError, load_packet, load_scan, sha256_file, unblind
+
+from helpers.study_packets import synthetic_packet
 
 
 def test_unblinding_returns_the_key_and_detects_a_tampered_one(tmp_path):

@@ -6,10 +6,11 @@ import socket
 import threading
 
 import pytest
-from study_helpers import synthetic_packet
 
 from transcoder_lab.study.ratings import load_ratings
 from transcoder_lab.study.server import MAX_BODY_BYTES, make_server
+
+from helpers.study_packets import synthetic_packet
 
 
 class Running:

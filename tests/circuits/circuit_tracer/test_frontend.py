@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from local_server import free_port, start_server, unavailable
-from models_for_tests import SMALL, small_context
 
 from transcoder_lab.circuits import (
     EXPANDABLE_KINDS,
@@ -54,6 +52,9 @@ from transcoder_lab.circuits.circuit_tracer.graph_files import (
 )
 from transcoder_lab.circuits.circuit_tracer.screenshots import screenshots
 from transcoder_lab.circuits.circuit_tracer.server import make_server
+
+from helpers.circuit_models import SMALL, small_context
+from helpers.local_server import free_port, start_server, unavailable
 
 # the fields of circuit-tracer 0.5.0's pydantic models (frontend/graph_models.py)
 METADATA_FIELDS = {

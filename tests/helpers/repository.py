@@ -9,19 +9,24 @@ from pathlib import Path
 from transcoder_lab.config import REPO_ROOT
 
 
-def copy_repository(target: Path) -> None:
-    """Copy the working tree's tracked and untracked, not ignored files to `target`."""
-    files = subprocess.run(
+def repository_files() -> list[Path]:
+    """The working tree's tracked files and untracked, not ignored ones (what a commit could hold)
+    that exist, relative to the repository root."""
+    listing = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO_ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, target / name)
+    ).stdout
+    return [Path(name) for name in listing.splitlines() if (REPO_ROOT / name).is_file()]
+
+
+def copy_repository(target: Path) -> None:
+    """Copy `repository_files()` to `target`."""
+    for name in repository_files():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target / name)
 
 
 def init_repository(target: Path) -> None:

@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_server import unavailable
-
 from transcoder_lab.config import TextSourceConfig
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO
 from transcoder_lab.standins.gpt2 import (
@@ -28,6 +26,8 @@ from transcoder_lab.standins.gpt2 import (
     write_published_transcoders,
     write_text_source,
 )
+
+from helpers.local_server import unavailable
 
 SOURCE = TextSourceConfig()  # the gpt2_small profile's text: OpenWebText's parquet conversion branch
 SMALL_GPT2 = {"n_layer": 2, "n_embd": 64, "n_head": 2}  # GPT-2's files and vocabulary, two narrow layers

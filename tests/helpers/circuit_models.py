@@ -1,0 +1,73 @@
+"""Random models, transcoders and attribution contexts shared by the circuit tests: random processed
+models with LayerNorm weights and biases everywhere, random transcoders with non-zero biases, and the
+small contexts the attribution, path, graph and intervention tests use."""
+
+import torch
+from transformer_lens import HookedTransformer
+
+from transcoder_lab.circuits import AttributionContext
+from transcoder_lab.dictionaries import Dictionary, DictionarySpec
+from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
+
+
+def random_processed_model(config, seed: int = 0) -> HookedTransformer:
+    """Random raw weights with non-trivial LayerNorm weights, biases everywhere (b_V included, so
+    fold_value_biases has work to do) and sharper attention, then the standard processing."""
+    g = torch.Generator().manual_seed(seed)
+    raw = HookedTransformer(config).state_dict()
+    for name, tensor in raw.items():
+        if not tensor.is_floating_point() or name.endswith(("IGNORE", "mask")):
+            continue
+        noise = torch.randn(tensor.shape, generator=g)
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "w":  # LayerNorm weights
+            raw[name] = 1 + 0.3 * noise
+        elif leaf.startswith("b"):  # LayerNorm biases, b_Q, b_K, b_V, b_O, b_in, b_out, b_U
+            raw[name] = 0.1 * noise
+        elif leaf in ("W_Q", "W_K"):
+            raw[name] = tensor * 8
+    return build_processed_model(config, raw)
+
+
+def random_transcoder(
+    layer: int, d_model: int, d_sae: int, seed: int, architecture: str = "relu", k=None, skip=False
+) -> Dictionary:
+    spec = DictionarySpec("transcoder", layer, d_model, d_sae, d_model, architecture, k, skip)
+    g = torch.Generator().manual_seed(seed)
+    tc = Dictionary.initialise(spec, generator=g)
+    with torch.no_grad():
+        tc.b_enc.copy_(0.3 * torch.randn(d_sae, generator=g))
+        tc.b_dec.copy_(0.3 * torch.randn(d_model, generator=g))
+        tc.b_dec_out.copy_(0.3 * torch.randn(d_model, generator=g))
+        if skip:
+            tc.W_skip.copy_(0.05 * torch.randn(d_model, d_model, generator=g))
+    return tc
+
+
+SMALL = dict(n_layers=4, d_model=64, d_head=16, n_heads=4, d_mlp=256, d_vocab=100, n_ctx=32)
+N_POS = 10
+
+
+def small_model(seed: int = 1):
+    return random_processed_model(gpt2_shaped_config(seed=seed, **SMALL), seed=seed)
+
+
+def small_tokens(n_pos: int = N_POS, seed: int = 3) -> torch.Tensor:
+    return torch.randint(0, SMALL["d_vocab"], (n_pos,), generator=torch.Generator().manual_seed(seed))
+
+
+def small_transcoders(d_sae: int = 128, skip_layer: int | None = None):
+    """A ReLU transcoder on every layer of `SMALL` (a skip-transcoder at `skip_layer`)."""
+    return {
+        layer: random_transcoder(layer, SMALL["d_model"], d_sae, seed=10 + layer, skip=layer == skip_layer)
+        for layer in range(SMALL["n_layers"])
+    }
+
+
+def small_context(skip_layer: int | None = None):
+    model, tokens = small_model(), small_tokens()
+    tcs = small_transcoders(skip_layer=skip_layer)
+    return model, tcs, tokens, AttributionContext.from_tokens(model, tcs, tokens)
+
+
+__all__ = ["N_POS", "SMALL", "random_processed_model", "random_transcoder", "small_context"]
