@@ -46,6 +46,7 @@ def test_every_name_in_the_layout_exists() -> None:
         path.name for path in PACKAGE.rglob("*") if "__pycache__" not in path.parts
     }
     existing |= {path.name for path in (REPO_ROOT / "benchmarks").glob("*.py")}
+    existing |= {path.name for path in (REPO_ROOT / "tests").iterdir()}
     existing |= {path.name for path in (REPO_ROOT / "conf").rglob("*")}
     stale = sorted({name for name in NAMED.findall(layout_block()) if name.rstrip("/") not in existing})
     assert not stale, f"README's Layout names {stale}, which the repository does not have"
