@@ -2,7 +2,8 @@
 
 Algorithm:
 1. Pack the corpus's training documents into BOS-led contexts of n_ctx tokens (transcoder_lab.data).
-2. Build a GPT-2-architecture HookedTransformer (LayerNorm, learned positions, GELU) whose
+2. Build the GPT-2-architecture model of transcoder_lab.organism.model (LayerNorm, learned
+   positions, GELU-new; TransformerLens's parameter names and initialisation, fused kernels) whose
    vocabulary is the tokenizer's, initialised from the training seed.
 3. AdamW (weight decay on matrices only), linear warm-up then cosine decay to
    `lr * min_lr_fraction`. Step s reads the contexts at positions [s*B, (s+1)*B) of an epoch-wise
@@ -16,12 +17,14 @@ Algorithm:
    versions, see transcoder_lab.sources.models), the config and the tokenizer. Loading
    (transcoder_lab.sources.models) applies TransformerLens's default processing; step 6 checks that this
    leaves log-probs intact.
-6. Compare log-probabilities of the trained model and of the processed model on held-out contexts
-   and record the largest difference; a difference above tolerance is an error.
+6. Compare log-probabilities of the trained model and of the processed TransformerLens model on
+   held-out contexts and record the largest difference; a difference above tolerance is an error.
+   This checks the weights' conversion to TransformerLens and its processing in one comparison.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -39,6 +42,8 @@ from transformer_lens import HookedTransformer
 from transcoder_lab import io
 from transcoder_lab.config import ModelConfig, TrainingConfig
 from transcoder_lab.data import split_contexts
+from transcoder_lab.organism import model as organism_model
+from transcoder_lab.organism.model import OrganismModel, build_organism_model
 from transcoder_lab.sources.models import (
     MODEL_CONFIG,
     MODEL_WEIGHTS,
@@ -103,33 +108,27 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.A
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
-def next_token_loss(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
-    return model(tokens, return_type="loss")
-
-
 @torch.no_grad()
-def mean_loss(model: HookedTransformer, contexts: torch.Tensor, batch_size: int = 64) -> float:
+def mean_loss(model: OrganismModel, contexts: torch.Tensor, batch_size: int = 64) -> float:
     losses = [
-        next_token_loss(model, contexts[i : i + batch_size]).item()
+        model.next_token_loss(contexts[i : i + batch_size]).item()
         for i in range(0, len(contexts), batch_size)
     ]
     return float(np.mean(losses))
 
 
 @torch.no_grad()
-def max_logprob_difference(a: HookedTransformer, b: HookedTransformer, tokens: torch.Tensor) -> float:
+def max_logprob_difference(a: OrganismModel, b: HookedTransformer, tokens: torch.Tensor) -> float:
     return (a(tokens).log_softmax(-1) - b(tokens).log_softmax(-1)).abs().max().item()
 
 
 def run_fingerprint(model_cfg: ModelConfig, cfg: TrainingConfig, corpus_dir: Path) -> str:
     """What a checkpoint must match to be resumed: the configs, the corpus's content hashes, and
-    the code that trains (this module's source, torch's version): a checkpoint left by older code
-    would otherwise be picked up as if it were this code's."""
-    import hashlib
-
+    the code that trains (this module's and the model's source, torch's version): a checkpoint left
+    by older code would otherwise be picked up as if it were this code's."""
     settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
     manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
-    code = [io.sha256_file(__file__), torch.__version__]
+    code = [io.sha256_file(__file__), io.sha256_file(organism_model.__file__), torch.__version__]
     payload = json.dumps([asdict(model_cfg), settings, manifest, code], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -178,9 +177,7 @@ def train_organism(
     train_contexts = split_contexts(corpus_dir, "train", model_cfg.n_ctx, bos_id)
     heldout_contexts = split_contexts(corpus_dir, "heldout", model_cfg.n_ctx, bos_id)
 
-    config = hooked_config(model_cfg, d_vocab=len(tokenizer), seed=cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model = HookedTransformer(config, tokenizer=tokenizer)
+    model = build_organism_model(model_cfg, d_vocab=len(tokenizer), seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
 
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT
@@ -223,7 +220,7 @@ def train_organism(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
         tokens = train_contexts[batch_indices(step, len(train_contexts), cfg.batch_size, cfg.seed)]
-        loss = next_token_loss(model, tokens)
+        loss = model.next_token_loss(tokens)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
                 f"loss is {loss.item()} at step {step}; "
