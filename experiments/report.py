@@ -1,11 +1,12 @@
 """DVC stage `report`: `results/<profile>/REPORT.md`, every headline number (behaviour, Pareto,
 splice-all, case studies, the blind study when present) beside its expected value, with links
-to the figures."""
+to the figures; `environment.json` beside it records what the run ran on."""
 
 import os
 
 from transcoder_lab import io
-from transcoder_lab.config import Config
+from transcoder_lab.config import REPO_ROOT, Config
+from transcoder_lab.environment import describe_environment
 from transcoder_lab.paths import figures_dir, results_dir
 from transcoder_lab.report import build_report
 from transcoder_lab.stage import stage_main
@@ -13,6 +14,7 @@ from transcoder_lab.stage import stage_main
 
 def run(cfg: Config) -> str:
     out = results_dir(cfg) / "REPORT.md"
+    io.write_json(results_dir(cfg) / "environment.json", describe_environment(REPO_ROOT))
     text = build_report(
         cfg.profile.name,
         cfg.profile.evaluation.expected,

@@ -399,7 +399,26 @@ def build_report(
         demoted = [f"#{line}" if line.startswith("#") else line for line in body]
         lines += ["## Blind interpretability study", "", *demoted]
         lines += ["", f"![ratings]({figures_link}/study/ratings.png)", ""]
+    if (results / "environment.json").exists():
+        lines += _environment_section(json.loads((results / "environment.json").read_text()))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _environment_section(environment: dict[str, Any]) -> list[str]:
+    """What the report ran on (transcoder_lab.environment): compare it before comparing numbers."""
+    commit = environment.get("commit") or "unknown"
+    if environment.get("tracked_changes"):
+        commit += " (with uncommitted changes)"
+    versions = ", ".join(f"{name} {version}" for name, version in environment["versions"].items() if version)
+    return [
+        "## Environment",
+        "",
+        f"Written by the `report` stage (`environment.json`): commit {commit}; {environment['cpu']} "
+        f"({environment['cpu_count']} CPUs, torch kernels for {environment['torch_cpu_capability']}), "
+        f"torch on {environment['torch_threads']} threads; Python {environment['python']}; {versions}. "
+        "Numbers agree byte for byte only on the same processor, thread count and versions.",
+        "",
+    ]
 
 
 # -- a published sweep beside the grid (profile.evaluation.reference_points) -------------------------
