@@ -29,6 +29,7 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
 from transcoder_lab.case_studies.feature import (
@@ -48,9 +49,17 @@ from transcoder_lab.notebooks import notebook_config
 from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import pin_cpu_threads
 
+
+def say(text: str) -> None:
+    """A sentence about this run's numbers (never written into the prose: they change with every
+    retraining), shown as Markdown under the cell that computed them."""
+    display(Markdown(text))
+
+
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
 cfg = notebook_config()
+PROFILE = cfg.profile.name  # this run's numbers are shown under the cells, named by it
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["caught"]
 settings = settings_for(cfg, study, "caught")
@@ -63,37 +72,57 @@ print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "featu
 # %% [markdown]
 # ## 2. Pick the root by ground truth
 # The transcoder feature whose activation best separates passive " caught" from every other token
-# *and* from active " caught" (the smaller of the two AUROCs). On the organism: tc1[153], AUROC 1.000
-# against both.
+# *and* from active " caught" (the smaller of the two AUROCs). This run's root and its AUROCs are shown
+# under the cell.
+
 
 # %%
 heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
 root = choose_root(settings, model, transcoders, heldout)
 transcoder = transcoders[root.layer]
+if root.selection is not None:  # chosen by AUROC (organism profiles); gpt2_small names its root
+    say(
+        f"On the `{PROFILE}` profile: **{root.label}**, AUROC {root.selection.auroc_vs_rest:.3f} against "
+        f'every other token and {root.selection.auroc_vs_contrast:.3f} against active " caught".'
+    )
 root.summary(settings)
 
 # %% [markdown]
 # ## 3. Activations: passive against active
 # The paper's 19.97 against 0.81 in one pair of sentences; here the means over held-out prompts that
-# end on a passive " caught" and on an active one (organism: 6.02 against 0.19).
+# end on a passive " caught" and on an active one.
 
 # %%
 prompts, contrast = study_prompts(model, heldout, settings)
 activations = prompt_activations(model, transcoder, root.feature, prompts, contrast)
-print("mean activation:", {key: activations[key] for key in ("prompts_mean", "contrast_mean")})
+say(
+    f"On the `{PROFILE}` profile: {activations['prompts_mean']:.2f} (passive) against "
+    f"{activations['contrast_mean']:.2f} (active)."
+)
 activation_figure(activations["prompts"], activations["contrast"], root.label)
 plt.show()
 
 # %% [markdown]
 # ## 4. Attribute
-# The root's exact direct inputs on its most active prompt. Both models put the " caught" token's own
-# layer-0 features on top; the question is how " was" gets in.
+# The root's exact direct inputs on its most active prompt. The paper finds the " caught" token's own
+# layer-0 feature on top; the question is how " was" gets in.
 
 # %%
 circuit = attribute_root(model, transcoders, root, prompts, activations["prompts"])
 print(repr("".join(circuit.str_tokens[1:])), f"activation {circuit.activation:.3f}")
-for contributor in top_contributors(circuit.attribution, k=5):
+top = top_contributors(circuit.attribution, k=5)
+for contributor in top:
     print(f"{contributor.value:+.3f}  {contributor.label}")
+# a feature contributor is one of the root token's own features (attention brings the other tokens)
+own = [c for c in top if c.kind == "feature"]
+say(
+    f"On the `{PROFILE}` profile the top contributor is `{top[0].label}`; "
+    + (
+        f"{len(own)} of the top 5 are the root token's own features, the strongest `{own[0].label}`."
+        if own
+        else "none of the top 5 is a feature of the root token itself."
+    )
+)
 
 # %% [markdown]
 # Summed by source: the root token's own features, attention from the root token and from other
@@ -105,11 +134,16 @@ contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, hel
 # %% [markdown]
 # ## 5. Is the passive context read through attention?
 # Compare attention from other tokens (by source label: `caught/passive_was` is the " was") with the
-# root token's own features. On the organism " was" contributes +0.58 through attention, on top of
-# about +7.6 from the " caught" token's features: small, but it is what the contrast needs.
+# root token's own features: how much does " was" add, against what the " caught" token brings itself?
 
 # %%
 groups = contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+by_label = groups.get("attention_by_source_label")  # None without ground-truth labels (gpt2_small)
+if by_label is not None:
+    say(
+        f'On the `{PROFILE}` profile " was" contributes {by_label.get("caught/passive_was", 0.0):+.2f} '
+        f"through attention, against {groups['root_token_features']:+.2f} from the root token's own features."
+    )
 {key: groups[key] for key in ("root_token_features", "attention_from_other_tokens", "embedding")}
 
 # %% [markdown]
@@ -128,18 +162,29 @@ plt.show()
 # %% [markdown]
 # ## 7. Verify the graph by ablation
 # How much of the root's activation the graph's edges add up to, and the Spearman correlation between
-# each edge's attribution and the root's drop when its source is ablated (organism: 0.93).
+# each edge's attribution and the root's drop when its source is ablated.
 
 # %%
 verification = verify_circuit(model, transcoders, circuit)
+say(
+    f"On the `{PROFILE}` profile: the graph explains {verification['fraction_explained']:.2f} of the "
+    f"activation; Spearman {verification['spearman']:.2f}."
+)
 {key: verification[key] for key in ("fraction_explained", "spearman")}
 
 # %% [markdown]
 # ## 8. The dashboard
-# The top-activating held-out tokens and their ground-truth labels: all passive " caught" on the organism.
+# The top-activating held-out tokens and their ground-truth labels: are they all passive " caught"?
 
 # %%
 if heldout is not None:
     selected = root.selection.activations if root.selection is not None else None
     dashboard = dashboard_check(model, transcoder, root.feature, heldout, None, selected)
     print(dashboard)
+    # top_labels holds the five commonest labels: any label beside the target ones shows up there
+    n_top = len(dashboard["top_tokens"])
+    on_target = n_top > 0 and set(dashboard["top_labels"]) <= set(settings.target_labels)
+    say(
+        f"On the `{PROFILE}` profile the top {n_top} tokens are labelled {dashboard['top_labels']}: "
+        + ('all of them passive " caught".' if on_target else 'not all of them passive " caught".')
+    )

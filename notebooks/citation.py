@@ -33,6 +33,7 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
 from transcoder_lab.case_studies.feature import (
@@ -55,11 +56,19 @@ from transcoder_lab.notebooks import notebook_config
 from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import pin_cpu_threads
 
+
+def say(text: str) -> None:
+    """A sentence about this run's numbers (never written into the prose: they change with every
+    retraining), shown as Markdown under the cell that computed them."""
+    display(Markdown(text))
+
+
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
 # the blind probe is read from the stage's result when there is one; True computes it here
 RECOMPUTE = False
 cfg = notebook_config()
+PROFILE = cfg.profile.name  # this run's numbers are shown under the cells, named by it
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["citation"]
 settings = settings_for(cfg, study, "citation")
@@ -73,13 +82,18 @@ print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "featu
 # ## 2. Pick the root by ground truth, not by hand
 # For every transcoder feature of the candidate layers: the AUROC of its activation for
 # citation semicolons against every other held-out token, and against prose semicolons (the hard
-# contrast). The root maximises the smaller of the two. On the organism: tc2[264], AUROC 1.000 and
-# 0.9998.
+# contrast). The root maximises the smaller of the two; this run's root and its AUROCs are shown under
+# the cell.
 
 # %%
 heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
 root = choose_root(settings, model, transcoders, heldout)
 transcoder = transcoders[root.layer]
+if root.selection is not None:  # chosen by AUROC (organism profiles); gpt2_small names its root
+    say(
+        f"On the `{PROFILE}` profile: **{root.label}**, AUROC {root.selection.auroc_vs_rest:.4f} against "
+        f"every other token and {root.selection.auroc_vs_contrast:.4f} against prose semicolons."
+    )
 root.summary(settings)
 
 # %% [markdown]
@@ -113,21 +127,36 @@ plt.show()
 # ## 5. Attribute: where does the root's input come from?
 # On the prompt where the root is most active, its exact direct attribution to every earlier
 # transcoder feature, attention head, the embedding, the transcoders' errors and the biases. The paper
-# finds layer-0 semicolon features on top; the organism's top contributors are also the semicolon
-# token's own features (layers 0 and 1), then attention reading the citation's opening " (".
+# finds layer-0 semicolon features on top: are the top contributors here the semicolon token's own
+# features too?
 
 # %%
 circuit = attribute_root(model, transcoders, root, prompts, activations["prompts"])
 print(repr("".join(circuit.str_tokens[1:])), f"activation {circuit.activation:.3f}")
-for contributor in top_contributors(circuit.attribution, k=5):
+top = top_contributors(circuit.attribution, k=5)
+for contributor in top:
     print(f"{contributor.value:+.3f}  {contributor.label}")
+# a feature contributor is one of the root token's own features (attention brings the other tokens)
+own = [c for c in top if c.kind == "feature"]
+layers = ", ".join(str(layer) for layer in sorted({c.layer for c in own}))
+say(
+    f"On the `{PROFILE}` profile {len(own)} of the top 5 contributors are the semicolon token's own "
+    f"features" + (f", from layers {layers}." if own else ".")
+)
+
 
 # %% [markdown]
 # Summed by source: the root token's own features, attention from the root token and from other
-# tokens (by the ground-truth label of the source token), the embedding, errors and biases.
+# tokens (by the ground-truth label of the source token), the embedding, errors and biases. Which
+# part of the citation does attention read most?
 
 # %%
-contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+groups = contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+by_label = groups.get("attention_by_source_label")  # None without ground-truth labels (gpt2_small)
+if by_label:
+    source, value = max(by_label.items(), key=lambda item: item[1])
+    say(f"On the `{PROFILE}` profile attention reads most from `{source}` tokens ({value:+.2f}).")
+groups
 
 # %% [markdown]
 # ## 6. Beam search and the graph
@@ -144,19 +173,40 @@ plt.show()
 # %% [markdown]
 # ## 7. Verify the graph by ablation
 # How much of the root's activation the graph's edges add up to, and the Spearman correlation between
-# each edge's attribution and the root's drop when its source is ablated (organism: 0.89).
+# each edge's attribution and the root's drop when its source is ablated.
 
 # %%
 verification = verify_circuit(model, transcoders, circuit)
+say(
+    f"On the `{PROFILE}` profile: the graph explains {verification['fraction_explained']:.2f} of the "
+    f"activation; Spearman {verification['spearman']:.2f}."
+)
 {key: verification[key] for key in ("fraction_explained", "spearman")}
 
 # %% [markdown]
 # ## 8. Intervention: commas instead of the earlier semicolons
-# The paper: 12.48 with the semicolons, 12.13 with commas in front (ratio 0.97). The organism
-# (14.28 -> 14.41, ratio 1.01) agrees: the feature reads the citation context, not earlier semicolons.
+# The paper: 12.48 with the semicolons, 12.13 with commas in front (ratio 0.97): the feature reads the
+# citation context, not earlier semicolons. A ratio as close to 1 says the same of the root here.
 
 # %%
-token_swap(model, transcoder, root.feature, prompts, settings.replace_earlier)
+# "barely changes", the paper's reading of its 0.97: within 10% of the activation before the swap
+NEAR_ONE = 0.1
+swap = token_swap(model, transcoder, root.feature, prompts, settings.replace_earlier)
+if swap is None:
+    say(f"On the `{PROFILE}` profile no prompt has an earlier {settings.replace_earlier[0]!r} to replace.")
+elif swap["after_over_before"] is not None:
+    ratio = swap["after_over_before"]
+    say(
+        f"On the `{PROFILE}` profile: {swap['mean_before']:.2f} -> {swap['mean_after']:.2f} "
+        f"(ratio {ratio:.2f}, {swap['n_prompts']} prompts): "
+        + (
+            "it barely changes, as in the paper."
+            if abs(ratio - 1) <= NEAR_ONE
+            else "it changes by more than 10%, unlike the paper: the earlier semicolons matter here."
+        )
+    )
+swap
+
 
 # %% [markdown]
 # ## 9. The dashboard, after the hypothesis

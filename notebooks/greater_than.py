@@ -29,6 +29,7 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
 from transcoder_lab.case_studies.greater_than import (
@@ -54,9 +55,17 @@ from transcoder_lab.sources.models import load_model
 from transcoder_lab.sources.tokens import two_digit_token_ids
 from transcoder_lab.stage import pin_cpu_threads
 
+
+def say(text: str) -> None:
+    """A sentence about this run's numbers (never written into the prose: they change with every
+    retraining), shown as Markdown under the cell that computed them."""
+    display(Markdown(text))
+
+
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
 cfg = notebook_config()
+PROFILE = cfg.profile.name  # this run's numbers are shown under the cells, named by it
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["greater_than"]
 settings = settings_for(cfg, study, "greater_than")
@@ -71,22 +80,26 @@ print(study.question)
 # ## 2. Prompts and the behaviour
 # One prompt per start year YY = 00..99. The metric is the paper's probability difference:
 # softmax over the 100 two-digit tokens, mass on years after YY minus mass on years at or
-# before it (Hanna et al.'s full-vocabulary version beside it). Organism: 0.887.
+# before it (Hanna et al.'s full-vocabulary version beside it).
 
 # %%
 texts, yy = prompts_for(cfg)
 ids = two_digit_token_ids(model.tokenizer)
 original = prompt_scores(model, texts, yy, ids)
 print(texts[45])
+say(
+    f"On the `{PROFILE}` profile: probability difference {original['probability_difference']:.3f} "
+    f"(chance {original['chance_probability_difference']:.3f}; the paper's GPT-2 small: 0.883)."
+)
 original
 
 # %% [markdown]
 # ## 3. Which MLP?
 # The paper's answer is the MLP whose removal (output zeroed) costs the most: layer 10 on GPT-2
-# small. On the organism that is MLP 0, which every prediction needs as an extended embedding, so
+# small. On the organism that can be MLP 0, which every prediction needs as an extended embedding, so
 # the organism's headline protocol asks which MLP's *last-token* output, replaced by its mean over
-# the prompts, matters most (MLP 2). Both protocols are computed. The last number says whether the
-# task needs any MLP after layer 0 at all.
+# the prompts, matters most. Both protocols are computed; the layer each picks is printed. The last
+# number says whether the task needs any MLP after layer 0 at all.
 
 # %%
 choice = choose_layers(model, texts, yy, ids, original, transcoders, settings)
@@ -115,12 +128,24 @@ result["probability_difference"]
 
 # %% [markdown]
 # The paper's criterion, read on the curves: to 90% of the spliced transcoder's value, at most half
-# as many features as neurons. On the organism it is **not met** (7 features against 8 neurons):
-# keeping nothing already gives 74% of the full value, and the organism's greater-than runs mostly
-# through attention reading MLP 0's year features, not through a later MLP.
+# as many features as neurons. Where keeping no feature already reaches that mark the criterion is
+# void (not met); where it gives most of the value, the MLP's prompt-dependent output carries little
+# of the task, and the counts say little about features against neurons.
 
 # %%
 curves = result["curves"]
+spliced_value = result["probability_difference"]["transcoder_spliced"]
+n_features, n_neurons = (  # None: the curve never reaches the mark
+    "never" if n is None else n
+    for n in (curves["features_to_90pct_of_spliced"], curves["neurons_to_90pct_of_spliced"])
+)
+verdict = "met" if curves["features_need_at_most_half"] else "not met"
+say(
+    f"On the `{PROFILE}` profile the criterion is **{verdict}** ({n_features} features against "
+    f"{n_neurons} neurons); keeping no feature gives {curves['features'][0] / spliced_value:.0%} of the "
+    "spliced value."
+)
+
 print(
     f"features to 90% of the spliced value: {curves['features_to_90pct_of_spliced']}; "
     f"neurons to 90% of the spliced value: {curves['neurons_to_90pct_of_spliced']}; "
@@ -158,11 +183,15 @@ top_components(analyses[choice.headline], settings)
 # ## 7. What the top features read and write
 # For each top feature: its de-embedding over the year tokens (which YY activate it directly), its
 # logit effects over the same tokens (which YY it promotes) and its activating-year centre. The
-# planted task predicts each feature to promote years to the right of its centre (organism: 3 of the 5 do).
+# planted task predicts each feature to promote years to the right of its centre.
 
 # %%
 profiles = year_profiles(model, transcoder, analyses[choice.headline], yy, ids)
-print(planted_task_check(profiles))
+check = planted_task_check(profiles)
+print(check)
+n_later = sum(feature["favours_later_years"] for feature in check["features"])
+say(f"On the `{PROFILE}` profile {n_later} of the top {len(check['features'])} features promote later years.")
+
 effects_figure(profiles, choice.layer)
 plt.show()
 

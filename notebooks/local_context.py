@@ -30,6 +30,7 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
 from transcoder_lab.case_studies.feature import (
@@ -52,11 +53,19 @@ from transcoder_lab.notebooks import notebook_config
 from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import pin_cpu_threads
 
+
+def say(text: str) -> None:
+    """A sentence about this run's numbers (never written into the prose: they change with every
+    retraining), shown as Markdown under the cell that computed them."""
+    display(Markdown(text))
+
+
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
 # the blind probe is read from the stage's result when there is one; True computes it here
 RECOMPUTE = False
 cfg = notebook_config()
+PROFILE = cfg.profile.name  # this run's numbers are shown under the cells, named by it
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["local_context"]
 settings = settings_for(cfg, study, "local_context")
@@ -69,13 +78,18 @@ print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "featu
 # %% [markdown]
 # ## 2. Pick the root by ground truth
 # AUROC of every feature for the phrase's tokens against every other token and against background
-# tokens. On the organism the best is tc3[747] at only 0.73: no feature covers every token of the
-# phrase, and the one found fires on the quantity.
+# tokens. An AUROC well below 1 means no feature covers every token of the phrase; the dashboard
+# (step 9) shows which of its tokens the one found fires on.
 
 # %%
 heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
 root = choose_root(settings, model, transcoders, heldout)
 transcoder = transcoders[root.layer]
+if root.selection is not None:  # chosen by AUROC (organism profiles); gpt2_small names its root
+    say(
+        f"On the `{PROFILE}` profile the best is **{root.label}**, AUROC {root.selection.auroc_vs_rest:.2f} "
+        f"against every other token and {root.selection.auroc_vs_contrast:.2f} against background tokens."
+    )
 root.summary(settings)
 
 # %% [markdown]
@@ -101,8 +115,8 @@ plt.show()
 
 # %% [markdown]
 # ## 5. Attribute: context through attention
-# On the organism the phrase is read through attention (" estimated" +2.7 by source
-# label), on top of the quantity token's own layer-2 features.
+# Does the phrase reach the root through attention (" estimated" is labelled `estimate/estimated`), on
+# top of the root token's own features?
 
 # %%
 circuit = attribute_root(model, transcoders, root, prompts, activations["prompts"])
@@ -115,7 +129,14 @@ for contributor in top_contributors(circuit.attribution, k=5):
 # tokens (by the ground-truth label of the source token), the embedding, errors and biases.
 
 # %%
-contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+groups = contribution_groups(circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout)
+by_label = groups.get("attention_by_source_label")  # None without ground-truth labels (gpt2_small)
+if by_label is not None:
+    say(
+        f'On the `{PROFILE}` profile " estimated" contributes {by_label.get("estimate/estimated", 0.0):+.2f} '
+        f"through attention, against {groups['root_token_features']:+.2f} from the root token's own features."
+    )
+groups
 
 # %% [markdown]
 # ## 6. Beam search and the graph
@@ -132,13 +153,17 @@ plt.show()
 # %% [markdown]
 # ## 7. Verify the graph by ablation
 # How much of the root's activation the graph's edges add up to, and the Spearman correlation between
-# each edge's attribution and the root's drop when its source is ablated. On the organism the agreement
-# is moderate and fragile (the graph explains 0.76 of the activation, Spearman 0.53; 0.31 with the
-# same dictionaries trained to float rounding of these): the context is spread over many small
-# attention edges.
+# each edge's attribution and the root's drop when its source is ablated. A context spread over many
+# small attention edges makes the agreement moderate and fragile (on an earlier organism run it moved a
+# lot between dictionaries that differed only by float rounding).
+
 
 # %%
 verification = verify_circuit(model, transcoders, circuit)
+say(
+    f"On the `{PROFILE}` profile: the graph explains {verification['fraction_explained']:.2f} of the "
+    f"activation; Spearman {verification['spearman']:.2f}."
+)
 {key: verification[key] for key in ("fraction_explained", "spearman")}
 
 # %% [markdown]
@@ -151,12 +176,23 @@ splice_experiment(model, transcoders, root.layer, root.feature, prompts)
 
 # %% [markdown]
 # ## 9. Blind hypothesis against the dashboard
-# The top-activating held-out tokens (organism: all quantities of the planted phrase). The token rule
-# of the hypothesis names few of them (4 in 20 on the organism): the feature is about the context,
-# which is the paper's point about local-context features.
+# The top-activating held-out tokens and their labels, and how many of them the hypothesis's token rule
+# names. Few named means the feature is about the context, not the current token: the paper's point
+# about local-context features.
 
 # %%
 if heldout is not None:
     selected = root.selection.activations if root.selection is not None else None
     dashboard = dashboard_check(model, transcoder, root.feature, heldout, hypothesis, selected)
     print(dashboard)
+    n_top = len(dashboard["top_tokens"])
+    named = round(dashboard["share_of_top_tokens_named_by_hypothesis"] * n_top)
+    say(
+        f"On the `{PROFILE}` profile the top {n_top} tokens are labelled {dashboard['top_labels']}; the "
+        f"token rule names {named} of them, "
+        + (
+            "at least half: the hypothesis counts as confirmed, the current token accounts for the feature."
+            if dashboard["confirmed"]
+            else "fewer than half: the current token does not account for the feature (local context)."
+        )
+    )

@@ -60,7 +60,8 @@ model.to_str_tokens("The siege lasted from the year 1732 to the year 17")
 # ## Greater-than
 # For each start year YY, the next-token distribution over the 100 two-digit tokens. A model that
 # has learned the task puts its mass above the diagonal (years after YY), as GPT-2 small does in
-# Hanna et al.'s prompts (probability difference 0.82 in their convention; the paper: 0.88).
+# Hanna et al.'s prompts (GPT-2 small's probability difference: 0.82 in their convention, 0.88 in the
+# paper's). This run's value is printed under the next cell.
 
 # %%
 prompts = greater_than_prompts(cfg.profile.corpus, seed=7, century=17)
@@ -75,7 +76,8 @@ plt.show()
 # %%
 later = torch.arange(100)[None, :] > torch.arange(100)[:, None]
 difference = (years * later).sum(-1) - (years * ~later).sum(-1)
-print(f"probability difference (YY = 01..98): {difference[1:99].mean():.3f}")
+print(f"{cfg.profile.name} profile, probability difference (YY = 01..98): {difference[1:99].mean():.3f}")
+
 
 # %% [markdown]
 # ## Every planted mechanism, beside its chance level

@@ -30,6 +30,7 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
 from transcoder_lab.case_studies.feature import (
@@ -50,9 +51,17 @@ from transcoder_lab.notebooks import notebook_config
 from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import pin_cpu_threads
 
+
+def say(text: str) -> None:
+    """A sentence about this run's numbers (never written into the prose: they change with every
+    retraining), shown as Markdown under the cell that computed them."""
+    display(Markdown(text))
+
+
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
 cfg = notebook_config()
+PROFILE = cfg.profile.name  # this run's numbers are shown under the cells, named by it
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["walkthrough"]
 settings = settings_for(cfg, study, "walkthrough")
@@ -64,12 +73,18 @@ print({f"tc{layer}": tc.spec.d_sae for layer, tc in transcoders.items()}, "featu
 
 # %% [markdown]
 # ## 2. Pick the root by ground truth
-# On the organism: tc3[826], AUROC 0.90 against every other token and 0.89 against first-year century tokens.
+# The feature most selective for second-year century tokens, by AUROC against every other token and
+# against first-year century tokens (the smaller of the two); this run's root is shown under the cell.
 
 # %%
 heldout = heldout_tokens(cfg, model)  # labelled held-out contexts (None without ground truth)
 root = choose_root(settings, model, transcoders, heldout)
 transcoder = transcoders[root.layer]
+if root.selection is not None:  # chosen by AUROC (organism profiles); gpt2_small names its root
+    say(
+        f"On the `{PROFILE}` profile: **{root.label}**, AUROC {root.selection.auroc_vs_rest:.2f} against "
+        f"every other token and {root.selection.auroc_vs_contrast:.2f} against first-year century tokens."
+    )
 root.summary(settings)
 
 # %% [markdown]
@@ -122,20 +137,49 @@ verification = verify_circuit(model, transcoders, circuit)
 # %% [markdown]
 # ## 7. The splice experiment
 # Mean activation on the prompts, clean and with the earlier MLPs replaced by their transcoders (no
-# error term). The paper loses most of the activation when MLP0 is replaced (7.52 -> 2.36); the
-# organism keeps it (3.03 clean, 3.18 with MLPs 1-2, 3.54 with MLPs 0-2): its layer-0 transcoder
-# reconstructs the extended embedding well enough.
+# error term). The paper loses most of the activation when MLP0 is replaced (7.52 -> 2.36). Keeping
+# at least half of it here would say the layer-0 transcoder reconstructs the extended embedding well
+# enough for this feature.
 
 # %%
-splice_experiment(model, transcoders, root.layer, root.feature, prompts)
+splice = splice_experiment(model, transcoders, root.layer, root.feature, prompts)
+# keys name the spliced MLPs: "mlp1-{L-1}_spliced", "mlp0-{L-1}_spliced" (absent when there are none)
+with_mlp0 = splice.get(f"mlp0-{root.layer - 1}_spliced")
+if with_mlp0 is not None:
+    spliced = ", ".join(
+        f"{value:.2f} with MLPs {key.removeprefix('mlp').removesuffix('_spliced')}"
+        for key, value in splice.items()
+        if key != "clean"
+    )
+    kept = with_mlp0 / splice["clean"] if splice["clean"] else float("nan")
+    say(
+        f"On the `{PROFILE}` profile: {splice['clean']:.2f} clean, {spliced}; with MLP0 replaced the root "
+        + (
+            f"keeps most of its activation ({kept:.0%} of the clean value), unlike the paper."
+            if kept >= 0.5
+            else f"loses most of its activation ({kept:.0%} of the clean value left), as in the paper."
+        )
+    )
+splice
 
 # %% [markdown]
 # ## 8. The dashboard
-# The root's strongest activations on held-out text. On the organism all 20 of the top 20 are century tokens
-# of a second year: the AUROC-best feature is a clean one for the planted role.
+# The root's strongest activations on held-out text. If they are all century tokens of a second year,
+# the AUROC-best feature is a clean one for the planted role.
 
 # %%
 if heldout is not None:
     selected = root.selection.activations if root.selection is not None else None
     dashboard = dashboard_check(model, transcoder, root.feature, heldout, None, selected)
     print(dashboard)
+    # top_labels holds the five commonest labels: any label beside the target ones shows up there
+    n_top = len(dashboard["top_tokens"])
+    on_target = n_top > 0 and set(dashboard["top_labels"]) <= set(settings.target_labels)
+    say(
+        f"On the `{PROFILE}` profile the top {n_top} tokens are labelled {dashboard['top_labels']}: "
+        + (
+            "all of them century tokens of a second year, a clean feature for the planted role."
+            if on_target
+            else "not all of them century tokens of a second year."
+        )
+    )
