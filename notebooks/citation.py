@@ -141,7 +141,7 @@ own = [c for c in top if c.kind == "feature"]
 layers = ", ".join(str(layer) for layer in sorted({c.layer for c in own}))
 say(
     f"On the `{PROFILE}` profile {len(own)} of the top 5 contributors are the semicolon token's own "
-    f"features" + (f", from layers {layers}." if own else ".")
+    f"features" + (f", from layer{'s' if ',' in layers else ''} {layers}." if own else ".")
 )
 
 

@@ -136,15 +136,18 @@ result["probability_difference"]
 curves = result["curves"]
 spliced_value = result["probability_difference"]["transcoder_spliced"]
 n_features, n_neurons = (  # None: the curve never reaches the mark
-    "never" if n is None else n
-    for n in (curves["features_to_90pct_of_spliced"], curves["neurons_to_90pct_of_spliced"])
+    f"{n} {kind}" if n is not None else f"no number of {kind}"
+    for n, kind in (
+        (curves["features_to_90pct_of_spliced"], "features"),
+        (curves["neurons_to_90pct_of_spliced"], "neurons"),
+    )
 )
 verdict = "met" if curves["features_need_at_most_half"] else "not met"
 say(
-    f"On the `{PROFILE}` profile the criterion is **{verdict}** ({n_features} features against "
-    f"{n_neurons} neurons); keeping no feature gives {curves['features'][0] / spliced_value:.0%} of the "
-    "spliced value."
+    f"On the `{PROFILE}` profile the criterion is **{verdict}** ({n_features} against {n_neurons}); "
+    f"keeping no feature gives {curves['features'][0] / spliced_value:.0%} of the spliced value."
 )
+
 
 print(
     f"features to 90% of the spliced value: {curves['features_to_90pct_of_spliced']}; "
