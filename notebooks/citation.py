@@ -33,7 +33,6 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
 from transcoder_lab.case_studies.feature import (
@@ -52,16 +51,9 @@ from transcoder_lab.case_studies.feature import (
     verify_circuit,
 )
 from transcoder_lab.circuits import graph_figure, top_contributors
-from transcoder_lab.notebooks import notebook_config
+from transcoder_lab.notebooks import notebook_config, say
 from transcoder_lab.sources.models import load_model
 from transcoder_lab.stage import pin_cpu_threads
-
-
-def say(text: str) -> None:
-    """A sentence about this run's numbers (never written into the prose: they change with every
-    retraining), shown as Markdown under the cell that computed them."""
-    display(Markdown(text))
-
 
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline

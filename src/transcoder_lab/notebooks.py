@@ -64,6 +64,14 @@ class NotebookError(RuntimeError):
     """A notebook's cell raised while the notebook was executed."""
 
 
+def say(text: str) -> None:
+    """Show a sentence about this run's numbers as Markdown under the cell that computed them: the
+    notebooks' prose never states them, since they change with every retraining."""
+    from IPython.display import Markdown, display  # IPython only inside a kernel
+
+    display(Markdown(text))
+
+
 def notebook_config(overrides: list[str] | None = None) -> Config:
     """The config a notebook works on: the stage's own config when the `notebooks` stage runs it
     (TRANSCODER_LAB_CONFIG, a YAML file it writes: every override of the run, e.g. `budget=smoke`,
