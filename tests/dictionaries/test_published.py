@@ -16,10 +16,8 @@ from transcoder_lab.dictionaries import (
     load_dictionary,
     load_dictionary_metadata,
     load_log10_frequency,
-    published,
 )
 from transcoder_lab.dictionaries.published import (
-    PublishedTranscoderUnavailableError,
     import_published_transcoder,
     published_sparsity_filename,
     published_weights_filename,
@@ -203,25 +201,3 @@ def test_missing_tensor_and_bad_shape_are_named(tmp_path, published_files):
         import_published_transcoder(path, sparsity_path, LAYER, tmp_path / "out")
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         import_published_transcoder(tmp_path / "nothing.pt", sparsity_path, LAYER, tmp_path / "out")
-
-
-def test_download_wraps_hub_errors(monkeypatch, tmp_path):
-    import huggingface_hub
-
-    requested = []
-
-    def fake_download(repo_id, filename, cache_dir=None):
-        requested.append((repo_id, filename))
-        return str(tmp_path / filename)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    weights, sparsity = published.download_published_transcoder(3, tmp_path)
-    assert weights.name == published_weights_filename(3) and sparsity.name == published_sparsity_filename(3)
-    assert {repo for repo, _ in requested} == {"pchlenski/gpt2-transcoders"}
-
-    def offline(repo_id, filename, cache_dir=None):
-        raise huggingface_hub.errors.LocalEntryNotFoundError("offline and not cached")
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
-    with pytest.raises(PublishedTranscoderUnavailableError, match="organism"):
-        published.download_published_transcoder(3, tmp_path)

@@ -15,10 +15,8 @@ from safetensors.torch import load_file, save_file
 from transcoder_lab.config import compose, load_config
 from transcoder_lab.sources.models import (
     GPT2_SMALL_SHAPE,
-    ModelUnavailableError,
     build_processed_model,
     gpt2_shaped_config,
-    load_model,
     load_raw_weights_,
     mlp_in_hook,
     mlp_out_hook,
@@ -30,21 +28,6 @@ from transcoder_lab.sources.models import (
 def test_hook_names():
     assert mlp_in_hook(8) == "blocks.8.ln2.hook_normalized"
     assert mlp_out_hook(8) == "blocks.8.hook_mlp_out"
-
-
-def test_offline_gpt2_fails_at_once_with_a_clear_message(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
-    import huggingface_hub.constants as hub_constants
-
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache" / "hub"))
-    profile = load_config(compose(["profile=gpt2_small"])).profile
-    with pytest.raises(ModelUnavailableError) as error:
-        load_model(profile)
-    message = str(error.value)
-    assert "'gpt2'" in message and "not in the cache" in message
-    assert "organism" in message and "dvc" in message
 
 
 def test_gpt2_shaped_random_model_through_the_processing_path():
