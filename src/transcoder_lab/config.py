@@ -380,8 +380,6 @@ class CaseStudyProfile:
     contrast_labels: list[str] = field(default_factory=list)  # what it must be told apart from
     prompts: list[str] = field(default_factory=list)  # literal prompts; the root is at the last token
     contrast_prompts: list[str] = field(default_factory=list)
-    generator: str | None = None  # organism prompt family (transcoder_lab.case_studies.prompts)
-    contrast_generator: str | None = None
     n_prompts: int = 20
     replace_earlier: list[str] = field(default_factory=list)  # [old, new]: the token-swap intervention
     logit_root: list[int] = field(default_factory=list)  # greater-than: [prompt YY, late YY, early YY]
