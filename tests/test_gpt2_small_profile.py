@@ -30,7 +30,7 @@ import yaml
 
 from transcoder_lab.config import compose, load_config
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO
-from transcoder_lab.standins.gpt2 import hub_cache, repo_folder, write_gpt2_small_standin
+from transcoder_lab.standins.gpt2 import STANDIN_TEXT_FILE, hub_cache, repo_folder, write_gpt2_small_standin
 from transcoder_lab.standins.hub_server import HubServer
 
 from helpers.gpt2_ranks import ranks_path_or_skip
@@ -85,7 +85,7 @@ def test_the_run_downloaded_each_file_once_from_the_hub(paper_run, stand_in_hub)
         for path in hub.paths(served, commit):
             file, local = hub.file(served, commit, path), fetched / "snapshots" / commit / path
             assert local.is_file() and local.stat().st_size == file.size, (repo, path)
-            if path in ("model.safetensors", "config.json", text.standin_file):
+            if path in ("model.safetensors", "config.json", STANDIN_TEXT_FILE):
                 assert hashlib.sha256(local.read_bytes()).hexdigest() == file.sha256, (repo, path)
             lfs += [file.sha256] if file.lfs else []
             lfs_bytes += file.size if file.lfs else 0

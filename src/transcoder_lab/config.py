@@ -76,7 +76,6 @@ class TextSourceConfig:
     files: str = "plain_text/*train/*.parquet"  # glob over the repo's paths at `revision`
     text_field: str = "text"
     heldout_skip_documents: int = 200_000  # documents skipped before the held-out set
-    standin_file: str = "plain_text/train/0000.parquet"  # the offline stand-in's file (standins/gpt2.py)
 
 
 @dataclass

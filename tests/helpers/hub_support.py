@@ -19,6 +19,7 @@ from pathlib import Path
 from transcoder_lab.config import TextSourceConfig
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO
 from transcoder_lab.standins.gpt2 import (
+    STANDIN_TEXT_FILE,
     hub_cache,
     put_repo,
     write_gpt2,
@@ -44,7 +45,7 @@ def write_small_origin(hf_home: Path, gpt2: bool = True, transcoder_layers: rang
     if gpt2:
         write_gpt2(hf_home, config_overrides=SMALL_GPT2)
     write_text_source(
-        hf_home, SOURCE.repo, SOURCE.revision, SOURCE.standin_file, N_DOCUMENTS, row_group_size=20
+        hf_home, SOURCE.repo, SOURCE.revision, STANDIN_TEXT_FILE, N_DOCUMENTS, row_group_size=20
     )
     if transcoder_layers is None:
         write_published_transcoders(hf_home, d_sae=SMALL_D_SAE)

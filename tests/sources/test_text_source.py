@@ -14,7 +14,12 @@ from transcoder_lab.sources.text_source import (
     source_files,
     text_documents,
 )
-from transcoder_lab.standins.gpt2 import standin_documents, write_text_source
+from transcoder_lab.standins.gpt2 import (
+    STANDIN_TEXT_FILE,
+    standin_documents,
+    standin_text_file,
+    write_text_source,
+)
 
 N_DOCUMENTS = 120
 SOURCE = TextSourceConfig()  # the paper profile's OpenWebText source
@@ -24,7 +29,7 @@ SOURCE = TextSourceConfig()  # the paper profile's OpenWebText source
 def hf_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("hf_home")
     write_text_source(
-        home, SOURCE.repo, SOURCE.revision, SOURCE.standin_file, N_DOCUMENTS, seed=3, row_group_size=40
+        home, SOURCE.repo, SOURCE.revision, STANDIN_TEXT_FILE, N_DOCUMENTS, seed=3, row_group_size=40
     )
     return home
 
@@ -40,7 +45,7 @@ def use_cache(monkeypatch, hf_home, offline: bool) -> None:
 def test_documents_are_read_in_order_after_a_skip(monkeypatch, hf_home):
     use_cache(monkeypatch, hf_home, offline=True)
     expected = standin_documents(N_DOCUMENTS, seed=3)
-    assert source_files(SOURCE) == [SOURCE.standin_file]
+    assert source_files(SOURCE) == [STANDIN_TEXT_FILE]
     assert list(text_documents(SOURCE)) == expected
     # row groups of 40: skipping 100 passes over two whole groups and 20 rows of the third
     assert list(text_documents(SOURCE, skip=100)) == expected[100:]
@@ -90,6 +95,14 @@ def test_heldout_contexts_of_a_pretrained_profile(monkeypatch, hf_home, tmp_path
 
 def test_fetch_names_the_files_that_hold_the_documents(monkeypatch, hf_home):
     use_cache(monkeypatch, hf_home, offline=True)
-    assert fetch(SOURCE, N_DOCUMENTS) == [SOURCE.standin_file]
+    assert fetch(SOURCE, N_DOCUMENTS) == [STANDIN_TEXT_FILE]
     with pytest.raises(TextSourceUnavailableError, match=f"hold {N_DOCUMENTS} documents, fewer than"):
         fetch(SOURCE, N_DOCUMENTS + 1)
+
+
+@pytest.mark.parametrize("profile", ["gpt2_small", "pythia_410m", "pythia_1_4b"])
+def test_the_standin_file_is_one_the_profiles_files_glob_matches(profile):
+    text = load_profile(profile).profile.text
+    assert text is not None and standin_text_file(text.files) == STANDIN_TEXT_FILE
+    with pytest.raises(ValueError, match="does not match profile.text.files"):
+        standin_text_file("plain_text/*validation/*.parquet")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO, published_weights_filename
-from transcoder_lab.standins.gpt2 import repo_folder
+from transcoder_lab.standins.gpt2 import STANDIN_TEXT_FILE, repo_folder
 from transcoder_lab.standins.hub_server import HubServer
 
 from helpers.forward_proxy import ForwardProxy
@@ -84,7 +84,7 @@ def test_the_client_lists_resolves_and_downloads_as_from_the_hub(origin, tmp_pat
     hf_home = tmp_path / "hf_home"
     with HubServer(origin / "hub", moved=MOVED, page_size=2) as server:
         env = client_environment(hf_home, server.url)
-        arguments = [SOURCE.repo, SOURCE.revision, SOURCE.standin_file]
+        arguments = [SOURCE.repo, SOURCE.revision, STANDIN_TEXT_FILE]
         result = subprocess.run(
             [sys.executable, "-c", PROTOCOL, *arguments], env=env, capture_output=True, text=True, timeout=120
         )
@@ -96,10 +96,10 @@ def test_the_client_lists_resolves_and_downloads_as_from_the_hub(origin, tmp_pat
     assert out["gpt2_files"] == sorted(
         str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file()
     )
-    assert out["dataset_files"] == [SOURCE.standin_file]
+    assert out["dataset_files"] == [STANDIN_TEXT_FILE]
     assert out["gpt2_commit"] == commit
     for key, (repo, path, kind, revision) in {
-        "parquet": (SOURCE.repo, SOURCE.standin_file, "dataset", SOURCE.revision),
+        "parquet": (SOURCE.repo, STANDIN_TEXT_FILE, "dataset", SOURCE.revision),
         "config": ("gpt2", "config.json", "model", "main"),
         "weights": ("gpt2", "model.safetensors", "model", "main"),
     }.items():
@@ -227,7 +227,7 @@ def test_the_lab_downloads_through_an_https_proxy_only(origin, tmp_path):
         SMALL_GPT2["n_layer"], SMALL_GPT2["n_embd"],
     )  # fmt: skip
     assert outcome["model"]["result"]["tokens"] == [[464, 3797]]  # GPT-2's "The", " cat"
-    assert outcome["text"]["result"] == {"files": [SOURCE.standin_file], "documents": N_DOCUMENTS}
+    assert outcome["text"]["result"] == {"files": [STANDIN_TEXT_FILE], "documents": N_DOCUMENTS}
     assert outcome["published"]["result"]["d_sae"] == SMALL_D_SAE
     assert {(method, host) for method, host, _ in proxy.forwarded} == {
         ("CONNECT", "hub.invalid"),
@@ -250,7 +250,7 @@ def test_the_text_source_downloads_through_a_plain_http_proxy(origin, tmp_path):
         outcome = run_loaders(env, {"text": {}})
     assert outcome["text"] == {
         "ok": True,
-        "result": {"files": [SOURCE.standin_file], "documents": N_DOCUMENTS},
+        "result": {"files": [STANDIN_TEXT_FILE], "documents": N_DOCUMENTS},
     }
     assert ("HEAD", "hub.invalid") in {(m, h) for m, h, _ in proxy.forwarded}  # the reachability check
     assert ("GET", "cdn.invalid") in {(m, h) for m, h, _ in proxy.forwarded}  # the parquet's bytes

@@ -21,8 +21,8 @@ Steps:
    saved by `save_pretrained` (config.json, generation_config.json, model.safetensors), and GPT-2's
    real tokenizer built from its BPE ranks (`transcoder_lab.sources.gpt2_tokenizer`).
 3. The text source: generated English-like documents (the organism's grammar and mechanisms) in
-   one parquet file with a `text` column, at the repo, revision and path the profile reads
-   (`profile.text`).
+   one parquet file with a `text` column, at the repo and revision the profile reads
+   (`profile.text`), as `STANDIN_TEXT_FILE`, a path its `files` glob matches.
 4. `pchlenski/gpt2-transcoders`: one transcoder per layer pickled in the published structure,
    `{"cfg": sae_training.config.LanguageModelSAERunnerConfig(...), "state_dict": {W_enc, b_enc,
    W_dec, b_dec, b_dec_out}}`, and its log10 feature-sparsity tensor beside it. The config class
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -150,6 +151,22 @@ def standin_documents(n_documents: int, seed: int = 0) -> list[str]:
     """English-like documents (the organism's grammar and planted sentences), several paragraphs long."""
     corpus = CorpusConfig(sentences_per_document=(8, 40))
     return [document.text for document in generate_documents(corpus, n_documents, seed, progress=False)]
+
+
+# The text stand-in's one parquet file: the first file of OpenWebText's parquet conversion, which the
+# paper profiles' `text.files` glob (plain_text/*train/*.parquet) matches.
+STANDIN_TEXT_FILE = "plain_text/train/0000.parquet"
+
+
+def standin_text_file(files: str) -> str:
+    """The path of the text stand-in's file, checked against a text source's `files` glob (matched as
+    transcoder_lab.sources.text_source matches the repo's paths)."""
+    if not fnmatch.fnmatch(STANDIN_TEXT_FILE, files):
+        raise ValueError(
+            f"the text stand-in's file {STANDIN_TEXT_FILE} does not match profile.text.files '{files}'; "
+            "change STANDIN_TEXT_FILE in transcoder_lab/standins/gpt2.py to a path the glob matches"
+        )
+    return STANDIN_TEXT_FILE
 
 
 def write_text_source(
@@ -280,11 +297,12 @@ def write_gpt2_small_standin(
     """Everything the gpt2_small profile reads, under `hf_home` (the text source as configured)."""
     text = load_profile("gpt2_small").profile.text
     assert text is not None  # the paper profile reads a hub dataset
+    text_file = standin_text_file(text.files)
     hub_cache(hf_home).mkdir(parents=True, exist_ok=True)
     return {
         "model": write_gpt2(hf_home, seed),
         "text": write_text_source(
-            hf_home, text.repo, text.revision, text.standin_file, n_documents, text.text_field, seed
+            hf_home, text.repo, text.revision, text_file, n_documents, text.text_field, seed
         ),
         "transcoders": write_published_transcoders(hf_home, transcoder_width, seed=seed),
     }

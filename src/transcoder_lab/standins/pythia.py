@@ -44,6 +44,7 @@ from transcoder_lab.standins.gpt2 import (
     hub_cache,
     put_repo,
     standin_documents,
+    standin_text_file,
     write_text_source,
 )
 
@@ -176,10 +177,11 @@ def write_pythia_standin(
     if cfg.model.pretrained_name is None or cfg.text is None:
         raise ValueError(f"profile '{profile}' is not a pretrained profile with a text source")
     text = cfg.text
+    text_file = standin_text_file(text.files)
     return {
         "model": write_pythia(hf_home, cfg.model.pretrained_name, seed),
         "text": write_text_source(
-            hf_home, text.repo, text.revision, text.standin_file, n_documents, text.text_field, seed
+            hf_home, text.repo, text.revision, text_file, n_documents, text.text_field, seed
         ),
     }
 
