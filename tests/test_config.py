@@ -141,3 +141,31 @@ def test_every_param_a_stage_declares_is_in_the_composition(profile):
     absent = "<absent>"
     missing = [key for key in sorted(keys) if OmegaConf.select(composed, key, default=absent) == absent]
     assert not missing, f"conf/profile/{profile}.yaml lacks {missing}: params.yaml would lack them too"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_closed_choices_load_as_enums_and_write_as_their_plain_strings(profile):
+    """Closed choices are StrEnums whose members are named as their values: the YAML's strings load
+    by name, compare equal to those strings and serialise (JSON, OmegaConf's YAML) as them."""
+    import dataclasses
+    import json
+    from enum import StrEnum
+
+    composed = OmegaConf.to_container(compose([f"profile={profile}"]), resolve=True)
+    cfg = load_config(composed)
+    training = cfg.profile.dictionaries.training
+    assert isinstance(training.dead_features, StrEnum) and isinstance(cfg.profile.model.source, StrEnum)
+    assert training.dead_features == composed["profile"]["dictionaries"]["training"]["dead_features"]
+    plain = json.loads(json.dumps(dataclasses.asdict(cfg.profile)))
+    assert plain["model"]["source"] == composed["profile"]["model"]["source"]
+    assert plain["dictionaries"]["harvest"]["mode"] == composed["profile"]["dictionaries"]["harvest"]["mode"]
+    dumped = yaml.safe_load(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    for section in ("harvest", "training"):  # the YAML's keys (the schema's defaults fill the rest)
+        written = composed["profile"]["dictionaries"][section]
+        assert {key: dumped["profile"]["dictionaries"][section][key] for key in written} == written
+    assert dumped["case_study"]["greater_than"]["analysis"] == "greater_than"
+
+
+def test_an_unknown_choice_lists_the_options():
+    with pytest.raises(ConfigError, match="dead_features.*ghost_grads, resample, none"):
+        load_config(compose(["profile=tiny", "profile.dictionaries.training.dead_features=revive"]))

@@ -22,11 +22,19 @@ CONF_DIR = REPO_ROOT / "conf"
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 
 
+class ModelSource(StrEnum):
+    """Where the transformer comes from. Members are named as their values, as are all this module's
+    StrEnums: OmegaConf reads a YAML value by member name."""
+
+    organism = "organism"  # trained here on the organism's corpus
+    pretrained = "pretrained"  # a hub model (pretrained_name)
+
+
 @dataclass
 class ModelConfig:
     """The transformer. `source: organism` trains it here; `source: pretrained` loads a hub model."""
 
-    source: str = "organism"  # organism | pretrained
+    source: ModelSource = ModelSource.organism
     pretrained_name: str | None = None  # e.g. "gpt2" when source == pretrained
     n_layers: int = 4
     d_model: int = 128
@@ -101,21 +109,40 @@ class BehaviourConfig:
     batch_size: int = 64
 
 
+class HarvestMode(StrEnum):
+    shards = "shards"  # written once, DVC-tracked
+    stream = "stream"  # harvested while training
+
+
+class ShardDtype(StrEnum):
+    """The dtype of harvested rows on disk (a torch dtype's name); training reads float32."""
+
+    float16 = "float16"
+    float32 = "float32"
+
+
+class AutocastDtype(StrEnum):
+    """The torch.autocast dtype of the harvesting model pass (a torch dtype's name)."""
+
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
 @dataclass
 class HarvestConfig:
     """Which tokens feed the dictionaries and how their activations are stored."""
 
-    mode: str = "shards"  # shards (written once, DVC-tracked) | stream (harvest while training)
+    mode: HarvestMode = HarvestMode.shards
     n_tokens: int = 500_000  # activations harvested per hook (shards mode)
     heldout_tokens: int = 65_536  # from the held-out split, for evaluation
     context_size: int = 128  # tokens per BOS-led context
     batch_contexts: int = 32  # contexts per model pass
     shard_tokens: int = 65_536
-    dtype: str = "float16"  # float16 | float32 (shards on disk; training reads float32)
+    dtype: ShardDtype = ShardDtype.float16  # shards on disk; training reads float32
     buffer_tokens: int = 65_536  # shuffle buffer capacity
     # Precision of the model pass while harvesting: null (float32) | bfloat16 | float16, under
     # torch.autocast (meant for GPUs); harvested rows and the dictionaries stay float32.
-    autocast_dtype: str | None = None
+    autocast_dtype: AutocastDtype | None = None
 
 
 class MatmulPrecision(StrEnum):
@@ -127,6 +154,22 @@ class MatmulPrecision(StrEnum):
     medium = "medium"  # bfloat16 products where the hardware has them (GPUs; CPUs with AMX or AVX512-BF16)
 
 
+class DeadFeatures(StrEnum):
+    """What the trainer does about dead features (dictionaries/training.py's docstring)."""
+
+    ghost_grads = "ghost_grads"
+    resample = "resample"
+    none = "none"
+
+
+class TranscoderInit(StrEnum):
+    """How transcoder weights start (dictionaries/training.py's docstring)."""
+
+    random = "random"
+    linear = "linear"
+    data = "data"
+
+
 @dataclass
 class DictionaryTrainingConfig:
     """The trainer (transcoder_lab.dictionaries.training); the same for every arm so comparisons are fair."""
@@ -136,14 +179,14 @@ class DictionaryTrainingConfig:
     batch_size: int = 4096  # activation rows (tokens) per step
     n_steps: int = 120
     warmup_steps: int = 20
-    dead_features: str = "ghost_grads"  # ghost_grads | resample | none
+    dead_features: DeadFeatures = DeadFeatures.ghost_grads
     dead_window_steps: int = 50  # a feature silent this long counts as dead
     resample_every: int = 100
     frequency_window_steps: int = 50  # steps at the end over which firing frequency is measured
     checkpoint_every: int = 50
     # Options against dead transcoder features (docs/dead_features.md); the defaults, with
     # ghost grads above, are the paper's recipe.
-    transcoder_init: str = "random"  # random | linear | data (dictionaries/training.py's docstring)
+    transcoder_init: TranscoderInit = TranscoderInit.random
     l1_warmup_fraction: float = 0.0  # the L1 coefficient ramps linearly from 0 over this share of n_steps
     # Tensor-core speed on a GPU (docs/paper_on_gpu.md): "high" (TF32) or "medium" (bfloat16) matrix
     # products while training; weights, optimiser state and sums stay float32.
@@ -186,15 +229,20 @@ class DictionariesConfig:
 
     def sweep(self, arm: str) -> list[Sparsity]:
         """The sparsity settings an arm's cell trains at: one per L1 coefficient, or per TopK k."""
-        if ARMS[arm].architecture == "topk":
+        if ARMS[arm].architecture == Architecture.topk:
             return [Sparsity(k=k) for k in self.topk_k]
         return [Sparsity(l1_coefficient=l1) for l1 in self.l1_coefficients]
 
 
 class DictionaryKind(StrEnum):
-    TRANSCODER = "transcoder"  # MLP input -> MLP output
-    SAE_MLP_OUT = "sae_mlp_out"  # MLP output -> MLP output
-    SAE_MLP_IN = "sae_mlp_in"  # MLP input -> MLP input
+    transcoder = "transcoder"  # MLP input -> MLP output
+    sae_mlp_out = "sae_mlp_out"  # MLP output -> MLP output
+    sae_mlp_in = "sae_mlp_in"  # MLP input -> MLP input
+
+
+class Architecture(StrEnum):
+    relu = "relu"  # ReLU features, sparsity from an L1 term
+    topk = "topk"  # the k largest pre-activations kept per token (no L1 term)
 
 
 @dataclass(frozen=True)
@@ -202,23 +250,23 @@ class Arm:
     """What a cell trains: a kind of dictionary with an architecture (and a skip term or not)."""
 
     kind: DictionaryKind
-    architecture: str = "relu"  # relu | topk
+    architecture: Architecture = Architecture.relu
     skip: bool = False  # skip-transcoder: y_hat += x W_skip
 
 
 ARMS: dict[str, Arm] = {
-    "transcoder": Arm(DictionaryKind.TRANSCODER),
-    "sae_mlp_out": Arm(DictionaryKind.SAE_MLP_OUT),
-    "sae_mlp_in": Arm(DictionaryKind.SAE_MLP_IN),
+    "transcoder": Arm(DictionaryKind.transcoder),
+    "sae_mlp_out": Arm(DictionaryKind.sae_mlp_out),
+    "sae_mlp_in": Arm(DictionaryKind.sae_mlp_in),
     # the arms the 2025 follow-up (Paulo, Shabalin and Belrose) adds to the comparison
-    "skip_transcoder": Arm(DictionaryKind.TRANSCODER, skip=True),
-    "topk_transcoder": Arm(DictionaryKind.TRANSCODER, architecture="topk"),
+    "skip_transcoder": Arm(DictionaryKind.transcoder, skip=True),
+    "topk_transcoder": Arm(DictionaryKind.transcoder, architecture=Architecture.topk),
 }
 
 
 def arm_name(kind: str, architecture: str, skip: bool) -> str:
     """The arm of a dictionary's spec: its kind, prefixed "skip_" or "topk_" for those variants."""
-    return ("skip_" if skip else "") + ("topk_" if architecture == "topk" else "") + str(kind)
+    return ("skip_" if skip else "") + ("topk_" if architecture == Architecture.topk else "") + str(kind)
 
 
 @dataclass(frozen=True)
@@ -253,13 +301,23 @@ def parse_cell(cell: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
+class Comparison(StrEnum):
+    """How a result is judged against an Expectation (report.verdict)."""
+
+    approx = "approx"  # within tolerance of value
+    at_least = "at_least"
+    at_most = "at_most"
+    reference = "reference"  # shown beside the result, no verdict
+
+
 @dataclass
 class Expectation:
-    """A published or required number: `approx` within `tolerance`, or `at_least` value."""
+    """A published or required number: `approx` within `tolerance`, `at_least` or `at_most` value,
+    or a `reference` value shown without a verdict."""
 
     value: float
     tolerance: float = 0.0
-    comparison: str = "approx"  # approx | at_least | at_most
+    comparison: Comparison = Comparison.approx
     source: str = ""
 
 
@@ -269,12 +327,19 @@ class ReferencePoint:
     the same (layer, kind, l1_coefficient) as a reference value (no verdict: the L0 a coefficient
     gives depends on the training run)."""
 
-    kind: str  # transcoder | sae_mlp_out | sae_mlp_in
+    kind: DictionaryKind
     layer: int
     l1_coefficient: float
     l0: float
     ce_spliced: float
     source: str = ""
+
+
+class SpliceAllSource(StrEnum):
+    """Which transcoders the evaluation splices in at every layer together."""
+
+    grid = "grid"  # the grid's transcoders at splice_all_l1
+    published = "published"  # the published transcoders (profile.published_transcoder_layers)
 
 
 @dataclass
@@ -283,7 +348,7 @@ class EvaluationConfig:
 
     n_contexts: int = 256  # held-out contexts of harvest.context_size tokens
     batch_size: int = 32
-    splice_all_source: str = "grid"  # grid: the grid's transcoders at splice_all_l1 | published
+    splice_all_source: SpliceAllSource = SpliceAllSource.grid
     splice_all_l1: float | None = None
     splice_all_layers: list[int] = field(default_factory=list)  # empty: every grid layer
     # further sets spliced together on the same tokens, by name (e.g. the paper's layers 1-9)
@@ -304,6 +369,13 @@ class GroundTruthRaterConfig:
     exclude_labels: list[str] = field(default_factory=lambda: ["background"])  # not explanations
 
 
+class CorpusSplit(StrEnum):
+    """A split of the organism's corpus (organism/build.py's SPLITS)."""
+
+    train = "train"
+    heldout = "heldout"
+
+
 @dataclass
 class StudyConfig:
     """The blind interpretability study (transcoder_lab.study): a transcoder against an SAE on the
@@ -315,7 +387,7 @@ class StudyConfig:
     n_per_arm: int = 50
     min_log10_frequency: float = -4.0  # live features only (log10 firing frequency above this)
     min_activating_tokens: int = 10  # fewer activating scanned tokens: replaced by another feature
-    split: str = "heldout"  # organism profiles: the corpus split scanned
+    split: CorpusSplit = CorpusSplit.heldout  # organism profiles: the corpus split scanned
     n_tokens: int = 100_000  # tokens scanned for dashboards and the ground-truth rater
     batch_size: int = 64  # contexts per model pass
     n_examples: int = 8  # examples per dashboard band
@@ -367,6 +439,13 @@ class SearchConfig:
     per_node: int | None = None
 
 
+class AblationProtocol(StrEnum):
+    """The greater-than study's ablation protocols (case_studies/greater_than.py, step 2)."""
+
+    zero = "zero"  # the paper's: layer by zeroing its MLP, the rest zeroed everywhere
+    mean = "mean"  # layer by mean-ablating its MLP's last-token output, the rest mean-ablated there
+
+
 @dataclass
 class CaseStudyProfile:
     """One profile's settings of a case study. Organism-source profiles without their own entry
@@ -383,10 +462,8 @@ class CaseStudyProfile:
     replace_earlier: list[str] = field(default_factory=list)  # [old, new]: the token-swap intervention
     logit_root: list[int] = field(default_factory=list)  # greater-than: [prompt YY, late YY, early YY]
     n_components: int = 100  # greater-than: the features-vs-neurons curve runs n = 0..n_components
-    # greater-than: the headline protocol of the features-vs-neurons comparison (both are reported):
-    # "zero" (the paper: layer by zeroing its MLP, the rest zeroed everywhere) or "mean" (layer by
-    # mean-ablating its MLP's last-token output, the rest mean-ablated at the last token)
-    protocol: str = "zero"
+    # greater-than: the headline protocol of the features-vs-neurons comparison (both are reported)
+    protocol: AblationProtocol = AblationProtocol.zero
     # greater-than: redo the headline curves on this many fresh prompt draws (organism prompts vary in
     # noun and century) to show how much the feature and neuron counts depend on the draw
     n_prompt_resamples: int = 0
@@ -395,11 +472,18 @@ class CaseStudyProfile:
     expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation
 
 
+class Analysis(StrEnum):
+    """A case study's analysis (transcoder_lab.case_studies.ANALYSES)."""
+
+    feature = "feature"
+    greater_than = "greater_than"
+
+
 @dataclass
 class CaseStudyConfig:
     """A case study (conf/case_study/<name>.yaml): a question, its root, how to search, per profile."""
 
-    analysis: str = "feature"  # feature | greater_than (transcoder_lab.case_studies.ANALYSES)
+    analysis: Analysis = Analysis.feature
     title: str = ""
     question: str = ""
     notebook: str = ""  # the notebook that narrates it, under notebooks/

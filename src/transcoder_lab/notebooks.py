@@ -46,7 +46,15 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from transcoder_lab import io
-from transcoder_lab.config import CONF_DIR, OUTPUT_KEYS, REPO_ROOT, Config, load_config, load_profile
+from transcoder_lab.config import (
+    CONF_DIR,
+    OUTPUT_KEYS,
+    REPO_ROOT,
+    Config,
+    ModelSource,
+    load_config,
+    load_profile,
+)
 from transcoder_lab.paths import results_dir
 
 CONFIG_VARIABLE = "TRANSCODER_LAB_CONFIG"
@@ -112,7 +120,9 @@ def notebook_dir(cfg: Config) -> Path:
 
 def _has_settings(study_profiles: dict, cfg: Config) -> bool:
     name = cfg.profile.name
-    return name in study_profiles or (cfg.profile.model.source == "organism" and "organism" in study_profiles)
+    return name in study_profiles or (
+        cfg.profile.model.source == ModelSource.organism and "organism" in study_profiles
+    )
 
 
 def notebooks_for(cfg: Config, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:

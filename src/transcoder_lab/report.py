@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from transcoder_lab.config import Expectation, ReferencePoint
+from transcoder_lab.config import Comparison, Expectation, ReferencePoint
 
 
 def lookup(results: dict[str, Any], dotted_key: str) -> Any:
@@ -30,13 +30,13 @@ REFERENCE_VERDICT = "reference (no pass/fail)"
 
 
 def verdict(expectation: Expectation, measured: float | None) -> str:
-    if expectation.comparison == "reference":
+    if expectation.comparison == Comparison.reference:
         return REFERENCE_VERDICT if measured is not None else "not measured"
     if measured is None:
         return "not measured"
-    if expectation.comparison == "at_least":
+    if expectation.comparison == Comparison.at_least:
         return "ok" if measured >= expectation.value else "BELOW"
-    if expectation.comparison == "at_most":
+    if expectation.comparison == Comparison.at_most:
         return "ok" if measured <= expectation.value else "ABOVE"
     return "ok" if abs(measured - expectation.value) <= expectation.tolerance else "OUTSIDE"
 
@@ -297,12 +297,12 @@ def _full_graph_section(studies: list[dict[str, Any]]) -> list[str]:
 
 
 def _expectation_text(expected: dict[str, Any]) -> str:
-    comparison = expected.get("comparison", "approx")
-    if comparison == "at_least":
+    comparison = expected.get("comparison", Comparison.approx)
+    if comparison == Comparison.at_least:
         return f">= {expected['value']:g}"
-    if comparison == "at_most":
+    if comparison == Comparison.at_most:
         return f"<= {expected['value']:g}"
-    if comparison == "reference":
+    if comparison == Comparison.reference:
         return f"{expected['value']:g} (reference)"
     return f"{expected['value']:g} ± {expected.get('tolerance', 0):g}"
 

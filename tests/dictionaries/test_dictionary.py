@@ -49,7 +49,7 @@ def random_dictionary(spec: DictionarySpec, seed: int = 0) -> Dictionary:
 
 def test_spec_hooks_and_validation():
     transcoder = DictionarySpec("transcoder", 8, 768, 24576, 768)
-    assert transcoder.kind is DictionaryKind.TRANSCODER
+    assert transcoder.kind is DictionaryKind.transcoder
     assert transcoder.hook_in == "blocks.8.ln2.hook_normalized"
     assert transcoder.hook_out == "blocks.8.hook_mlp_out"
     sae_out = DictionarySpec("sae_mlp_out", 8, 768, 24576, 768)

@@ -23,7 +23,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config
+from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config, ModelSource
 from transcoder_lab.data import BOS_LABEL, load_split, pack_contexts
 from transcoder_lab.dictionaries import Dictionary, load_dictionary
 from transcoder_lab.organism.corpus import labels as corpus_labels
@@ -38,7 +38,7 @@ def settings_for(cfg: Config, study: CaseStudyConfig, name: str) -> CaseStudyPro
     profile = cfg.profile
     if profile.name in study.profiles:
         return study.profiles[profile.name]
-    if profile.model.source == "organism" and "organism" in study.profiles:
+    if profile.model.source == ModelSource.organism and "organism" in study.profiles:
         return study.profiles["organism"]
     raise ValueError(
         f"case study '{name}' has no settings for profile '{profile.name}' (it has "

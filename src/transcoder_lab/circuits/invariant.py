@@ -48,7 +48,7 @@ def logit_effects(
     model: HookedTransformer, dictionary: Dictionary, feature: int
 ) -> Float[Tensor, " d_vocab"] | None:
     """`W_dec[feature] @ W_U`, or None for an SAE on the MLP input (it does not write the residual)."""
-    if dictionary.spec.kind is DictionaryKind.SAE_MLP_IN:
+    if dictionary.spec.kind is DictionaryKind.sae_mlp_in:
         return None
     return _f32(dictionary.W_dec[feature]) @ _f32(model.W_U)
 
@@ -60,7 +60,7 @@ def de_embedding(
     """The token embedding's direct path to the feature's pre-activation through a frozen LN2:
     `(W_E - mean) @ W_enc[:, feature] / ln_scale`. None for an SAE on the MLP output, which does
     not read the residual stream."""
-    if dictionary.spec.kind is DictionaryKind.SAE_MLP_OUT:
+    if dictionary.spec.kind is DictionaryKind.sae_mlp_out:
         return None
     W_E = _f32(model.W_E)
     W_E = W_E - W_E.mean(dim=-1, keepdim=True)  # LNPre centres; a no-op when already centred

@@ -43,7 +43,7 @@ from safetensors import safe_open
 from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
-from transcoder_lab.config import Config
+from transcoder_lab.config import Config, HarvestMode
 from transcoder_lab.data import split_contexts
 from transcoder_lab.paths import activations_dir, corpus_dir
 from transcoder_lab.sources.models import load_model, mlp_in_hook, mlp_out_hook
@@ -253,7 +253,7 @@ def harvest_activations(cfg: Config) -> dict:
        {"mode": "shards", "train": ..., "heldout": ...} of both shard manifests and print one line
        with the token counts and the number of hooks."""
     harvest = cfg.profile.dictionaries.harvest
-    if harvest.mode == "stream":  # harvested while training (pretrained profiles)
+    if harvest.mode == HarvestMode.stream:  # harvested while training (pretrained profiles)
         source = cfg.profile.text
         manifest = {"mode": "stream", "text": vars(source) if source is not None else None}
         io.write_json(activations_dir(cfg) / "manifest.json", manifest)

@@ -51,7 +51,7 @@ from safetensors import safe_open
 from torch import nn
 
 from transcoder_lab import io
-from transcoder_lab.config import DictionaryKind, arm_name
+from transcoder_lab.config import Architecture, DictionaryKind, arm_name
 from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
 
 CFG_FILENAME = "cfg.json"
@@ -61,31 +61,31 @@ SPARSITY_TENSOR = "sparsity"
 OUR_SECTION = "transcoder_lab"  # the cfg.json key that holds our own fields
 FORMAT_VERSION = 1
 
-ARCHITECTURES = ("relu", "topk")
+ARCHITECTURES = tuple(Architecture)
 
 # sae-lens architecture names for each (kind is transcoder, architecture, skip); the topk
 # transcoder names are ours: sae-lens 6.54 has no such class and refuses to load them.
 _SAE_LENS_ARCHITECTURE = {
-    (False, "relu", False): "standard",
-    (False, "topk", False): "topk",
-    (True, "relu", False): "transcoder",
-    (True, "relu", True): "skip_transcoder",
-    (True, "topk", False): "topk_transcoder",
-    (True, "topk", True): "topk_skip_transcoder",
+    (False, Architecture.relu, False): "standard",
+    (False, Architecture.topk, False): "topk",
+    (True, Architecture.relu, False): "transcoder",
+    (True, Architecture.relu, True): "skip_transcoder",
+    (True, Architecture.topk, False): "topk_transcoder",
+    (True, Architecture.topk, True): "topk_skip_transcoder",
 }
 SAE_LENS_LOADABLE = frozenset({"standard", "topk", "transcoder", "skip_transcoder"})
 
 
 @dataclass
 class DictionarySpec:
-    """Shape and wiring of one dictionary. `kind` may be given as a plain string."""
+    """Shape and wiring of one dictionary. `kind` and `architecture` may be given as plain strings."""
 
     kind: DictionaryKind
     layer: int
     d_in: int
     d_sae: int
     d_out: int
-    architecture: str = "relu"  # relu | topk
+    architecture: Architecture = Architecture.relu
     k: int | None = None  # topk only: features kept per token
     skip: bool = False  # skip-transcoder (ŷ += x W_skip); transcoders only
     model_name: str = ""
@@ -96,9 +96,12 @@ class DictionarySpec:
         except ValueError:
             valid = ", ".join(kind.value for kind in DictionaryKind)
             raise ValueError(f"unknown dictionary kind {self.kind!r}; expected one of {valid}") from None
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}")
-        if self.architecture == "topk":
+        try:
+            self.architecture = Architecture(self.architecture)
+        except ValueError:
+            valid = ", ".join(ARCHITECTURES)
+            raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {valid}") from None
+        if self.architecture is Architecture.topk:
             if self.k is None or not 1 <= self.k <= self.d_sae:
                 raise ValueError(f"a topk dictionary needs 1 <= k <= d_sae ({self.d_sae}); got k={self.k}")
         elif self.k is not None:
@@ -116,7 +119,7 @@ class DictionarySpec:
 
     @property
     def is_transcoder(self) -> bool:
-        return self.kind is DictionaryKind.TRANSCODER
+        return self.kind is DictionaryKind.transcoder
 
     @property
     def arm(self) -> str:
@@ -125,12 +128,12 @@ class DictionarySpec:
 
     @property
     def hook_in(self) -> str:
-        reads_mlp_out = self.kind is DictionaryKind.SAE_MLP_OUT
+        reads_mlp_out = self.kind is DictionaryKind.sae_mlp_out
         return mlp_out_hook(self.layer) if reads_mlp_out else mlp_in_hook(self.layer)
 
     @property
     def hook_out(self) -> str:
-        return mlp_in_hook(self.layer) if self.kind is DictionaryKind.SAE_MLP_IN else mlp_out_hook(self.layer)
+        return mlp_in_hook(self.layer) if self.kind is DictionaryKind.sae_mlp_in else mlp_out_hook(self.layer)
 
     @property
     def sae_lens_architecture(self) -> str:
@@ -209,7 +212,7 @@ class Dictionary(nn.Module):
     def activation(self, pre: Float[torch.Tensor, "... d_sae"]) -> Float[torch.Tensor, "... d_sae"]:
         """ReLU, or for TopK: ReLU then keep the k largest values per row (the rest set to 0)."""
         z = torch.relu(pre)
-        if self.spec.architecture == "topk":
+        if self.spec.architecture is Architecture.topk:
             assert self.spec.k is not None  # checked by DictionarySpec
             values, indices = z.topk(self.spec.k, dim=-1, sorted=False)
             z = torch.zeros_like(z).scatter(-1, indices, values)
@@ -327,7 +330,7 @@ def _sae_lens_config(spec: DictionarySpec, dtype: torch.dtype) -> dict[str, Any]
     if spec.is_transcoder:
         cfg["d_out"] = spec.d_out
         metadata["hook_name_out"] = spec.hook_out
-    if spec.architecture == "topk":
+    if spec.architecture is Architecture.topk:
         cfg["k"] = spec.k
         cfg["rescale_acts_by_decoder_norm"] = False
     return cfg

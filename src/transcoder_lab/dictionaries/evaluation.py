@@ -133,7 +133,7 @@ def spliced(
     activations it sees; `is_bos` [batch, pos] marks BOS positions for L0 without BOS.
     """
     replaced = [
-        d.spec.hook_out if d.spec.kind != DictionaryKind.SAE_MLP_IN else d.spec.hook_in for d in dictionaries
+        d.spec.hook_out if d.spec.kind != DictionaryKind.sae_mlp_in else d.spec.hook_in for d in dictionaries
     ]
     if len(set(replaced)) != len(replaced):
         raise ValueError(f"two dictionaries replace the same activation ({replaced}); splice one per hook")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
-from transcoder_lab.config import ARMS, Config
+from transcoder_lab.config import ARMS, Architecture, Config, HarvestMode
 from transcoder_lab.data import stream_contexts, tokenized_texts
 from transcoder_lab.dictionaries.activations import (
     Batch,
@@ -75,7 +75,7 @@ def batch_stream(
     if not given) runs on documents read from the hub (the paper profiles), feeding every dictionary.
     """
     harvest, training = cfg.profile.dictionaries.harvest, cfg.profile.dictionaries.training
-    if harvest.mode == "shards":
+    if harvest.mode == HarvestMode.shards:
         shard_dir = activations_dir(cfg, "train")
 
         def from_shards() -> Iterator[Batch]:
@@ -88,7 +88,7 @@ def batch_stream(
         content = io.sha256_file(first_shard) if first_shard else "no shards"
         return from_shards, f"shards:{shard_dir}:{content}"
     source = cfg.profile.text
-    if harvest.mode != "stream" or source is None:
+    if harvest.mode != HarvestMode.stream or source is None:
         raise ValueError(
             "profile.dictionaries.harvest: use mode 'shards' (organism profiles), or mode 'stream' "
             "with a profile.text source (pretrained profiles)"
@@ -109,7 +109,7 @@ def heldout_batches(cfg: Config, hooks: list[str], model: HookedTransformer | No
     """Step 4's rows, which every dictionary is measured on: the activations stage's held-out shards,
     or (stream mode) one model pass over the held-out contexts that `evaluate` splices on."""
     harvest = cfg.profile.dictionaries.harvest
-    if harvest.mode == "shards":
+    if harvest.mode == HarvestMode.shards:
         return list(read_shards(activations_dir(cfg, "heldout"), hooks))
     model = model or load_model(cfg.profile, cfg.paths.models)
     n_contexts = cfg.profile.evaluation.n_contexts
@@ -124,7 +124,7 @@ def checkpoint_name(cfg: Config) -> str:
     L1 value each) never share a checkpoint; a long name is replaced by its hash."""
     grid = cfg.profile.dictionaries
     name = "-".join(grid.cells) + "__l1_" + "-".join(f"{l1:g}" for l1 in grid.l1_coefficients)
-    if any(ARMS[arm].architecture == "topk" for _, arm in grid.parsed_cells):
+    if any(ARMS[arm].architecture == Architecture.topk for _, arm in grid.parsed_cells):
         name += "__k_" + "-".join(str(k) for k in grid.topk_k)
     return name if len(name) <= 120 else "grid_" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
@@ -136,7 +136,7 @@ def train_grid(cfg: Config) -> list[JobResult]:
     todo = jobs(cfg)
     hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
     # stream mode: one model for the training stream and the held-out rows (shards need none)
-    model = load_model(cfg.profile, cfg.paths.models) if grid.harvest.mode == "stream" else None
+    model = load_model(cfg.profile, cfg.paths.models) if grid.harvest.mode == HarvestMode.stream else None
     batches, data_id = batch_stream(cfg, hooks, model)
     checkpoints = checkpoint_dir(cfg, "dictionaries", checkpoint_name(cfg))
     device = resolve_device(cfg.profile.device)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from transcoder_lab import io
-from transcoder_lab.config import Config, Sparsity
+from transcoder_lab.config import Config, Sparsity, SpliceAllSource
 from transcoder_lab.dictionaries.dictionary import Dictionary, load_dictionary
 from transcoder_lab.dictionaries.evaluation import splice_metrics, token_hash
 from transcoder_lab.paths import dictionary_dir, figures_dir, published_dir, results_dir
@@ -67,7 +67,7 @@ def splice_all_set(
        if not), and load each layer's grid transcoder at `splice_all_l1`."""
     evaluation, grid = cfg.profile.evaluation, cfg.profile.dictionaries
     layers = layers or evaluation.splice_all_layers or grid.layers_of("transcoder")
-    if evaluation.splice_all_source == "published":
+    if evaluation.splice_all_source == SpliceAllSource.published:
         return [load_dictionary(published_dir(cfg, layer), device) for layer in layers]
     missing = [f"L{layer}_transcoder" for layer in layers if f"L{layer}_transcoder" not in grid.cells]
     if missing or evaluation.splice_all_l1 not in grid.l1_coefficients:

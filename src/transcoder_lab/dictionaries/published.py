@@ -348,7 +348,7 @@ def published_transcoder(
         if isinstance(fields.get(name), int) and fields[name] != value:
             raise ValueError(f"{weights_path}: published cfg says {name}={fields[name]}, the weights {value}")
 
-    spec = DictionarySpec(DictionaryKind.TRANSCODER, layer, d_in, d_sae, d_out, model_name=model_name)
+    spec = DictionarySpec(DictionaryKind.transcoder, layer, d_in, d_sae, d_out, model_name=model_name)
     dictionary = Dictionary(spec)
     with torch.no_grad():
         for name, tensor in state.items():

@@ -58,7 +58,13 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from transcoder_lab import io
-from transcoder_lab.config import DictionaryTrainingConfig, Sparsity
+from transcoder_lab.config import (
+    Architecture,
+    DeadFeatures,
+    DictionaryTrainingConfig,
+    Sparsity,
+    TranscoderInit,
+)
 from transcoder_lab.dictionaries.activations import Batch, batch_to_device
 from transcoder_lab.dictionaries.dictionary import Dictionary, DictionarySpec, save_dictionary
 
@@ -251,10 +257,10 @@ class DictionaryTrainer:
         dictionary.b_dec.copy_(x.mean(0))
         if dictionary.b_dec_out is not dictionary.b_dec:  # transcoders: a separate output bias
             dictionary.b_dec_out.copy_(y.mean(0))
-        if not dictionary.spec.is_transcoder or self.cfg.transcoder_init == "random":
+        if not dictionary.spec.is_transcoder or self.cfg.transcoder_init == TranscoderInit.random:
             return
         x_c, y_c = (v.cpu().double() - v.cpu().double().mean(0) for v in (x, y))
-        if self.cfg.transcoder_init == "linear":
+        if self.cfg.transcoder_init == TranscoderInit.linear:
             linear_map = torch.linalg.lstsq(x_c, y_c).solution  # [d_in, d_out]
             W_enc = dictionary.W_enc.cpu().double()
             W_dec = W_enc.T @ linear_map  # [d_sae, d_out]
@@ -269,9 +275,9 @@ class DictionaryTrainer:
         cfg, dictionary = self.cfg, self.dictionary
         x, y = self.inputs(batch)
         dead = self.steps_since_fired >= cfg.dead_window_steps
-        ghost_dead = dead if cfg.dead_features == "ghost_grads" and dead.any() else None
+        ghost_dead = dead if cfg.dead_features == DeadFeatures.ghost_grads and dead.any() else None
         self.optimizer.zero_grad(set_to_none=True)
-        if dictionary.spec.architecture == "relu":
+        if dictionary.spec.architecture is Architecture.relu:
             l1 = self.job.l1_coefficient * min(1.0, (step + 1) / max(1, cfg.l1_warmup_steps))
             out = relu_loss_backward(dictionary, x, y, l1, ghost_dead)
         else:
@@ -301,7 +307,7 @@ class DictionaryTrainer:
             self.last = {"mse": mse.item(), "l0": counts.sum().item() / len(z)}
             # never in the last resample_every steps: a resampled feature needs them to settle
             settle = step + 1 <= cfg.n_steps - cfg.resample_every
-            if cfg.dead_features == "resample" and (step + 1) % cfg.resample_every == 0 and settle:
+            if cfg.dead_features == DeadFeatures.resample and (step + 1) % cfg.resample_every == 0 and settle:
                 self.resample_dead(x, y - y_hat, dead)
 
     @torch.no_grad()

@@ -13,7 +13,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from transcoder_lab.case_studies.common import HELDOUT_CONTEXTS, settings_for
 from transcoder_lab.case_studies.greater_than import N_TOP_FEATURES
-from transcoder_lab.config import REPO_ROOT, CaseStudyConfig, Config, parse_cell
+from transcoder_lab.config import (
+    REPO_ROOT,
+    Analysis,
+    CaseStudyConfig,
+    Config,
+    HarvestMode,
+    ModelSource,
+    SpliceAllSource,
+    parse_cell,
+)
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO
 from transcoder_lab.estimates.formulas import (
     ACTIVATION_COPIES,
@@ -107,8 +116,8 @@ class Estimator:
         self.cfg, self.settings = cfg, settings or Settings()
         self.shape = model_shape(cfg, self.settings.vocab)
         profile = cfg.profile
-        self.pretrained = profile.model.source == "pretrained"
-        self.stream = profile.dictionaries.harvest.mode == "stream"
+        self.pretrained = profile.model.source == ModelSource.pretrained
+        self.stream = profile.dictionaries.harvest.mode == HarvestMode.stream
         self.context = profile.dictionaries.harvest.context_size
         self.model_bytes = self.shape.n_params * FLOAT32
         self.load_bytes = LOAD_COPIES * self.model_bytes if self.pretrained else self.model_bytes
@@ -263,7 +272,7 @@ class Estimator:
         for set_name, layers in named.items():
             one = (
                 published_dictionary(self.cfg)
-                if evaluation.splice_all_source == "published"
+                if evaluation.splice_all_source == SpliceAllSource.published
                 else grid_dictionary(self.cfg, "transcoder")
             )
             sets[set_name] = [one] * len(layers)
@@ -325,7 +334,7 @@ class Estimator:
             return Stage(name, dominant=f"not configured for {self.cfg.profile.name}: writes a note")
         transcoders = self.circuit_dictionaries()
         memory = self.model_bytes + sum(d.params * FLOAT32 for d in transcoders.values())
-        if study.analysis == "greater_than":
+        if study.analysis == Analysis.greater_than:
             parts = self.greater_than_parts(study, settings, transcoders)
         else:
             parts = self.feature_study_parts(study, settings, transcoders)

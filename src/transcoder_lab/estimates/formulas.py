@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from transcoder_lab.config import ARMS, Config
+from transcoder_lab.config import ARMS, Config, DictionaryKind, ModelSource
 from transcoder_lab.dictionaries.published import PUBLISHED_D_SAE
 
 GB = 1e9
@@ -72,7 +72,7 @@ def model_shape(cfg: Config, vocab: int | None = None) -> ModelShape:
     facts: dict[str, Any] = {
         "n_positions": model.n_ctx, "tied": False, "bytes": FLOAT32, "repo": None, "vocab": None,
     }  # fmt: skip
-    if model.source == "organism" and cfg.profile.corpus is not None:
+    if model.source == ModelSource.organism and cfg.profile.corpus is not None:
         facts["vocab"] = cfg.profile.corpus.vocab_size
     elif name == "gpt2":
         from transcoder_lab.standins.gpt2 import GPT2_HUB_CONFIG, GPT2_REPO
@@ -146,7 +146,7 @@ class DictShape:
 
 def grid_dictionary(cfg: Config, arm: str) -> DictShape:
     grid, d = cfg.profile.dictionaries, cfg.profile.model.d_model
-    transcoder = ARMS[arm].kind == "transcoder"
+    transcoder = ARMS[arm].kind is DictionaryKind.transcoder
     return DictShape(d, grid.expansion_factor * d, d, transcoder, ARMS[arm].skip)
 
 
@@ -157,7 +157,7 @@ def published_dictionary(cfg: Config) -> DictShape:
 
 def cell_hooks(arm: str) -> int:
     """Hooks a cell harvests: a transcoder reads the MLP input and output, an SAE one of them."""
-    return 2 if ARMS[arm].kind == "transcoder" else 1
+    return 2 if ARMS[arm].kind is DictionaryKind.transcoder else 1
 
 
 def prompt_tokens(text: str) -> int:

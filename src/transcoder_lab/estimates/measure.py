@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from transcoder_lab.config import ARMS, Config, compose, load_config, parse_cell
+from transcoder_lab.config import ARMS, Architecture, Config, compose, load_config, parse_cell
 from transcoder_lab.estimates.estimator import Stage
 from transcoder_lab.estimates.formulas import FLOAT32, buffer_copy_bytes, grid_dictionary
 
@@ -135,7 +135,7 @@ def run_check(name: str, overrides: list[str], rate: float, args: argparse.Names
     grid = cfg.profile.dictionaries
     layer, arm = parse_cell(grid.cells[0])
     shape = grid_dictionary(cfg, arm)
-    k = grid.topk_k[0] if ARMS[arm].architecture == "topk" else None
+    k = grid.topk_k[0] if ARMS[arm].architecture == Architecture.topk else None
     spec = DictionarySpec(
         ARMS[arm].kind, layer, shape.d_in, shape.d_sae, shape.d_out, ARMS[arm].architecture, k, shape.skip
     )

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from transcoder_lab.config import ModelConfig, ProfileConfig
+from transcoder_lab.config import ModelConfig, ModelSource, ProfileConfig
 from transcoder_lab.sources.hub import HubFinding, Kind, explain, hub_advice, offline_reason
 from transcoder_lab.sources.tokens import load_tokenizer
 
@@ -116,7 +116,9 @@ def gpt2_shaped_config(seed: int = 0, **overrides: Any) -> HookedTransformerConf
     """GPT-2 small's architecture with random weights (tests of the paper profile's paths)."""
     shape = {**GPT2_SMALL_SHAPE, **overrides}
     d_vocab = shape.pop("d_vocab")
-    return hooked_config(ModelConfig(source="pretrained", pretrained_name="gpt2", **shape), d_vocab, seed)
+    return hooked_config(
+        ModelConfig(source=ModelSource.pretrained, pretrained_name="gpt2", **shape), d_vocab, seed
+    )
 
 
 def parameter_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -253,7 +255,7 @@ def load_pretrained(name: str, device: str = "cpu") -> HookedTransformer:
 def load_model(profile: ProfileConfig, models_dir: str | Path = "models") -> HookedTransformer:
     """The processed model of a profile: the organism from `models_dir/<profile>` or a hub model."""
     device = resolve_device(profile.device)
-    if profile.model.source == "organism":
+    if profile.model.source == ModelSource.organism:
         return load_organism(Path(models_dir) / profile.name, device)
     assert profile.model.pretrained_name is not None  # checked by load_config
     return load_pretrained(profile.model.pretrained_name, device)

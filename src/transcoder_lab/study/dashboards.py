@@ -52,6 +52,7 @@ from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
 from transcoder_lab.circuits.invariant import de_embedding, logit_effects
+from transcoder_lab.config import Architecture
 from transcoder_lab.dictionaries import Dictionary, DictionaryKind
 from transcoder_lab.dictionaries.activations import context_batches
 
@@ -113,7 +114,7 @@ def _layer_of(hook: str) -> int:
 def _encode_selected(
     dictionary: Dictionary, x: Float[Tensor, "... d_in"], features: Tensor
 ) -> Float[Tensor, "... f"]:
-    if dictionary.spec.architecture == "topk":
+    if dictionary.spec.architecture is Architecture.topk:
         return dictionary.encode(x)[..., features]
     pre = (x - dictionary.b_dec) @ dictionary.W_enc[:, features] + dictionary.b_enc[features]
     return torch.relu(pre)
@@ -263,7 +264,7 @@ def build_dashboards(
     contexts = torch.as_tensor(contexts, dtype=torch.long).cpu()
     index = _feature_index(features, dictionary.spec.d_sae)
     spec = dictionary.spec
-    reads_mlp_in = spec.kind is not DictionaryKind.SAE_MLP_OUT
+    reads_mlp_in = spec.kind is not DictionaryKind.sae_mlp_out
     scale_hook = f"blocks.{spec.layer}.ln2.hook_scale" if reads_mlp_in else None
     chunks, scales = [], []
     for acts, scale in _runs(model, dictionary, contexts, index, batch_size, scale_hook):

@@ -34,7 +34,7 @@ from transcoder_lab.paths import HELDOUT_METRICS, corpus_dir, dictionary_dir
 from transcoder_lab.sources.text_source import heldout_contexts
 
 ARMS = ("transcoder", "sae")  # the arm names the key uses; the packet never contains them
-ARM_KINDS = {"transcoder": DictionaryKind.TRANSCODER.value, "sae": DictionaryKind.SAE_MLP_IN.value}
+ARM_KINDS = {"transcoder": DictionaryKind.transcoder.value, "sae": DictionaryKind.sae_mlp_in.value}
 
 
 class StudyError(ValueError):
