@@ -166,6 +166,11 @@ def test_closed_choices_load_as_enums_and_write_as_their_plain_strings(profile):
     assert dumped["case_study"]["greater_than"]["analysis"] == "greater_than"
 
 
+def test_a_pretrained_model_without_a_name_is_named():
+    with pytest.raises(ConfigError, match="pretrained_name"):
+        load_config(compose(["profile=gpt2_small", "profile.model.pretrained_name=null"]))
+
+
 def test_an_unknown_choice_lists_the_options():
     with pytest.raises(ConfigError, match="dead_features.*ghost_grads, resample, none"):
         load_config(compose(["profile=tiny", "profile.dictionaries.training.dead_features=revive"]))

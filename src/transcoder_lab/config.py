@@ -22,6 +22,10 @@ CONF_DIR = REPO_ROOT / "conf"
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 
 
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message names the key and the fix."""
+
+
 class ModelSource(StrEnum):
     """Where the transformer comes from. Members are named as their values, as are all this module's
     StrEnums: OmegaConf reads a YAML value by member name."""
@@ -43,6 +47,27 @@ class ModelConfig:
     d_mlp: int = 512
     n_ctx: int = 128  # the vocabulary size comes from the tokenizer
     act_fn: str = "gelu_new"
+
+    def check(self) -> None:
+        """The checks across its fields, run by load_config (not __post_init__: code builds other
+        shapes on purpose, e.g. square MLP weights in tests/sources/test_models.py)."""
+        if self.d_model != self.n_heads * self.d_head:
+            raise ConfigError(
+                f"profile.model: d_model ({self.d_model}) must equal n_heads * d_head "
+                f"({self.n_heads} * {self.d_head})."
+            )
+        if self.d_mlp == self.d_model:
+            # TransformerLens's fold_ln changes what a model with square MLP weights computes (a trained
+            # organism with d_mlp = d_model = 128 failed the processing check at 6.6 nats): fail first
+            raise ConfigError(
+                f"profile.model: d_mlp equals d_model ({self.d_model}); TransformerLens's weight "
+                "processing (fold_ln) is wrong for square MLP weights. Use a d_mlp other than d_model."
+            )
+        if self.source == ModelSource.pretrained and not self.pretrained_name:
+            raise ConfigError(
+                "profile.model.source is 'pretrained' but profile.model.pretrained_name is not set; "
+                "name the hub model to load (e.g. pretrained_name: gpt2)."
+            )
 
 
 @dataclass
@@ -192,6 +217,29 @@ class DictionaryTrainingConfig:
     # products while training; weights, optimiser state and sums stay float32.
     matmul_precision: MatmulPrecision = MatmulPrecision.highest
 
+    def __post_init__(self) -> None:
+        # a config built in code (tests, benchmarks) may name its choices as plain strings
+        try:
+            self.dead_features = DeadFeatures(self.dead_features)
+        except ValueError:
+            raise ConfigError(
+                f"profile.dictionaries.training.dead_features is {self.dead_features!r}; use 'ghost_grads' "
+                "(the paper's recipe), 'resample' or 'none'"
+            ) from None
+        try:
+            self.transcoder_init = TranscoderInit(self.transcoder_init)
+        except ValueError:
+            raise ConfigError(
+                f"profile.dictionaries.training.transcoder_init is {self.transcoder_init!r}; use 'random' "
+                "(the paper's recipe), 'linear' or 'data'"
+            ) from None
+        if not 0.0 <= self.l1_warmup_fraction <= 1.0:
+            raise ConfigError(
+                f"profile.dictionaries.training.l1_warmup_fraction is {self.l1_warmup_fraction}; it is a "
+                "share of n_steps, between 0 (the paper's recipe: the full L1 coefficient from the first "
+                "step) and 1"
+            )
+
     @property
     def l1_warmup_steps(self) -> int:
         return round(self.l1_warmup_fraction * self.n_steps)
@@ -213,6 +261,16 @@ class DictionariesConfig:
     expansion_factor: int = 8  # d_sae = expansion_factor * d_model
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
     training: DictionaryTrainingConfig = field(default_factory=DictionaryTrainingConfig)
+
+    def __post_init__(self) -> None:
+        parsed = self.parsed_cells  # a malformed cell is named here
+        if len(set(self.cells)) != len(self.cells):
+            raise ConfigError("profile.dictionaries.cells lists a cell twice; keep each once.")
+        if any(ARMS[arm].architecture == Architecture.topk for _, arm in parsed) and not self.topk_k:
+            raise ConfigError(
+                "profile.dictionaries.cells has a topk_* cell but profile.dictionaries.topk_k is empty; "
+                "list the k values to train (features kept per token), e.g. topk_k: [4, 8, 16]."
+            )
 
     @property
     def parsed_cells(self) -> list[tuple[int, str]]:
@@ -419,6 +477,27 @@ class ProfileConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
 
+    def check(self) -> None:
+        """The checks across its sections (load_config runs them on the composed profile; not
+        __post_init__, since the schema's default profile has no corpus or training section)."""
+        self.model.check()
+        if self.model.source == ModelSource.organism and (self.corpus is None or self.training is None):
+            raise ConfigError(
+                f"profile '{self.name}' trains an organism and needs profile.corpus and "
+                "profile.training sections."
+            )
+        if self.model.source == ModelSource.pretrained and self.text is None:
+            raise ConfigError(
+                f"profile '{self.name}' loads a pretrained model and needs profile.text (the hub dataset "
+                "it reads); see conf/profile/gpt2_small.yaml."
+            )
+        for layer, _ in self.dictionaries.parsed_cells:
+            if not 0 <= layer < self.model.n_layers:
+                raise ConfigError(
+                    f"profile.dictionaries.cells: layer {layer} does not exist in a "
+                    f"{self.model.n_layers}-layer model; use layers 0..{self.model.n_layers - 1}."
+                )
+
 
 @dataclass
 class PathsConfig:
@@ -505,10 +584,6 @@ class Config:
     case_study: dict[str, CaseStudyConfig] = field(default_factory=dict)  # conf/case_study/*.yaml
 
 
-class ConfigError(ValueError):
-    """A config that does not match the schema; the message names the key and the fix."""
-
-
 def load_config(raw: DictConfig | dict[str, Any]) -> Config:
     """Check a composed config against the schema and return it as typed dataclasses."""
     schema = OmegaConf.structured(Config)
@@ -523,61 +598,8 @@ def load_config(raw: DictConfig | dict[str, Any]) -> Config:
             "Compare with the dataclasses in transcoder_lab/config.py and the files in conf/."
         ) from error
     assert isinstance(config, Config)
-    _check_consistency(config)
+    config.profile.check()
     return config
-
-
-def _check_consistency(config: Config) -> None:
-    profile = config.profile
-    if profile.model.source not in ("organism", "pretrained"):
-        raise ConfigError(
-            f"profile.model.source is '{profile.model.source}'; use 'organism' or 'pretrained'."
-        )
-    if profile.model.source == "organism" and (profile.corpus is None or profile.training is None):
-        raise ConfigError(
-            f"profile '{profile.name}' trains an organism and needs profile.corpus and "
-            "profile.training sections."
-        )
-    if profile.model.source == "pretrained" and not profile.model.pretrained_name:
-        raise ConfigError(
-            f"profile '{profile.name}' loads a pretrained model: set profile.model.pretrained_name."
-        )
-    if profile.model.source == "pretrained" and profile.text is None:
-        raise ConfigError(
-            f"profile '{profile.name}' loads a pretrained model and needs profile.text (the hub dataset "
-            "it reads); see conf/profile/gpt2_small.yaml."
-        )
-    grid = profile.dictionaries
-    for layer, _ in grid.parsed_cells:
-        if not 0 <= layer < profile.model.n_layers:
-            raise ConfigError(
-                f"profile.dictionaries.cells: layer {layer} does not exist in a "
-                f"{profile.model.n_layers}-layer model; use layers 0..{profile.model.n_layers - 1}."
-            )
-    if grid.harvest.autocast_dtype not in (None, "bfloat16", "float16"):
-        raise ConfigError(
-            f"profile.dictionaries.harvest.autocast_dtype is '{grid.harvest.autocast_dtype}'; use null "
-            "(a float32 model pass), bfloat16 or float16."
-        )
-    if any(ARMS[arm].architecture == "topk" for _, arm in grid.parsed_cells) and not grid.topk_k:
-        raise ConfigError(
-            "profile.dictionaries.cells has a topk_* cell but profile.dictionaries.topk_k is empty; "
-            "list the k values to train (features kept per token), e.g. topk_k: [4, 8, 16]."
-        )
-    if len(set(grid.cells)) != len(grid.cells):
-        raise ConfigError("profile.dictionaries.cells lists a cell twice; keep each once.")
-    if profile.model.d_model != profile.model.n_heads * profile.model.d_head:
-        raise ConfigError(
-            f"profile.model: d_model ({profile.model.d_model}) must equal n_heads * d_head "
-            f"({profile.model.n_heads} * {profile.model.d_head})."
-        )
-    if profile.model.d_mlp == profile.model.d_model:
-        # TransformerLens's fold_ln changes what a model with square MLP weights computes (a trained
-        # organism with d_mlp = d_model = 128 failed the processing check at 6.6 nats): fail first
-        raise ConfigError(
-            f"profile.model: d_mlp equals d_model ({profile.model.d_model}); TransformerLens's weight "
-            "processing (fold_ln) is wrong for square MLP weights. Use a d_mlp other than d_model."
-        )
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from transcoder_lab.config import DictionaryTrainingConfig, MatmulPrecision
+from transcoder_lab.config import ConfigError, DictionaryTrainingConfig, MatmulPrecision
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec, load_dictionary
 from transcoder_lab.dictionaries.training import (
     DictionaryJob,
@@ -249,12 +249,12 @@ def test_l1_warmup_scales_the_penalty_by_the_fraction_of_warmup_done():
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.5])
 def test_an_l1_warmup_fraction_outside_zero_to_one_is_refused(fraction: float):
-    with pytest.raises(ValueError, match="l1_warmup_fraction is .*between 0 .* and 1"):
+    with pytest.raises(ConfigError, match="l1_warmup_fraction is .*between 0 .* and 1"):
         DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(l1_warmup_fraction=fraction), seed=0)
 
 
 def test_an_unknown_transcoder_init_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="'random'.*'linear'"):
+    with pytest.raises(ConfigError, match="'random'.*'linear'"):
         DictionaryTrainer(DictionaryJob(spec(), 1e-3, None), config(transcoder_init="pca"), seed=0)
 
 

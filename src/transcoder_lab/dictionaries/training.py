@@ -222,16 +222,6 @@ class DictionaryTrainer:
     def __init__(
         self, job: DictionaryJob, cfg: DictionaryTrainingConfig, seed: int, device: str | torch.device = "cpu"
     ) -> None:
-        if cfg.transcoder_init not in ("random", "linear", "data"):
-            raise ValueError(
-                f"dictionaries.training.transcoder_init is {cfg.transcoder_init!r}; use 'random' "
-                "(the paper's recipe), 'linear' or 'data'"
-            )
-        if not 0.0 <= cfg.l1_warmup_fraction <= 1.0:
-            raise ValueError(
-                f"dictionaries.training.l1_warmup_fraction is {cfg.l1_warmup_fraction}; it is a share of "
-                "n_steps, between 0 (the paper's recipe: the full L1 coefficient from the first step) and 1"
-            )
         self.job, self.cfg = job, cfg
         self.device = torch.device(device)
         generator = torch.Generator().manual_seed(seed)  # on the CPU: the same weights on every device
