@@ -37,7 +37,8 @@ import torch
 
 from transcoder_lab.circuits import AttributionContext, beam_search, logit_diff_root
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
+from transcoder_lab.sources.models import build_processed_model
+from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 F64 = torch.float64
 

@@ -89,7 +89,8 @@ def build_transcoders(d_model: int, d_sae: int, n_layers: int, seed: int = 1) ->
 def build(root: Path, n_components: int, d_sae: int = 24576):
     """(cfg, model, transcoders) of the gpt2_small profile rooted at `root`."""
     from transcoder_lab.config import load_profile
-    from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
+    from transcoder_lab.sources.models import build_processed_model
+    from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
     cfg = load_profile(
         "gpt2_small", root, [f"case_study.greater_than.profiles.gpt2_small.n_components={n_components}"]

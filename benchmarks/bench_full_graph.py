@@ -74,7 +74,8 @@ from safetensors.torch import load_file, save_file
 from transcoder_lab.circuits import AttributionContext, full_graph, prune_graph
 from transcoder_lab.circuits.circuit_tracer.export import export_dictionaries
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, parameter_state_dict
+from transcoder_lab.sources.models import build_processed_model, parameter_state_dict
+from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_full_graph_worker import OtherCpu  # noqa: E402

@@ -21,8 +21,9 @@ from transcoder_lab.behaviour import (
 )
 from transcoder_lab.config import BehaviourConfig
 from transcoder_lab.sources.gpt2_tokenizer import save_gpt2_tokenizer_files
-from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
+from transcoder_lab.sources.models import build_processed_model
 from transcoder_lab.sources.tokens import two_digit_token_ids
+from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 from helpers.gpt2_ranks import gpt2_tokenizer_or_skip, ranks_path_or_skip
 

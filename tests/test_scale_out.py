@@ -24,8 +24,9 @@ from transcoder_lab.dictionaries.activations import (
     to_device,
 )
 from transcoder_lab.dictionaries.training import DictionaryJob, job_seeds
-from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config, resolve_device
+from transcoder_lab.sources.models import build_processed_model, resolve_device
 from transcoder_lab.stage import STAGE_OVERRIDES, load_stage, with_stage_overrides
+from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 from helpers.repository import copy_repository
 

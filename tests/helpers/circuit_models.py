@@ -7,7 +7,8 @@ from transformer_lens import HookedTransformer
 
 from transcoder_lab.circuits import AttributionContext
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
+from transcoder_lab.sources.models import build_processed_model
+from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 
 def random_processed_model(config, seed: int = 0) -> HookedTransformer:

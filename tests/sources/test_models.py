@@ -14,15 +14,14 @@ from safetensors.torch import load_file, save_file
 
 from transcoder_lab.config import compose, load_config
 from transcoder_lab.sources.models import (
-    GPT2_SMALL_SHAPE,
     build_processed_model,
-    gpt2_shaped_config,
     load_raw_weights_,
     mlp_in_hook,
     mlp_out_hook,
     parameter_state_dict,
     saved_parameters,
 )
+from transcoder_lab.standins.gpt2 import GPT2_SMALL_SHAPE, gpt2_shaped_config
 
 
 def test_hook_names():

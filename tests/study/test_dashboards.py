@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.sources.models import build_processed_model, gpt2_shaped_config
+from transcoder_lab.sources.models import build_processed_model
+from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 from transcoder_lab.study import dashboards as dash
 
 D_VOCAB = 100

@@ -49,11 +49,6 @@ TOKENIZER_FILE = "tokenizer.json"
 # cover buffers of other versions that the running model may lack.
 BUFFER_LEAF_NAMES = frozenset({"mask", "IGNORE", "rotary_sin", "rotary_cos"})
 
-# GPT-2 small's exact shapes, for random models that exercise the paper profile's code paths.
-GPT2_SMALL_SHAPE = dict(
-    n_layers=12, d_model=768, d_head=64, n_heads=12, d_mlp=3072, n_ctx=1024, d_vocab=50257, act_fn="gelu_new"
-)
-
 
 class ModelUnavailableError(RuntimeError):
     """A pretrained model could be fetched neither from the hub nor from the local cache."""
@@ -109,15 +104,6 @@ def hooked_config(
         default_prepend_bos=True,
         seed=seed,
         device=device,
-    )
-
-
-def gpt2_shaped_config(seed: int = 0, **overrides: Any) -> HookedTransformerConfig:
-    """GPT-2 small's architecture with random weights (tests of the paper profile's paths)."""
-    shape = {**GPT2_SMALL_SHAPE, **overrides}
-    d_vocab = shape.pop("d_vocab")
-    return hooked_config(
-        ModelConfig(source=ModelSource.pretrained, pretrained_name="gpt2", **shape), d_vocab, seed
     )
 
 

@@ -44,11 +44,13 @@ import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from transformer_lens import HookedTransformerConfig
 
 from transcoder_lab import io
-from transcoder_lab.config import CorpusConfig, load_profile
+from transcoder_lab.config import CorpusConfig, ModelConfig, ModelSource, load_profile
 from transcoder_lab.dictionaries.published import (
     PUBLISHED_D_SAE,
     PUBLISHED_LAYERS,
@@ -58,7 +60,22 @@ from transcoder_lab.dictionaries.published import (
 )
 from transcoder_lab.organism.corpus import generate_documents
 from transcoder_lab.sources.gpt2_tokenizer import save_gpt2_tokenizer_files
-from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import hooked_config, mlp_in_hook, mlp_out_hook
+
+# GPT-2 small's exact shapes, for random models that exercise the paper profile's code paths.
+GPT2_SMALL_SHAPE = dict(
+    n_layers=12, d_model=768, d_head=64, n_heads=12, d_mlp=3072, n_ctx=1024, d_vocab=50257, act_fn="gelu_new"
+)
+
+
+def gpt2_shaped_config(seed: int = 0, **overrides: Any) -> HookedTransformerConfig:
+    """GPT-2 small's architecture with random weights (tests and benchmarks of the paper profile's paths)."""
+    shape = {**GPT2_SMALL_SHAPE, **overrides}
+    d_vocab = shape.pop("d_vocab")
+    return hooked_config(
+        ModelConfig(source=ModelSource.pretrained, pretrained_name="gpt2", **shape), d_vocab, seed
+    )
+
 
 GPT2_REPO = "gpt2"
 # GPT-2 small's config.json as the hub holds it (TransformerLens reads n_ctx, which transformers
