@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from transcoder_lab.behaviour import HANNA_TEMPLATE
 from transcoder_lab.case_studies.common import HELDOUT_CONTEXTS, settings_for
 from transcoder_lab.case_studies.greater_than import N_TOP_FEATURES
 from transcoder_lab.config import (
@@ -159,8 +160,6 @@ class Estimator:
     def stage_behaviour(self, name: str) -> Stage:
         behaviour, shape = self.cfg.profile.behaviour, self.shape
         if self.pretrained:  # the paper's 100 prompts and Hanna et al.'s n_prompts
-            from transcoder_lab.behaviour import HANNA_TEMPLATE
-
             paper = prompt_tokens("The war lasted from 1732 to 17")
             hanna = prompt_tokens(HANNA_TEMPLATE.format(noun="war", XX="17", YY="32"))
             counts = [(N_PROMPT_GREATER_THAN, paper), (behaviour.n_prompts, hanna)]

@@ -10,6 +10,8 @@ from typing import Any
 
 from transcoder_lab.config import ARMS, Config, DictionaryKind, ModelSource
 from transcoder_lab.dictionaries.published import PUBLISHED_D_SAE
+from transcoder_lab.standins.gpt2 import GPT2_HUB_CONFIG, GPT2_REPO
+from transcoder_lab.standins.pythia import PYTHIA_HUB_CONFIGS, TRANSFORMER_LENS_NAMES
 
 GB = 1e9
 FLOAT32 = 4
@@ -75,12 +77,8 @@ def model_shape(cfg: Config, vocab: int | None = None) -> ModelShape:
     if model.source == ModelSource.organism and cfg.profile.corpus is not None:
         facts["vocab"] = cfg.profile.corpus.vocab_size
     elif name == "gpt2":
-        from transcoder_lab.standins.gpt2 import GPT2_HUB_CONFIG, GPT2_REPO
-
         facts.update(vocab=GPT2_HUB_CONFIG["vocab_size"], tied=True, repo=GPT2_REPO)
     elif name is not None:
-        from transcoder_lab.standins.pythia import PYTHIA_HUB_CONFIGS, TRANSFORMER_LENS_NAMES
-
         repo = TRANSFORMER_LENS_NAMES.get(name, name)
         if repo in PYTHIA_HUB_CONFIGS:
             hub = PYTHIA_HUB_CONFIGS[repo]

@@ -18,6 +18,9 @@ from typing import Any
 import torch
 
 from transcoder_lab.config import ARMS, Architecture, Config, compose, load_config, parse_cell
+from transcoder_lab.dictionaries import DictionarySpec
+from transcoder_lab.dictionaries.activations import ShuffleBuffer
+from transcoder_lab.dictionaries.training import DictionaryJob, DictionaryTrainer, job_seeds
 from transcoder_lab.estimates.estimator import Stage
 from transcoder_lab.estimates.formulas import FLOAT32, buffer_copy_bytes, grid_dictionary
 
@@ -43,8 +46,6 @@ def buffer_bandwidth(d: int, hooks: int, capacity: int, incoming_rows: int) -> f
     """Bytes/s at which the real ShuffleBuffer copies on this machine: it is fed 3 x its capacity of
     random rows (`hooks` hooks of width d) in batches of `incoming_rows`, and its modelled copies
     (`buffer_copy_bytes`) are divided by the time it took."""
-    from transcoder_lab.dictionaries.activations import ShuffleBuffer
-
     generator = torch.Generator().manual_seed(0)
     pool = [
         {f"h{i}": torch.randn(incoming_rows, d, generator=generator) for i in range(hooks)} for _ in range(4)
@@ -127,9 +128,6 @@ def run_check(name: str, overrides: list[str], rate: float, args: argparse.Names
     """Real DictionaryTrainer steps of the smoke budget's first cell on random activations of the
     profile's shapes, timed against the FLOP estimate at the measured throughput."""
     import tempfile
-
-    from transcoder_lab.dictionaries import DictionarySpec
-    from transcoder_lab.dictionaries.training import DictionaryJob, DictionaryTrainer, job_seeds
 
     cfg = load_config(compose([f"profile={name}", "budget=smoke", *overrides]))
     grid = cfg.profile.dictionaries

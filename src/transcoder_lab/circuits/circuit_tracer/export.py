@@ -51,7 +51,7 @@ import torch
 import yaml
 
 from transcoder_lab import io
-from transcoder_lab.dictionaries import Dictionary, load_dictionary
+from transcoder_lab.dictionaries import Dictionary, load_dictionary, load_dictionary_spec
 
 CONFIG_FILENAME = "config.yaml"
 LAYER_PATTERN = "layer_{}.safetensors"
@@ -217,7 +217,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scan", help="circuit-tracer's scan identifier (default: transcoder_lab/<model>)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     args = parser.parse_args(argv)
-    from transcoder_lab.dictionaries import load_dictionary_spec
 
     try:
         by_layer: dict[int, Path] = {}
