@@ -42,6 +42,7 @@ from transcoder_lab.case_studies.greater_than import (
     prompt_scores,
     prompts_for,
     protocol_analyses,
+    saved_result,
     top_components,
     without_feature,
     year_graph,
@@ -58,6 +59,8 @@ from transcoder_lab.stage import pin_cpu_threads
 # %matplotlib inline
 cfg = notebook_config()
 PROFILE = cfg.profile.name  # this run's numbers are shown under the cells, named by it
+# the curves and prompt redraws are read from the stage's result when there is one; True computes them
+RECOMPUTE = False
 pin_cpu_threads(cfg.profile.cpu_threads)
 study = cfg.case_study["greater_than"]
 settings = settings_for(cfg, study, "greater_than")
@@ -106,10 +109,13 @@ print(f"every MLP after layer 0 zeroed: {choice.every_mlp_after_layer_0_zeroed:.
 # At each protocol's layer: the probability difference with the MLP replaced by its transcoder and
 # with it removed; components (transcoder features, MLP neurons) ranked by activation variance over
 # the prompts; then the top-n kept and the rest zeroed everywhere ("zero", the paper's) or mean-ablated
-# at the last token ("mean"), for n = 0..n_components. This is the slow step (a few minutes on CPU).
+# at the last token ("mean"), for n = 0..n_components. The curves are the slow step (a few minutes on
+# CPU): when the `case_study@greater_than` stage has saved them for these prompts and transcoders they
+# are read from its result; set RECOMPUTE = True to compute them here.
 
 # %%
-analyses = protocol_analyses(model, texts, yy, ids, original, transcoders, choice, settings)
+saved = None if RECOMPUTE else saved_result(cfg, original)
+analyses = protocol_analyses(model, texts, yy, ids, original, transcoders, choice, settings, saved)
 result = headline_result(choice, analyses, original)
 transcoder = transcoders[choice.layer]
 if settings.feature is not None:  # gpt2_small: the paper's harmful feature 5315
@@ -159,7 +165,10 @@ plt.show()
 
 # %%
 if settings.n_prompt_resamples:
-    resamples = prompt_resamples(cfg, model, ids, transcoder, choice.headline, settings)
+    if saved is not None and "prompt_resamples" in saved:  # the stage's redraws (RECOMPUTE: here)
+        resamples = saved["prompt_resamples"]
+    else:
+        resamples = prompt_resamples(cfg, model, ids, transcoder, choice.headline, settings)
     for sample in resamples["samples"]:
         print(
             f"draw {sample['prompt_seed']}: {sample['features_to_90pct_of_spliced']} features vs "

@@ -242,6 +242,39 @@ def test_greater_than_curves_reach_the_full_values_with_every_component(tiny_pip
     assert mean["neurons"][0] == pytest.approx(mean_pd["mlp_last_token_mean_ablated"], abs=1e-5)
 
 
+def test_greater_than_curves_are_read_from_the_stage_result_only_where_it_matches(tiny_pipeline, tmp_path):
+    """The notebook's shortcut: the saved curves are used for the same prompts, model, transcoder and
+    component count, and recomputed otherwise. A saved result with shifted curves shows which."""
+    from transcoder_lab.case_studies import greater_than as gt
+    from transcoder_lab.sources.tokens import two_digit_token_ids
+
+    cfg = copy.deepcopy(tiny_pipeline[0])
+    cfg.paths.results, cfg.paths.figures = str(tmp_path / "results"), str(tmp_path / "figures")
+    settings = cfg.case_study["greater_than"].profiles["organism"]
+    settings.n_components, settings.n_prompt_resamples = 6, 0
+    case_studies.run_case_study(cfg, "greater_than")  # writes the stage's result under tmp_path
+    model = load_model(cfg.profile, cfg.paths.models)
+    transcoders = case_studies.circuit_transcoders(cfg)
+    texts, yy = gt.prompts_for(cfg)
+    ids = two_digit_token_ids(model.tokenizer)
+    original = gt.prompt_scores(model, texts, yy, ids)
+    choice = gt.choose_layers(model, texts, yy, ids, original, transcoders, settings)
+    saved = gt.saved_result(cfg, original)
+    assert saved is not None
+    fresh = gt.protocol_analyses(model, texts, yy, ids, original, transcoders, choice, settings)
+    headline = choice.headline
+
+    shifted = copy.deepcopy(saved)
+    shifted["curves"]["features"] = [value + 1.0 for value in saved["curves"]["features"]]
+    reused = gt.protocol_analyses(model, texts, yy, ids, original, transcoders, choice, settings, shifted)
+    assert reused[headline]["curves"]["features"] == shifted["curves"]["features"]
+
+    shifted["probability_difference"]["transcoder_spliced"] += 0.5  # another transcoder's result
+    recomputed = gt.protocol_analyses(model, texts, yy, ids, original, transcoders, choice, settings, shifted)
+    assert recomputed[headline]["curves"]["features"] == fresh[headline]["curves"]["features"]
+    assert gt.saved_result(cfg, {**original, "probability_difference": 0.0}) is None  # other prompts
+
+
 def test_greater_than_prompt_draws_differ_in_wording_not_in_years(tiny_pipeline):
     from transcoder_lab.case_studies.greater_than import RESAMPLE_SEED, prompts_for
 

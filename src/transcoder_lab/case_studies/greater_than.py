@@ -56,6 +56,7 @@ notebook calls one a cell, in the same order):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,7 @@ from jaxtyping import Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from transcoder_lab.case_studies.common import output_paths
 from transcoder_lab.case_studies.greater_than_ablations import (
     Ranking,
     component_ranking,
@@ -158,6 +160,39 @@ def _layer_basics(
     return replaced, removed, component_ranking(model, texts, transcoder)
 
 
+def saved_result(cfg: Config, original: dict[str, float]) -> dict[str, Any] | None:
+    """The `case_study@greater_than` stage's result when it was computed on the same prompts and model
+    (its original probability difference equals `original`'s), else None. The notebook reads its
+    expensive steps (the curves, the prompt redraws) from it rather than pay for them again."""
+    path, _ = output_paths(cfg, "greater_than")
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("probability_difference", {}).get("original") != original["probability_difference"]:
+        return None  # other prompts or another model: not this run's result
+    print(f"reading the curves and prompt redraws from {'/'.join(path.parts[-4:])} (the stage's result)")
+    return saved
+
+
+def _saved_curves(
+    saved: dict[str, Any] | None, protocol: str, layer: int, replaced: dict[str, float], n_max: int
+) -> dict[str, list[float]] | None:
+    """The feature and neuron curves `saved` holds for (protocol, layer), if it was computed with a
+    transcoder that gives the same spliced probability difference and over n = 0..n_max."""
+    if saved is None:
+        return None
+    for part in (saved, saved.get("other_protocol", {})):
+        same_transcoder = (
+            part.get("probability_difference", {}).get("transcoder_spliced")
+            == replaced["probability_difference"]
+        )
+        curves = part.get("curves", {})
+        if part.get("protocol") == protocol and part.get("layer") == layer and same_transcoder:
+            if curves.get("n") == list(range(n_max + 1)):
+                return {"features": curves["features"], "neurons": curves["neurons"]}
+    return None
+
+
 def _layer_curves(
     model: HookedTransformer,
     texts: list[str],
@@ -168,14 +203,19 @@ def _layer_curves(
     protocol: str,
     settings: CaseStudyProfile,
     basics: tuple[dict[str, float], dict[str, float], Ranking] | None = None,
+    saved: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Steps 3-5 at one layer. protocol "zero": components not kept are zeroed at every position
     (the paper's protocol; n = 0 keeps only the output bias); "mean": they are replaced by their mean
-    over the prompts at the last token only. `basics`: `_layer_basics` of these prompts, if known."""
+    over the prompts at the last token only. `basics`: `_layer_basics` of these prompts, if known.
+    `saved`: the stage's result (`saved_result`); its curves for this protocol and layer are used
+    instead of computing them when it was computed with this transcoder and as many components."""
     replaced, removed, ranking = basics or _layer_basics(model, texts, yy, ids, transcoder)
     # past a curve's own component count it stays at its full value (every component kept)
     n_max = min(settings.n_components, max(transcoder.spec.d_sae, model.cfg.d_mlp))
-    computed = fast_curves(model, texts, yy, ids, ranking, protocol, n_max)
+    computed = _saved_curves(saved, protocol, transcoder.spec.layer, replaced, n_max)
+    if computed is None:
+        computed = fast_curves(model, texts, yy, ids, ranking, protocol, n_max)
     feature_curve, neuron_curve = computed["features"], computed["neurons"]
     spliced_pd, original_pd = replaced["probability_difference"], original["probability_difference"]
     n_features = first_reaching(feature_curve, THRESHOLD * spliced_pd)
@@ -360,16 +400,18 @@ def protocol_analyses(
     transcoders: dict[int, Dictionary],
     choice: LayerChoice,
     settings: CaseStudyProfile,
+    saved: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Steps 3-5 for each protocol at its layer: probability differences with the MLP replaced by
-    its transcoder and removed, the components' variance ranking and the features-vs-neurons curves."""
+    its transcoder and removed, the components' variance ranking and the features-vs-neurons curves
+    (read from `saved`, the stage's result, where it matches: see `_layer_curves`)."""
     basics = {  # both protocols may study the same layer (gpt2_small: 10): measured once
         layer: _layer_basics(model, texts, yy, ids, transcoders[layer])
         for layer in set(choice.layers.values())
     }
     analyses = {
         protocol: _layer_curves(
-            model, texts, yy, ids, original, transcoders[layer], protocol, settings, basics[layer]
+            model, texts, yy, ids, original, transcoders[layer], protocol, settings, basics[layer], saved
         )
         for protocol, layer in choice.layers.items()
     }
