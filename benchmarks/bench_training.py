@@ -64,7 +64,8 @@ from transcoder_lab.dictionaries.activations import (
     write_shards,
 )
 from transcoder_lab.dictionaries.training import DictionaryJob, DictionaryTrainer, train_dictionaries
-from transcoder_lab.sources.models import build_processed_model, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_out_hook
+from transcoder_lab.sources.models import build_processed_model
 from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 MEMORY_RESULT_TAG = "MEMORY_RESULT "  # the line a memory child prints its JSON result on

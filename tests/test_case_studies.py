@@ -101,7 +101,7 @@ def test_token_probe_is_the_feature_on_each_synthetic_prompt(tiny_pipeline):
     """`_token_probe` (batched rows, one feature computed) against a separate forward pass of
     [BOS, t, suffix] and every feature's pre-activation, for a few tokens t."""
     from transcoder_lab.case_studies.feature import _token_probe
-    from transcoder_lab.sources.models import mlp_in_hook
+    from transcoder_lab.sources.hooks import mlp_in_hook
 
     cfg, _ = tiny_pipeline
     model = load_model(cfg.profile, cfg.paths.models)

@@ -16,7 +16,8 @@ from transcoder_lab.case_studies.greater_than_ablations import (
     reference_mlp_ablations,
 )
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.sources.models import load_model, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_out_hook
+from transcoder_lab.sources.models import load_model
 from transcoder_lab.sources.tokens import two_digit_token_ids
 
 

@@ -82,7 +82,8 @@ def test_standin_repo_holds_the_hub_files(pythia_hf_home):
 
 LOAD_CHECK = """
 import json, torch
-from transcoder_lab.sources.models import load_pretrained, mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import load_pretrained
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 model = load_pretrained("pythia-410m")
 tokens = torch.tensor([[0, 5, 6, 7, 8, 9]])
 hooks = [mlp_in_hook(15), mlp_out_hook(15), "blocks.15.hook_resid_pre", "blocks.15.ln2.hook_scale"]

@@ -97,20 +97,39 @@ def covered(path: Path, deps: list[str]) -> bool:
     )
 
 
-def uncovered_files(stages: dict[str, dict]) -> list[tuple[str, str]]:
-    """(stage, file) for every module file or package data file a stage runs that none of its deps
-    covers."""
+def stage_needs(stages: dict[str, dict]) -> dict[str, tuple[list[str], list[Path]]]:
+    """Each stage's (deps, files it runs): its modules' files and the package data they read."""
     graph = grimp.build_graph(PACKAGE)
     known = set(graph.modules)
-    missing = []
+    needs = {}
     for name, entry in stages.items():
         stage = entry.get("do", entry)  # a foreach stage's template
         direct = set().union(*(imported_modules(script, known) for script in stage_scripts(stage)))
-        for module in sorted(closure(direct, graph)):
-            for path in needed_files(module):
-                if not covered(path, stage.get("deps", [])):
-                    missing.append((name, str(path.relative_to(REPO_ROOT))))
-    return missing
+        files = [path for module in sorted(closure(direct, graph)) for path in needed_files(module)]
+        needs[name] = (stage.get("deps", []), files)
+    return needs
+
+
+def uncovered_files(stages: dict[str, dict]) -> list[tuple[str, str]]:
+    """(stage, file) for every module file or package data file a stage runs that none of its deps
+    covers."""
+    return [
+        (name, str(path.relative_to(REPO_ROOT)))
+        for name, (deps, files) in stage_needs(stages).items()
+        for path in files
+        if not covered(path, deps)
+    ]
+
+
+def unneeded_modules(stages: dict[str, dict]) -> list[tuple[str, str]]:
+    """(stage, dep) for every package module a stage lists among its deps but never runs: an edit
+    there would rerun the stage for nothing."""
+    return [
+        (name, dep)
+        for name, (deps, files) in stage_needs(stages).items()
+        for dep in deps
+        if dep.startswith("src/") and dep.endswith(".py") and REPO_ROOT / dep not in files
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +142,20 @@ def test_every_stage_depends_on_the_modules_it_runs(stages):
     assert not missing, "files a stage runs but does not list in dvc.yaml's deps:\n" + "\n".join(
         f"  stage {stage}: - {path}" for stage, path in missing
     )
+
+
+def test_no_stage_depends_on_a_module_it_does_not_run(stages):
+    unneeded = unneeded_modules(stages)
+    assert not unneeded, "modules a stage lists in dvc.yaml's deps but never runs:\n" + "\n".join(
+        f"  stage {stage}: - {path}" for stage, path in unneeded
+    )
+
+
+def test_a_module_listed_but_not_run_is_reported(stages):
+    """`corpus` trains nothing: listing the organism's training module among its deps is reported."""
+    edited = copy.deepcopy(stages)
+    edited["corpus"]["deps"].append("src/transcoder_lab/organism/train.py")
+    assert unneeded_modules(edited) == [("corpus", "src/transcoder_lab/organism/train.py")]
 
 
 def test_removing_a_needed_dep_is_reported(stages):

@@ -25,7 +25,7 @@ from transcoder_lab.circuits.full_graph import (
     root_target,
 )
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
-from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 from helpers.circuit_models import SMALL, random_processed_model, random_transcoder

@@ -18,7 +18,8 @@ from transcoder_lab.dictionaries.activations import (
     write_shards,
 )
 from transcoder_lab.paths import activations_dir
-from transcoder_lab.sources.models import build_processed_model, load_model, mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import build_processed_model, load_model
 from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 

@@ -6,7 +6,8 @@ from sae_lens import SAE, HookedSAETransformer
 
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
 from transcoder_lab.dictionaries.evaluation import reconstruction_metrics, splice_metrics, spliced, token_hash
-from transcoder_lab.sources.models import build_processed_model, mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import build_processed_model
 from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
 D = 16

@@ -18,7 +18,7 @@ from transcoder_lab.dictionaries.training import (
     relu_loss_backward,
     train_dictionaries,
 )
-from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 D, D_SAE = 8, 32
 IN, OUT = mlp_in_hook(0), mlp_out_hook(0)

@@ -13,11 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from transcoder_lab.config import compose, load_config
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 from transcoder_lab.sources.models import (
     build_processed_model,
     load_raw_weights_,
-    mlp_in_hook,
-    mlp_out_hook,
     parameter_state_dict,
     saved_parameters,
 )

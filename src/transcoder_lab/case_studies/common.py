@@ -28,7 +28,7 @@ from transcoder_lab.data import BOS_LABEL, load_split, pack_contexts
 from transcoder_lab.dictionaries import Dictionary, load_dictionary
 from transcoder_lab.organism.corpus import labels as corpus_labels
 from transcoder_lab.paths import corpus_dir, dictionary_dir, figures_dir, published_dir, results_dir
-from transcoder_lab.sources.models import mlp_in_hook
+from transcoder_lab.sources.hooks import mlp_in_hook
 
 HELDOUT_CONTEXTS = 200  # held-out contexts scanned for selectivity and dashboards
 

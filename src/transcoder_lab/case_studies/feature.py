@@ -77,7 +77,7 @@ from transcoder_lab.circuits import (
 from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config, SearchConfig
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.dictionaries.evaluation import spliced
-from transcoder_lab.sources.models import mlp_in_hook
+from transcoder_lab.sources.hooks import mlp_in_hook
 
 TOP_TOKENS = 10  # tokens a hypothesis names; activating tokens a dashboard shows
 

@@ -37,7 +37,7 @@ from transformer_lens import HookedTransformer
 from transcoder_lab.behaviour import batches_by_length, greater_than_scores, last_token_logits
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.dictionaries.evaluation import spliced, zero_ablated
-from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 KINDS = ("features", "neurons")  # step 5: the two curves
 # step 5: values of n stacked into one pass of the later blocks; 8 x 100 prompts of GPT-2's 9 tokens

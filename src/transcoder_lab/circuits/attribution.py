@@ -88,7 +88,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.dictionaries import Dictionary
-from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 Sublayer = Literal["resid_pre", "resid_mid"]
 SUBLAYERS: tuple[str, ...] = ("resid_pre", "resid_mid")

@@ -46,7 +46,8 @@ from transcoder_lab import io
 from transcoder_lab.config import Config, HarvestMode
 from transcoder_lab.data import split_contexts
 from transcoder_lab.paths import activations_dir, corpus_dir
-from transcoder_lab.sources.models import load_model, mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import load_model
 
 Batch = dict[str, Float[torch.Tensor, "tokens d"]]
 

@@ -52,7 +52,7 @@ from torch import nn
 
 from transcoder_lab import io
 from transcoder_lab.config import Architecture, DictionaryKind, arm_name
-from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"

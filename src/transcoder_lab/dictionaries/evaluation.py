@@ -36,7 +36,7 @@ from transformer_lens import HookedTransformer
 
 from transcoder_lab.dictionaries.activations import Batch
 from transcoder_lab.dictionaries.dictionary import Dictionary, DictionaryKind
-from transcoder_lab.sources.models import mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_out_hook
 
 LIVE_LOG10_FREQUENCY = -4.0
 DENSE_FREQUENCY = 0.1

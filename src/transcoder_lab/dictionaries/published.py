@@ -49,8 +49,8 @@ from typing import Any
 import torch
 
 from transcoder_lab.dictionaries.dictionary import Dictionary, DictionaryKind, DictionarySpec, save_dictionary
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 from transcoder_lab.sources.hub import explain, hub_advice, offline_reason
-from transcoder_lab.sources.models import mlp_in_hook, mlp_out_hook
 
 PUBLISHED_REPO = "pchlenski/gpt2-transcoders"
 PUBLISHED_D_SAE = 24576

@@ -54,15 +54,6 @@ class ModelUnavailableError(RuntimeError):
     """A pretrained model could be fetched neither from the hub nor from the local cache."""
 
 
-def mlp_in_hook(layer: int) -> str:
-    """The MLP's input under fold_ln: the normalised residual stream after attention."""
-    return f"blocks.{layer}.ln2.hook_normalized"
-
-
-def mlp_out_hook(layer: int) -> str:
-    return f"blocks.{layer}.hook_mlp_out"
-
-
 def resolve_device(device: str) -> str:
     """`profile.device` as a torch device name: "auto" is CUDA when present, else the CPU.
 

@@ -60,7 +60,8 @@ from transcoder_lab.dictionaries.published import (
 )
 from transcoder_lab.organism.corpus import generate_documents
 from transcoder_lab.sources.gpt2_tokenizer import save_gpt2_tokenizer_files
-from transcoder_lab.sources.models import hooked_config, mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
+from transcoder_lab.sources.models import hooked_config
 
 # GPT-2 small's exact shapes, for random models that exercise the paper profile's code paths.
 GPT2_SMALL_SHAPE = dict(
