@@ -46,8 +46,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# What decides a run's numbers; the pipeline's own outputs (results/, figures/, dvc.lock, ...) are
+# tracked in git too and change during a run, so they do not count as changes.
+CODE_PATHS = ("src", "experiments", "conf", "notebooks", "dvc.yaml", "params.yaml", "pyproject.toml")
+
+
 def git_commit(repo: Path) -> dict[str, Any]:
-    """HEAD's hash and whether tracked files differ from it; None where git or the repository is missing."""
+    """HEAD's hash and whether the code (CODE_PATHS) differs from it; None where git or the
+    repository is missing."""
 
     def git(*args: str) -> str | None:
         try:
@@ -56,11 +62,8 @@ def git_commit(repo: Path) -> dict[str, Any]:
             return None
         return run.stdout.strip() if run.returncode == 0 else None
 
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "tracked_changes": bool(status) if status is not None else None,
-    }
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    return {"commit": git("rev-parse", "HEAD"), "code_changes": bool(status) if status is not None else None}
 
 
 def distribution_version(name: str) -> str | None:

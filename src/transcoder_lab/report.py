@@ -407,8 +407,8 @@ def build_report(
 def _environment_section(environment: dict[str, Any]) -> list[str]:
     """What the report ran on (transcoder_lab.environment): compare it before comparing numbers."""
     commit = environment.get("commit") or "unknown"
-    if environment.get("tracked_changes"):
-        commit += " (with uncommitted changes)"
+    if environment.get("code_changes"):
+        commit += " (with uncommitted code changes)"
     versions = ", ".join(f"{name} {version}" for name, version in environment["versions"].items() if version)
     return [
         "## Environment",
