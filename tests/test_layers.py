@@ -52,3 +52,22 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     assert run.returncode != 0, run.stdout[-4000:]
     assert broken_contracts(run.stdout) == ["transcoder_lab layers"], run.stdout[-4000:]
     assert "transcoder_lab.sources.hub -> transcoder_lab.case_studies" in run.stdout, run.stdout[-4000:]
+
+
+MAX_LINES = 700  # a module is read in one sitting; past this it holds more than one job
+
+
+def long_files(root: Path) -> dict[Path, int]:
+    """Python files under `root` longer than MAX_LINES, with their line counts."""
+    counts = {path: len(path.read_text().splitlines()) for path in root.rglob("*.py")}
+    return {path: n for path, n in counts.items() if n > MAX_LINES}
+
+
+def test_no_module_or_benchmark_is_over_700_lines():
+    assert long_files(REPO_ROOT / "src") | long_files(REPO_ROOT / "benchmarks") == {}
+
+
+def test_a_long_file_is_reported(tmp_path):
+    (tmp_path / "long.py").write_text("x = 1\n" * (MAX_LINES + 1))
+    (tmp_path / "short.py").write_text("x = 1\n" * MAX_LINES)
+    assert long_files(tmp_path) == {tmp_path / "long.py": MAX_LINES + 1}

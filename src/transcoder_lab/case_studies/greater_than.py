@@ -165,11 +165,9 @@ def saved_result(cfg: Config, original: dict[str, float]) -> dict[str, Any] | No
     (its original probability difference equals `original`'s), else None. The notebook reads its
     expensive steps (the curves, the prompt redraws) from it rather than pay for them again."""
     path, _ = output_paths(cfg, "greater_than")
-    if not path.exists():
-        return None
-    saved = json.loads(path.read_text())
+    saved = json.loads(path.read_text()) if path.exists() else {}
     if saved.get("probability_difference", {}).get("original") != original["probability_difference"]:
-        return None  # other prompts or another model: not this run's result
+        return None  # none yet, or other prompts or another model: not this run's result
     print(f"reading the curves and prompt redraws from {'/'.join(path.parts[-4:])} (the stage's result)")
     return saved
 
@@ -179,17 +177,12 @@ def _saved_curves(
 ) -> dict[str, list[float]] | None:
     """The feature and neuron curves `saved` holds for (protocol, layer), if it was computed with a
     transcoder that gives the same spliced probability difference and over n = 0..n_max."""
-    if saved is None:
-        return None
-    for part in (saved, saved.get("other_protocol", {})):
-        same_transcoder = (
-            part.get("probability_difference", {}).get("transcoder_spliced")
-            == replaced["probability_difference"]
-        )
-        curves = part.get("curves", {})
-        if part.get("protocol") == protocol and part.get("layer") == layer and same_transcoder:
-            if curves.get("n") == list(range(n_max + 1)):
-                return {"features": curves["features"], "neurons": curves["neurons"]}
+    wanted = (protocol, layer, list(range(n_max + 1)))
+    for part in (saved or {}, (saved or {}).get("other_protocol", {})):
+        curves, spliced = part.get("curves", {}), part.get("probability_difference", {})
+        same = (part.get("protocol"), part.get("layer"), curves.get("n")) == wanted
+        if same and spliced.get("transcoder_spliced") == replaced["probability_difference"]:
+            return {"features": curves["features"], "neurons": curves["neurons"]}
     return None
 
 
@@ -207,9 +200,8 @@ def _layer_curves(
 ) -> dict[str, Any]:
     """Steps 3-5 at one layer. protocol "zero": components not kept are zeroed at every position
     (the paper's protocol; n = 0 keeps only the output bias); "mean": they are replaced by their mean
-    over the prompts at the last token only. `basics`: `_layer_basics` of these prompts, if known.
-    `saved`: the stage's result (`saved_result`); its curves for this protocol and layer are used
-    instead of computing them when it was computed with this transcoder and as many components."""
+    over the prompts at the last token only. `basics`: `_layer_basics` of these prompts, if known;
+    `saved`: the stage's result, whose curves are used where they match (`_saved_curves`)."""
     replaced, removed, ranking = basics or _layer_basics(model, texts, yy, ids, transcoder)
     # past a curve's own component count it stays at its full value (every component kept)
     n_max = min(settings.n_components, max(transcoder.spec.d_sae, model.cfg.d_mlp))
