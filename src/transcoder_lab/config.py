@@ -434,6 +434,14 @@ class CorpusSplit(StrEnum):
     heldout = "heldout"
 
 
+class PrimaryTest(StrEnum):
+    """The full-power study's one primary test (transcoder_lab.study.full_power), named before the
+    run: a transcoder-minus-SAE difference over every live feature's ground-truth rating."""
+
+    yes_share_difference = "yes_share_difference"  # share of features rated "yes"
+    mean_f1_difference = "mean_f1_difference"  # mean best F1 (the rater's score behind the rating)
+
+
 @dataclass
 class StudyConfig:
     """The blind interpretability study (transcoder_lab.study): a transcoder against an SAE on the
@@ -454,6 +462,9 @@ class StudyConfig:
     show_de_embedding: bool = True  # both arms read the MLP input, so both have one
     n_bootstrap: int = 10_000
     ground_truth: GroundTruthRaterConfig = field(default_factory=GroundTruthRaterConfig)
+    # Organism profiles: the ground-truth rater also rates every live feature of both arms; this
+    # difference's 95% bootstrap interval gives the verdict ("ok" when its lower bound is > 0).
+    primary_test: PrimaryTest = PrimaryTest.yes_share_difference
 
 
 @dataclass

@@ -14,6 +14,7 @@ from transcoder_lab.paths import (
 from transcoder_lab.stage import load_stage
 from transcoder_lab.study.packet import KeyTamperedError, load_packet
 from transcoder_lab.study.ratings import Rating, RatingsFile, load_ratings
+from transcoder_lab.study.sample import live_features
 
 
 def test_packet_and_analysis_stages_on_the_tiny_pipeline(tiny_study):
@@ -40,6 +41,27 @@ def test_packet_and_analysis_stages_on_the_tiny_pipeline(tiny_study):
     assert "| transcoder |" in (out / "table.md").read_text()
     assert (study_figures_dir(cfg) / "ratings.png").stat().st_size > 0
     assert load_ratings(out / "ground_truth_ratings.json").rater == "ground_truth"
+
+
+def test_the_full_power_rating_covers_every_live_feature(tiny_study, monkeypatch):
+    cfg, root, summary = tiny_study
+    monkeypatch.chdir(root)  # the key's dictionary paths are relative to the repository root
+    study = cfg.profile.study
+    key = json.loads(study_key_file(cfg).read_text())
+    full = summary["full_power"]
+    stored = json.loads((study_results_dir(cfg) / "full_ratings.json").read_text())
+    for arm in ("transcoder", "sae"):
+        live = live_features(key["arms"][arm]["path"], study.min_log10_frequency).tolist()
+        assert len(live) > 2 * study.n_per_arm  # more than the packet samples, or this tests little
+        assert [f["feature"] for f in stored["arms"][arm]["features"]] == live
+        assert full["n_rated"][arm] == full["counts"][arm]["n"] == len(live) == key["arms"][arm]["n_live"]
+    # The sampled features' full-power ratings are their cards' ratings: same rule, same activations.
+    assert full["cards_agree"] == {"n_cards": summary["n_cards"], "agree": summary["n_cards"], "disagree": []}
+    primary = full["primary_test"]
+    assert primary["name"] == study.primary_test.value
+    assert primary["verdict"] == ("ok" if primary["difference"]["low"] > 0 else "BELOW")
+    table = (study_results_dir(cfg) / "table.md").read_text()
+    assert f"verdict {primary['verdict']}" in table and "context-free of yes/maybe" in table
 
 
 def test_human_raters_are_added_and_compared_with_the_ground_truth(tiny_study, monkeypatch):

@@ -2,16 +2,20 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from transcoder_lab.study.ratings import Rating
 from transcoder_lab.study.stats import (
     arm_counts,
+    bootstrap_means,
     bootstrap_shares,
     cohen_kappa,
+    context_free_among_interpretable,
     fisher_tests,
     krippendorff_alpha_nominal,
     pairwise_agreement,
+    verdict,
 )
 
 
@@ -128,3 +132,39 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     assert first["context_free"]["difference"]["high"] < 0  # 6 vs 16 of 50
     every = bootstrap_shares({"transcoder": [Rating("yes")] * 5, "sae": [Rating("no")] * 5}, 100, seed=0)
     assert every["yes"]["transcoder"] == {"estimate": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_context_free_among_interpretable_by_hand():
+    # Transcoder: yes+tick, yes, maybe+tick, no, and a "no" a human still ticked context-free.
+    transcoder = [Rating("yes", True), Rating("yes"), Rating("maybe", True), Rating("no"), Rating("no", True)]
+    sae = [Rating("no", True), Rating("no")]  # nothing interpretable: the share is undefined
+    result = context_free_among_interpretable({"transcoder": transcoder, "sae": sae}, 5000, seed=0)
+    assert result["n_interpretable"] == {"transcoder": 3, "sae": 0}
+    assert result["n_context_free"] == {"transcoder": 2, "sae": 0}  # the ticked "no" cards do not count
+    share = result["share"]
+    assert share["transcoder"]["estimate"] == pytest.approx(2 / 3)
+    # Resamples of three 0/1 values can only have shares 0, 1/3, 2/3 or 1; with 5000 of them the
+    # 2.5th and 97.5th percentiles are 0 (all three zero: p = 1/27, 185 ± 13 expected, 125 needed)
+    # and 1 (all three one: p = 8/27).
+    assert share["transcoder"]["low"] == pytest.approx(0.0)
+    assert share["transcoder"]["high"] == pytest.approx(1.0)
+    assert share["sae"] is None and "difference" not in share
+    # The all-cards count keeps its own denominator: 3 ticks of 5 rated cards.
+    assert arm_counts({"transcoder": transcoder})["transcoder"]["context_free"] == 3
+
+
+def test_bootstrap_means_continues_a_generator_stream():
+    values = {"transcoder": np.array([0.2, 0.9, 0.4]), "sae": np.array([0.1, 0.3])}
+    generator = np.random.default_rng(7)
+    first, second = bootstrap_means(values, 300, generator), bootstrap_means(values, 300, generator)
+    assert first == bootstrap_means(values, 300, seed=7)  # an int seed starts the same stream
+    assert first != second  # a passed generator is continued, not restarted
+    assert first["difference"]["estimate"] == pytest.approx(0.5 - 0.2)
+
+
+def test_verdict_needs_the_whole_interval_above_zero():
+    assert verdict({"estimate": 0.05, "low": 0.001, "high": 0.1}) == "ok"
+    assert verdict({"estimate": 0.05, "low": 0.0, "high": 0.1}) == "BELOW"  # touching 0 is not above it
+    assert verdict({"estimate": 0.05, "low": -0.01, "high": 0.1}) == "BELOW"
+    assert verdict({"estimate": -0.2, "low": -0.3, "high": -0.1}) == "BELOW"
+    assert verdict(None) == "BELOW"  # an arm with nothing rated cannot pass

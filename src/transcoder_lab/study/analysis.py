@@ -6,10 +6,15 @@
 2. Unblind (`packet.unblind`): the key's SHA-256 must match the packet's record; card -> arm.
 3. Per rater (`rater_summary`): its rated cards split by arm, the counts (paper's layout), Fisher
    tests and bootstrap intervals (transcoder_lab.study.stats), and whether it rated every card.
+   Context-free is counted twice, with the denominator named: over all rated cards ("counts") and
+   among the yes-or-maybe cards ("context_free_among_interpretable", the paper's count).
 4. With two or more raters: Cohen's kappa for every pair and Krippendorff's alpha over all; the
    pairs that include the ground-truth rater are also listed as "ground_truth_vs_humans".
 5. A Markdown table per rater (`summary_table`) and a figure (`study_figure`): per rater, each
-   arm's yes / maybe / no shares as stacked bars, with the context-free share marked.
+   arm's yes / maybe / no shares as stacked bars, with the context-free share (of all) marked.
+   On organism profiles the full-power rating (transcoder_lab.study.full_power: every live
+   feature, not the packet's cards) is kept apart under "full_power" and gets its own section:
+   counts, the primary test with its interval and verdict, then the secondary numbers.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ def rater_summary(
         "counts": counts,
         "fisher": stats.fisher_tests(counts),
         "bootstrap": stats.bootstrap_shares(arms, n_bootstrap, seed),
+        # its own stream (seed + 1), so adding it left the intervals above as they were
+        "context_free_among_interpretable": stats.context_free_among_interpretable(
+            arms, n_bootstrap, seed + 1
+        ),
     }
 
 
@@ -73,8 +82,10 @@ def analyse(
     n_bootstrap: int,
     seed: int,
     skipped: list[dict[str, str]] | None = None,
+    full_power: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Steps 3-4 on an unblinded key; returns the summary (JSON-ready)."""
+    """Steps 3-4 on an unblinded key; returns the summary (JSON-ready). `full_power`: the
+    full-power rating's summary (transcoder_lab.study.full_power), kept under its own key."""
     card_arm = {int(entry["card"]): entry["arm"] for entry in key["cards"]}
     by_name = {r.rater: r for r in raters}
     summary: dict[str, Any] = {
@@ -93,6 +104,8 @@ def analyse(
         "raters": {r.rater: rater_summary(r, card_arm, n_bootstrap, seed) for r in raters},
         "skipped_raters": skipped or [],
     }
+    if full_power is not None:
+        summary["full_power"] = full_power
     if GROUND_TRUTH in by_name:
         summary["ground_truth_rule"] = by_name[GROUND_TRUTH].extra.get("rule")
     if len(raters) >= 2:
@@ -117,8 +130,64 @@ def _number(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.3f}"
 
 
-def _number(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.3f}"
+def _interval(ci: dict[str, float] | None, percent: bool = True) -> str:
+    if ci is None:
+        return "undefined"
+    # shares in percentage points, other means (F1) as they are
+    scale, unit, digits = (100, " pp", 1) if percent else (1, "", 3)
+    value = lambda v: f"{v * scale:+.{digits}f}"  # noqa: E731
+    return f"{value(ci['estimate'])}{unit} [{value(ci['low'])}, {value(ci['high'])}]"
+
+
+def _counts_table(counts: dict[str, dict[str, int]], context_free: dict[str, Any]) -> list[str]:
+    """The paper's layout, context-free both over all rated features and among yes-or-maybe ones."""
+    share = context_free["share"]
+    rows = [
+        "| arm | n | interpretable (yes) | maybe | not (no) | context-free (of all n) "
+        "| context-free of yes/maybe (share, 95% CI) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm, c in counts.items():
+        n_free, n_interpretable = context_free["n_context_free"][arm], context_free["n_interpretable"][arm]
+        ci = share.get(arm)
+        shown = "undefined" if ci is None else f"{ci['estimate']:.2f} [{ci['low']:.2f}, {ci['high']:.2f}]"
+        rows.append(
+            f"| {arm} | {c['n']} | {c['yes']} | {c['maybe']} | {c['no']} | {c['context_free']} "
+            f"| {n_free} of {n_interpretable}: {shown} |"
+        )
+    return rows
+
+
+def full_power_table(full: dict[str, Any]) -> list[str]:
+    """Step 5 for the full-power rating: counts, the primary test and its verdict, the rest."""
+    primary = full["primary_test"]
+    name = primary["name"]
+    other = next(n for n in full["differences"] if n != name)
+    percent = {"yes_share_difference": True, "mean_f1_difference": False}
+    fisher = full["fisher"]
+    n_rated = ", ".join(f"{arm} {n}" for arm, n in full["n_rated"].items())
+    few = ", ".join(f"{arm} {n}" for arm, n in full["n_few_activating"].items())
+    return [
+        "",
+        f"## Full power: ground_truth on every live feature ({n_rated} rated)",
+        "",
+        f"Population: {full['population']}. Features active on fewer than "
+        f"{full['min_activating_tokens']} scanned tokens (rated too): {few}.",
+        "",
+        *_counts_table(full["counts"], full["context_free_among_interpretable"]),
+        "",
+        f"**Primary test (named in the config before the run): {name}, transcoder - SAE = "
+        f"{_interval(primary['difference'], percent.get(name, False))} (95% bootstrap CI, "
+        f"{full['n_bootstrap']} resamples): verdict {primary['verdict']}** ({primary['rule']}).",
+        "",
+        f"Secondary: {other} = "
+        f"{_interval(full['differences'][other]['difference'], percent.get(other, False))}; "
+        "context-free share of yes/maybe, transcoder - SAE = "
+        f"{_interval(full['context_free_among_interpretable']['share'].get('difference'))}; "
+        f"Fisher exact (two-sided): yes vs maybe/no p = {fisher['interpretable']['p_value']:.3g}, "
+        f"yes/maybe vs no p = {fisher['yes_or_maybe']['p_value']:.3g}, "
+        f"context-free (of all n) p = {fisher['context_free']['p_value']:.3g}.",
+    ]
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -127,7 +196,8 @@ def summary_table(summary: dict[str, Any]) -> str:
     for name, arm in summary["arms"].items():
         lines.append(
             f"- {name}: L{arm['layer']} {arm['kind']}, l1 {arm['l1_coefficient']:g}, "
-            f"held-out L0 {arm['l0']:.1f}"
+            f"held-out L0 {arm['l0']:.1f}, FVU {_number(arm.get('fvu'))}, {arm.get('n_live', '?')} live "
+            f"of {arm.get('d_sae', '?')}"
         )
     for rater, result in summary["raters"].items():
         counts, fisher = result["counts"], result["fisher"]
@@ -135,19 +205,16 @@ def summary_table(summary: dict[str, Any]) -> str:
             "",
             f"## {rater} ({result['n_rated']} of {summary['n_cards']} cards rated)",
             "",
-            "| arm | interpretable (yes) | maybe | not (no) | context-free |",
-            "|---|---|---|---|---|",
         ]
-        lines += [
-            f"| {arm} | {c['yes']} | {c['maybe']} | {c['no']} | {c['context_free']} |"
-            for arm, c in counts.items()
-        ]
+        lines += _counts_table(counts, result["context_free_among_interpretable"])
         lines += [
             "",
             f"Fisher exact (two-sided): yes vs maybe/no p = {fisher['interpretable']['p_value']:.3g}; "
             f"yes/maybe vs no p = {fisher['yes_or_maybe']['p_value']:.3g}; "
             f"context-free p = {fisher['context_free']['p_value']:.3g}.",
         ]
+    if "full_power" in summary:
+        lines += full_power_table(summary["full_power"])
     if "agreement" in summary:
         alpha = summary["agreement"]["krippendorff_alpha"]
         lines += [

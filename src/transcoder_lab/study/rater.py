@@ -12,7 +12,9 @@ blind to the arm as a human rater. For each card:
    label family (the labels sharing a prefix before "/", e.g. all of "citation/..."), and every
    single token identity (all counted tokens with one token id).
 3. Each candidate's F1 against the active set, F1 = 2·|A ∩ E| / (|A| + |E|) over counted tokens.
-   Let F1_label be the best label or family and F1_token the best token identity.
+   Let F1_label be the best label or family and F1_token the best token identity (ties: the
+   first in label order, the lowest token id). The candidates' sizes depend only on the scan, so
+   they are counted once (`candidates`) and every card or feature reuses them (`evidence_of`).
 4. Rating from the best F1 over all candidates: "yes" when >= `yes_f1` (0.6 by default), "maybe"
    when >= `maybe_f1` (0.3), "no" otherwise.
 5. Context-free (single-token): a "yes" or "maybe" card whose best token identity explains it
@@ -29,6 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import Tensor
 
 from transcoder_lab.config import GroundTruthRaterConfig
 from transcoder_lab.study.packet import ScanData
@@ -64,40 +67,70 @@ def label_sets(label_names: list[str], exclude: list[str]) -> dict[str, list[int
     return {name: ids for name, ids in sets.items() if not (name.endswith("/*") and len(ids) < 2)}
 
 
-def evidence(scan: ScanData, card: int, cfg: GroundTruthRaterConfig) -> Evidence:
-    """Steps 1-3 for one card."""
+@dataclass
+class Candidates:
+    """Step 2's candidate explanations over a scan's counted tokens, computed once per scan."""
+
+    tokens: Tensor  # flat token ids of the scan
+    labels: Tensor  # flat label ids
+    token_sizes: Tensor  # counted tokens per token id
+    label_names: list[str]  # candidate label explanations, in `label_sets` order
+    membership: Tensor  # [candidate, label id]: 1 where the label belongs to the candidate
+    label_sizes: Tensor  # counted tokens per candidate
+
+
+def candidates(scan: ScanData, cfg: GroundTruthRaterConfig) -> Candidates:
     if scan.labels is None or scan.label_names is None:
         raise ValueError("the ground-truth rater needs labelled scan data (organism profiles only)")
-    index, values = scan.card(card)
+    tokens, labels = scan.tokens.reshape(-1), scan.labels.reshape(-1)
+    counted = scan.counted.reshape(-1)
+    n_labels = len(scan.label_names)
+    sets = label_sets(scan.label_names, cfg.exclude_labels)
+    membership = torch.zeros(len(sets), n_labels, dtype=torch.float64)
+    for row, ids in enumerate(sets.values()):
+        membership[row, ids] = 1
+    # Label ids past the names (none in a well-formed scan) fall into a spare bin that no set holds.
+    per_label = torch.bincount(labels[counted].clamp(max=n_labels), minlength=n_labels + 1)[:n_labels]
+    return Candidates(
+        tokens=tokens,
+        labels=labels,
+        token_sizes=torch.bincount(tokens[counted], minlength=int(tokens.max()) + 1),
+        label_names=list(sets),
+        membership=membership,
+        label_sizes=membership @ per_label.double(),
+    )
+
+
+def evidence_of(index: Tensor, values: Tensor, c: Candidates, cfg: GroundTruthRaterConfig) -> Evidence:
+    """Steps 1-3 for one feature, from the flat token indices where it is active and its values."""
     if len(values) == 0:
         return Evidence(0, None, 0.0, None, 0.0, 0.0)
     active = index[values > cfg.active_fraction * values.max()]
     n_active = len(active)
-    tokens = scan.tokens.reshape(-1)
-    counted = scan.counted.reshape(-1)
-    n_vocab = int(tokens.max()) + 1
-    token_hits = torch.bincount(tokens[active], minlength=n_vocab)
-    token_sizes = torch.bincount(tokens[counted], minlength=n_vocab)
-    token_f1 = _f1(token_hits, n_active, token_sizes)
+    token_hits = torch.bincount(c.tokens[active], minlength=len(c.token_sizes))
+    token_f1 = _f1(token_hits, n_active, c.token_sizes)
     best_token = int(token_f1.argmax())
 
-    labels = scan.labels.reshape(-1)
-    n_labels = len(scan.label_names)
-    label_hits = torch.bincount(labels[active].clamp(max=n_labels), minlength=n_labels + 1)[:n_labels]
-    label_sizes = torch.bincount(labels[counted].clamp(max=n_labels), minlength=n_labels + 1)[:n_labels]
-    best_label, best_label_f1 = None, 0.0
-    for name, ids in label_sets(scan.label_names, cfg.exclude_labels).items():
-        f1 = float(_f1(label_hits[ids].sum(), n_active, label_sizes[ids].sum()))
-        if f1 > best_label_f1:
-            best_label, best_label_f1 = name, f1
+    n_labels = c.membership.shape[1]
+    per_label = torch.bincount(c.labels[active].clamp(max=n_labels), minlength=n_labels + 1)[:n_labels]
+    label_f1 = _f1(c.membership @ per_label.double(), n_active, c.label_sizes)
+    # The first candidate with the largest F1, and none when no label overlaps the active tokens.
+    best = int(label_f1.argmax()) if len(label_f1) else 0
+    has_label = len(label_f1) > 0 and float(label_f1[best]) > 0
     return Evidence(
         n_active=n_active,
-        best_label=best_label,
-        best_label_f1=best_label_f1,
+        best_label=c.label_names[best] if has_label else None,
+        best_label_f1=float(label_f1[best]) if has_label else 0.0,
         best_token=best_token,
         best_token_f1=float(token_f1[best_token]),
         top_token_share=float(token_hits.max()) / n_active,
     )
+
+
+def evidence(scan: ScanData, card: int, cfg: GroundTruthRaterConfig, c: Candidates | None = None) -> Evidence:
+    """Steps 1-3 for one card (`c`: the scan's candidates, when already computed)."""
+    index, values = scan.card(card)
+    return evidence_of(index, values, c if c is not None else candidates(scan, cfg), cfg)
 
 
 def judge(e: Evidence, cfg: GroundTruthRaterConfig) -> Rating:
@@ -121,8 +154,9 @@ def rate_all(scan: ScanData, cfg: GroundTruthRaterConfig, packet_id: str) -> Rat
     """Every card of the packet, as a ratings file of the reserved rater 'ground_truth' (no time
     stamps, so the same packet always gives the same file)."""
     ratings, evidences = {}, {}
+    c = candidates(scan, cfg)
     for card in range(1, scan.n_cards + 1):
-        e = evidence(scan, card, cfg)
+        e = evidence(scan, card, cfg, c)
         ratings[card] = judge(e, cfg)
         evidences[str(card)] = asdict(e)
     extra = {"rule": asdict(cfg), "evidence": evidences}

@@ -8,7 +8,8 @@
    with each token's ground-truth label (organism profiles), or of the held-out document stream
    that `evaluate` uses (pretrained profiles, no labels), up to `study.n_tokens` tokens. BOS
    tokens are not counted: they never make a feature "activating" and never centre an example.
-3. Live features: log10 firing frequency saved with the dictionary above `min_log10_frequency`.
+3. Live features (`live_features`): log10 firing frequency saved with the dictionary above
+   `min_log10_frequency` (the full-power rating, transcoder_lab.study.full_power, rates them all).
 4. Per arm, a permutation of the live features drawn from `torch.Generator` seeded with
    `seed` (transcoder) or `seed + 1` (SAE) is walked in order: a feature is kept when it is active
    (activation > 0) on at least `min_activating_tokens` counted scanned tokens, otherwise it is
@@ -191,6 +192,11 @@ def activating_counts(
     return counts
 
 
+def live_features(path: str | Path, min_log10_frequency: float) -> Int[Tensor, " n_live"]:
+    """Step 3: the features (ascending) whose saved log10 firing frequency is above the threshold."""
+    return torch.nonzero(load_log10_frequency(path) > min_log10_frequency).flatten()
+
+
 def sample_arm(
     arm: Arm,
     dictionary: Dictionary,
@@ -201,8 +207,7 @@ def sample_arm(
 ) -> ArmSample:
     """Walk a seeded permutation of the live features, keeping those with enough activating tokens."""
     study = cfg.profile.study
-    frequency = load_log10_frequency(arm.path)
-    live = torch.nonzero(frequency > study.min_log10_frequency).flatten()
+    live = live_features(arm.path, study.min_log10_frequency)
     arm.d_sae, arm.n_live = dictionary.spec.d_sae, len(live)
     generator = torch.Generator().manual_seed(study.seed + arm_index)
     order = live[torch.randperm(len(live), generator=generator)].tolist()

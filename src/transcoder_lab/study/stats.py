@@ -5,9 +5,10 @@
 2. Fisher exact tests (`fisher_tests`, scipy.stats.fisher_exact, two-sided) on 2x2 tables of arm
    x outcome: "interpretable" (yes vs maybe or no, the paper's reading), "not uninterpretable"
    (yes or maybe vs no) and "context_free" (ticked vs not).
-3. Bootstrap (`bootstrap_shares`): `n_bootstrap` resamples of each arm's cards with replacement
-   (numpy's default generator, seeded), each arm independently; percentile intervals (95%) of each
-   arm's share of yes and of context-free, and of the difference transcoder - SAE.
+3. Bootstrap (`bootstrap_means`, `bootstrap_shares`): `n_bootstrap` resamples of each arm's cards
+   with replacement (numpy's default generator, seeded), each arm independently; percentile
+   intervals (95%) of each arm's mean (for 0/1 outcomes: its share, e.g. of yes and of
+   context-free over all rated cards) and of the difference transcoder - SAE.
 4. Agreement between raters on the cards both rated: Cohen's kappa
    κ = (p_o - p_e) / (1 - p_e), p_o the observed agreement and p_e = Σ_c p_a(c) p_b(c) from the
    two raters' marginals (None when p_e = 1: both always gave the same single category).
@@ -15,6 +16,11 @@
    α = 1 - (n - 1) Σ_{c≠k} o_ck / Σ_{c≠k} n_c n_k, where the coincidence matrix o gets, from
    every unit (card) with m >= 2 values, 1/(m - 1) for each ordered pair of two of its values,
    n_c = Σ_k o_ck and n = Σ_c n_c (units with one value are not pairable and drop out).
+5. Context-free among interpretable (`context_free_among_interpretable`), the paper's count: per
+   arm, of the yes-or-maybe cards, the share ticked context-free, with a bootstrap interval that
+   resamples those cards; beside step 1's count over all rated cards.
+6. Verdict of a pre-named difference (`verdict`): "ok" when its interval's lower bound is > 0
+   (transcoder better), "BELOW" otherwise, including an interval that straddles 0.
 """
 
 from __future__ import annotations
@@ -72,6 +78,34 @@ def _interval(samples: np.ndarray, estimate: float, level: float) -> dict:
     return {"estimate": estimate, "low": float(low), "high": float(high)}
 
 
+def bootstrap_means(
+    per_arm: Mapping[str, np.ndarray],
+    n_bootstrap: int,
+    seed: int | np.random.Generator,
+    level: float = 0.95,
+    pair: tuple[str, str] = ("transcoder", "sae"),
+) -> dict:
+    """Step 3 for any per-item values: {arm: ci, "difference": ci}, ci = estimate, low, high.
+
+    Each arm's values are resampled with replacement `n_bootstrap` times (arms independently, in
+    `per_arm`'s order, from `seed`'s generator: pass a Generator to continue its stream); an arm
+    without values gets None and no difference."""
+    generator = np.random.default_rng(seed)
+    resampled, entry = {}, {}
+    for arm, values in per_arm.items():
+        if len(values) == 0:
+            entry[arm] = None
+            continue
+        index = generator.integers(0, len(values), size=(n_bootstrap, len(values)))
+        resampled[arm] = values[index].mean(axis=1)
+        entry[arm] = _interval(resampled[arm], float(values.mean()), level)
+    a, b = pair
+    if a in resampled and b in resampled:
+        estimate = float(per_arm[a].mean() - per_arm[b].mean())
+        entry["difference"] = _interval(resampled[a] - resampled[b], estimate, level)
+    return entry
+
+
 def bootstrap_shares(
     arms: Arms,
     n_bootstrap: int,
@@ -87,20 +121,36 @@ def bootstrap_shares(
     }
     result: dict = {"n_bootstrap": n_bootstrap, "level": level}
     for name, per_arm in outcomes.items():
-        resampled, entry = {}, {}
-        for arm, values in per_arm.items():
-            if len(values) == 0:
-                entry[arm] = None
-                continue
-            index = generator.integers(0, len(values), size=(n_bootstrap, len(values)))
-            resampled[arm] = values[index].mean(axis=1)
-            entry[arm] = _interval(resampled[arm], float(values.mean()), level)
-        a, b = pair
-        if a in resampled and b in resampled:
-            estimate = float(per_arm[a].mean() - per_arm[b].mean())
-            entry["difference"] = _interval(resampled[a] - resampled[b], estimate, level)
-        result[name] = entry
+        result[name] = bootstrap_means(per_arm, n_bootstrap, generator, level, pair)
     return result
+
+
+def context_free_among_interpretable(
+    arms: Arms,
+    n_bootstrap: int,
+    seed: int | np.random.Generator,
+    level: float = 0.95,
+    pair: tuple[str, str] = ("transcoder", "sae"),
+) -> dict:
+    """Step 5: per arm, the share of its yes-or-maybe items that are ticked context-free.
+
+    The paper's denominator: a feature with no explanation cannot be context-free in any useful
+    sense, so the share is of the interpretable ones. The interval resamples each arm's
+    yes-or-maybe items (the share is conditional on how many there are)."""
+    interpretable = {
+        arm: np.array([r.context_free for r in ratings if r.rating != "no"], dtype=float)
+        for arm, ratings in arms.items()
+    }
+    return {
+        "n_interpretable": {arm: len(values) for arm, values in interpretable.items()},
+        "n_context_free": {arm: int(values.sum()) for arm, values in interpretable.items()},
+        "share": bootstrap_means(interpretable, n_bootstrap, seed, level, pair),
+    }
+
+
+def verdict(interval: Mapping[str, float] | None) -> str:
+    """Step 6: "ok" when the difference's interval lies above 0 (low > 0), else "BELOW"."""
+    return "ok" if interval is not None and interval["low"] > 0 else "BELOW"
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
