@@ -35,11 +35,13 @@ import matplotlib.pyplot as plt
 import torch
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
+from transcoder_lab.case_studies.faithfulness import describe_evidence
 from transcoder_lab.case_studies.feature import (
     activation_figure,
     attribute_root,
     blind_hypothesis,
     choose_root,
+    circuit_evidence,
     contribution_groups,
     dashboard_check,
     heldout_tokens,
@@ -174,6 +176,30 @@ say(
     f"activation; Spearman {verification['spearman']:.2f}."
 )
 {key: verification[key] for key in ("fraction_explained", "spearman")}
+
+# %% [markdown]
+# ## 7b. Is the circuit faithful? Verdicts fixed before the run
+# The graph's features alone (every other feature mean-ablated: sufficiency) and the graph's
+# features removed (necessity), in the live model, against 20 random feature sets of the same size;
+# the same on the study's first prompts, each with its own circuit; attribution against the effect
+# of ablating each active feature alone; and the share of the root's attention-borne input that
+# comes from the planted context tokens, with the root's loss when the attention from them is cut
+# (organism studies with `context_labels`). The bars sit in the study's config
+# (`faithfulness`); each verdict below is ok or BELOW, whichever it is. Read from the stage's result
+# when it is for this root (`RECOMPUTE = True` computes them here, about a minute).
+
+# %%
+evidence = (
+    {}
+    if RECOMPUTE
+    else {key: saved_step(cfg, "citation", root, key) for key in ("faithfulness", "ground_truth")}
+)
+if evidence.get("faithfulness") is None:
+    evidence = circuit_evidence(model, transcoders, root, prompts, circuit, heldout, settings, study)
+say(
+    f"On the `{PROFILE}` profile:\n\n"
+    + describe_evidence(evidence["faithfulness"], evidence.get("ground_truth"))
+)
 
 # %% [markdown]
 # ## 8. Intervention: commas instead of the earlier semicolons

@@ -35,9 +35,7 @@ from transcoder_lab.case_studies.greater_than import (
     check_protocol,
     choose_layers,
     curves_figure,
-    effects_figure,
     headline_result,
-    planted_task_check,
     prompt_resamples,
     prompt_scores,
     prompts_for,
@@ -47,8 +45,8 @@ from transcoder_lab.case_studies.greater_than import (
     without_feature,
     year_graph,
     year_graph_summary,
-    year_profiles,
 )
+from transcoder_lab.case_studies.year_features import effects_figure, planted_task_check, year_profiles
 from transcoder_lab.circuits import graph_figure
 from transcoder_lab.notebooks import notebook_config, say
 from transcoder_lab.sources.models import load_model
@@ -187,14 +185,17 @@ top_components(analyses[choice.headline], settings)
 # ## 7. What the top features read and write
 # For each top feature: its de-embedding over the year tokens (which YY activate it directly), its
 # logit effects over the same tokens (which YY it promotes) and its activating-year centre. The
-# planted task predicts each feature to promote years to the right of its centre.
+# planted task predicts each feature to promote years to the right of its centre; of the top 20,
+# 15 or more must (a coin would do so with probability 0.021), and the figure shows the top 5.
 
 # %%
 profiles = year_profiles(model, transcoder, analyses[choice.headline], yy, ids)
 check = planted_task_check(profiles)
 print(check)
-n_later = sum(feature["favours_later_years"] for feature in check["features"])
-say(f"On the `{PROFILE}` profile {n_later} of the top {len(check['features'])} features promote later years.")
+say(
+    f"On the `{PROFILE}` profile {check['n_favouring_later_years']} of the top {check['n_counted']} features "
+    f"promote later years (one-sided binomial test against a coin: p = {check['binomial_p']:.3g})."
+)
 
 effects_figure(profiles, choice.layer)
 plt.show()

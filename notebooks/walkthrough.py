@@ -32,14 +32,17 @@ import matplotlib.pyplot as plt
 import torch
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
+from transcoder_lab.case_studies.faithfulness import describe_evidence
 from transcoder_lab.case_studies.feature import (
     activation_figure,
     attribute_root,
     choose_root,
+    circuit_evidence,
     contribution_groups,
     dashboard_check,
     heldout_tokens,
     prompt_activations,
+    saved_step,
     search_circuit,
     splice_experiment,
     study_prompts,
@@ -52,6 +55,8 @@ from transcoder_lab.stage import pin_cpu_threads
 
 # the library picks matplotlib's headless backend when imported: show figures inline again
 # %matplotlib inline
+# the faithfulness verdicts are read from the stage's result when there is one; True computes them here
+RECOMPUTE = False
 cfg = notebook_config()
 PROFILE = cfg.profile.name  # this run's numbers are shown under the cells, named by it
 pin_cpu_threads(cfg.profile.cpu_threads)
@@ -125,6 +130,30 @@ plt.show()
 # %%
 verification = verify_circuit(model, transcoders, circuit)
 {key: verification[key] for key in ("fraction_explained", "spearman")}
+
+# %% [markdown]
+# ## 6b. Is the circuit faithful? Verdicts fixed before the run
+# The graph's features alone (every other feature mean-ablated: sufficiency) and the graph's
+# features removed (necessity), in the live model, against 20 random feature sets of the same size;
+# the same on the study's first prompts, each with its own circuit; attribution against the effect
+# of ablating each active feature alone; and the share of the root's attention-borne input that
+# comes from the planted context tokens, with the root's loss when the attention from them is cut
+# (organism studies with `context_labels`). The bars sit in the study's config
+# (`faithfulness`); each verdict below is ok or BELOW, whichever it is. Read from the stage's result
+# when it is for this root (`RECOMPUTE = True` computes them here, about a minute).
+
+# %%
+evidence = (
+    {}
+    if RECOMPUTE
+    else {key: saved_step(cfg, "walkthrough", root, key) for key in ("faithfulness", "ground_truth")}
+)
+if evidence.get("faithfulness") is None:
+    evidence = circuit_evidence(model, transcoders, root, prompts, circuit, heldout, settings, study)
+say(
+    f"On the `{PROFILE}` profile:\n\n"
+    + describe_evidence(evidence["faithfulness"], evidence.get("ground_truth"))
+)
 
 # %% [markdown]
 # ## 7. The splice experiment

@@ -200,6 +200,21 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     full_file = json.loads((graphs / f"{name}_full.json").read_text())
     assert full_file["metadata"]["prompt_tokens"] == graph["metadata"]["prompt_tokens"]
     assert {node["feature_type"] for node in full_file["nodes"]} >= {"embedding", "logit"}
+    # faithfulness by intervention, frozen and live, on the graph prompt and over the prompts
+    faithfulness = saved["faithfulness"]
+    bars = cfg.case_study[name].faithfulness
+    main = faithfulness["graph_prompt"]
+    assert len(main["nodes"]) == main["n_active_features"] > main["n_circuit_features"] > 0
+    assert sum(row["in_circuit"] for row in main["nodes"]) == main["n_circuit_features"]
+    for mode in ("frozen", "live"):
+        assert all(f"actual_change_{mode}" in row for row in main["nodes"])
+        for measure in ("sufficiency", "necessity"):
+            assert main[mode][f"random_{measure}"]["n_sets"] == bars.n_random_sets
+        assert faithfulness["over_prompts"][mode]["sufficiency"]["n"] >= 1
+    assert {v["verdict"] for v in faithfulness["verdicts"].values()} <= {"ok", "BELOW"}
+    if name in ("citation", "caught", "walkthrough", "local_context"):  # planted context known
+        assert saved["ground_truth"]["verdict"] in ("ok", "BELOW")
+        assert saved["ground_truth"]["n_prompts"] >= 1
     if name == "greater_than":
         curves = saved["curves"]
         assert len(curves["features"]) == len(curves["neurons"]) == len(curves["n"])

@@ -560,6 +560,35 @@ class CaseStudyProfile:
     expected_features: list[int] = field(default_factory=list)  # published indices to look for
     expected_heads: list[str] = field(default_factory=list)  # e.g. "attn9.1": heads expected on paths
     expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation
+    # organism feature studies: the planted context the root should read through attention (the
+    # ground-truth check, case_studies.faithfulness.ground_truth_check), and the neutral token
+    # those context tokens are swapped for
+    context_labels: list[str] = field(default_factory=list)
+    neutral_token: str | None = None
+
+
+@dataclass
+class FaithfulnessConfig:
+    """Faithfulness of a case study's circuit by intervention (case_studies.faithfulness) and the
+    bars its verdicts are held to, fixed here before any run."""
+
+    n_random_sets: int = 20  # size-matched random feature sets in each random baseline
+    seed: int = 0  # draws the random sets
+    n_prompts: int = 20  # the study's first n prompts, each with its own circuit (median, IQR)
+    # of those, the first n also ablate every active feature alone (one run each: the costly part)
+    n_per_node_prompts: int = 5
+    min_sufficiency: float = 0.8  # live: the circuit alone recovers at least this share of the root
+    min_necessity: float = 0.5  # live: ablating the circuit loses at least this share
+    min_percentile: float = 95.0  # ... and beats this percentile of the random sets
+    min_spearman: float = 0.5  # live: attribution ranks every active feature's ablation effect
+    min_context_share: float = 0.5  # ground truth: planted context's share of attention-borne input
+    min_context_loss: float = 0.5  # ground truth: share of the root lost without that attention
+
+    def __post_init__(self) -> None:
+        if self.n_random_sets < 1 or self.n_prompts < 1:
+            raise ConfigError("faithfulness.n_random_sets and n_prompts must be at least 1.")
+        if not 0 <= self.min_percentile <= 100:
+            raise ConfigError("faithfulness.min_percentile is a percentile: between 0 and 100.")
 
 
 class Analysis(StrEnum):
@@ -585,6 +614,7 @@ class CaseStudyConfig:
     # a number, a fixed random sample of that many (the smoke budget's, for GPT-2's 50,257 tokens)
     probe_tokens: int | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
+    faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     profiles: dict[str, CaseStudyProfile] = field(default_factory=dict)
 
 

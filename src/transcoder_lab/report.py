@@ -169,7 +169,9 @@ CASE_STUDY_HEADLINES = {
         ("other_protocol.layer", "... its layer"),
         ("other_protocol.curves.components_by_threshold.90%", "... features / neurons to 90%"),
         ("other_protocol.curves.components_by_threshold.99%", "... features / neurons to 99%"),
-        ("planted_task_check.share_favouring_later_years", "top features promoting later years"),
+        ("planted_task_check.n_favouring_later_years", "top features promoting later years"),
+        ("planted_task_check.n_counted", "... of the top features that fire on the prompts"),
+        ("planted_task_check.binomial_p", "... one-sided binomial p against a coin"),
         ("graph.heads_on_paths", "heads on the paths of the logit graph"),
     ],
     "feature": [
@@ -178,7 +180,6 @@ CASE_STUDY_HEADLINES = {
         ("selection.auroc_vs_contrast", "AUROC: target vs contrast labels"),
         ("activations.prompts_mean", "mean activation on the prompts"),
         ("activations.contrast_mean", "mean activation on the contrast prompts"),
-        ("circuit.root_token_features_in_top5", "root token's own features among the top 5 contributors"),
         ("circuit.fraction_explained", "fraction of the root explained by the graph"),
         ("circuit.ablation_spearman", "Spearman(attribution, ablation) over graph features"),
         ("intervention.mean_before", "intervention: activation before the token swap"),
@@ -186,7 +187,7 @@ CASE_STUDY_HEADLINES = {
         ("intervention.after_over_before", "intervention: after / before"),
         ("splice.clean", "splice experiment: clean activation"),
         ("blind.hypothesis.statement", "blind hypothesis (weights only)"),
-        ("blind.confirmed_by_dashboard", "hypothesis confirmed by the dashboard"),
+        ("blind.confirmed_by_dashboard", "hypothesis confirmed by the dashboard (its token and its context)"),
     ],
 }
 
@@ -296,6 +297,97 @@ def _full_graph_section(studies: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _faithfulness_section(studies: list[dict[str, Any]]) -> list[str]:
+    """Each study's circuit tested by intervention and its attention against ground truth
+    (case_studies.faithfulness): the measures, then every verdict with its bar."""
+    measured, verdicts, truths = [], [], []
+    for study in studies:
+        f = study.get("faithfulness")
+        if not f:
+            continue
+        main, over = f["graph_prompt"], f["over_prompts"]
+        name = f"`{study['name']}`"
+        for measure in ("sufficiency", "necessity"):
+            live, frozen = main["live"], main["frozen"]
+            random = live[f"random_{measure}"]
+            sets = f"n={random['n_sets']}, size {random['set_size']}"
+            spread = over["live"][measure]
+            measured.append([
+                name, measure, _pct(live[measure]), _pct(frozen[measure]),
+                f"{_pct(random['mean'])} / {_pct(random['p95'])} ({sets})",
+                _pct(random["percentile_of_circuit"]),
+                f"{_pct(spread['median'])} [{_pct(spread['q25'])}, {_pct(spread['q75'])}] (n={spread['n']})",
+            ])  # fmt: skip
+        live, frozen = main["live"], main["frozen"]
+        measured.append([
+            name, f"Spearman over {main['n_active_features']} active features", _pct(live.get("spearman")),
+            _pct(frozen.get("spearman")), "", "",
+            f"{_pct(over['live']['spearman']['median'])} (n={over['live']['spearman']['n']})",
+        ])  # fmt: skip
+        for key, v in f["verdicts"].items():
+            percentile = "" if v["percentile"] is None else f", percentile {v['percentile']:.0f}"
+            verdicts.append([name, key, f"{_pct(v['value'])}{percentile}", f">= {v['bar']:g}", v["verdict"]])
+        truth = study.get("ground_truth")
+        if truth:
+            share, knock = truth["attention_share_from_context"], truth["loss_without_attention_from_context"]
+            truths.append([
+                name, ", ".join(truth["context_labels"]), truth["n_prompts"],
+                f"{_pct(share['median'])} [{_pct(share['q25'])}, {_pct(share['q75'])}]",
+                _pct(knock["mean"]), _pct(truth["loss_with_context_tokens_neutral"]["median"]),
+                truth["verdict"],
+            ])  # fmt: skip
+    if not measured:
+        return []
+    bar = studies[0].get("faithfulness", {}).get("bars", {}).get("min_percentile", 95)
+    lines = [
+        "### Faithfulness by intervention",
+        "",
+        "Each circuit (the graph's feature nodes) on its graph prompt: the share of the root it",
+        "recovers alone with every other feature mean-ablated (sufficiency) and the share lost when it is",
+        "mean-ablated (necessity), in the live model and with attention and LayerNorm frozen, beside",
+        "random feature sets of the same size (mean / 95th percentile, and the circuit's percentile",
+        "among them); over the study's prompts, each with its own circuit: median [IQR]. Spearman:",
+        "attribution (total effect) against the effect of ablating each active feature alone.",
+        "",
+        *_table(
+            ["study", "measure", "live", "frozen", "random sets (live)", "percentile", "over prompts (live)"],
+            measured,
+        ),
+        "",
+        f"Verdicts (live model; bars fixed in the study's config before the run, and above the {bar:g}th",
+        "percentile of the random sets where one is given):",
+        "",
+        *_table(["study", "verdict", "measured", "bar", "verdict"], verdicts),
+        "",
+    ]
+    if truths:
+        lines += [
+            "Ground truth: of the root's direct input carried by attention from other tokens, the share",
+            "from the planted context tokens (median [IQR]); the share of the root's activation lost",
+            "when no head attends from the root's token to them (mean), or when they become a neutral",
+            "token (median); ok when the share and the loss both reach their bars.",
+            "",
+            *_table(
+                [
+                    "study",
+                    "planted context",
+                    "prompts",
+                    "attention share",
+                    "loss, attention cut",
+                    "loss, token neutral",
+                    "verdict",
+                ],
+                truths,
+            ),  # fmt: skip
+            "",
+        ]
+    return lines
+
+
 def _expectation_text(expected: dict[str, Any]) -> str:
     comparison = expected.get("comparison", Comparison.approx)
     if comparison == Comparison.at_least:
@@ -393,6 +485,7 @@ def build_report(
                 study, analyses.get(study["name"], "feature"), f"{figures_link}/case_studies/{study['name']}"
             )
         lines += _full_graph_section(loaded)
+        lines += _faithfulness_section(loaded)
     table = results / "study" / "table.md"  # written by study_analysis beside summary.json
     if table.exists():
         body = table.read_text().strip().splitlines()[1:]  # its own title becomes ours

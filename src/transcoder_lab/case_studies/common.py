@@ -9,6 +9,9 @@ Root selection by ground truth (organism profiles; `select_feature`):
    token and (b) contrast-label tokens only; ties count one half (Mann-Whitney U).
 4. The root is the feature with the largest min(a, b): it must single out the target among all
    tokens *and* separate it from the hard contrast (citation vs prose semicolons).
+The root is chosen on the even held-out contexts (`LabelledTokens.selection_half`); its AUROCs,
+the study's prompts and the dashboard come from the odd ones (`report_half`), so a root's numbers
+are not measured on the tokens that chose it (selection would inflate them).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from transcoder_lab.organism.corpus import labels as corpus_labels
 from transcoder_lab.paths import corpus_dir, dictionary_dir, figures_dir, published_dir, results_dir
 from transcoder_lab.sources.hooks import mlp_in_hook
 
-HELDOUT_CONTEXTS = 200  # held-out contexts scanned for selectivity and dashboards
+# held-out contexts scanned: the even ones choose a root, the odd ones report on it (prompts,
+# AUROCs, dashboards), so a root is never confirmed on the tokens it was chosen on
+HELDOUT_CONTEXTS = 400
 
 
 def settings_for(cfg: Config, study: CaseStudyConfig, name: str) -> CaseStudyProfile:
@@ -85,6 +90,14 @@ class LabelledTokens:
 
     def name_of(self, label: int) -> str:
         return "BOS" if label == BOS_LABEL else self.names[label]
+
+    def selection_half(self) -> LabelledTokens:
+        """The even contexts: where a root is chosen."""
+        return LabelledTokens(self.contexts[0::2], self.labels[0::2], self.names)
+
+    def report_half(self) -> LabelledTokens:
+        """The odd contexts: where the chosen root's numbers are measured."""
+        return LabelledTokens(self.contexts[1::2], self.labels[1::2], self.names)
 
 
 def labelled_heldout(cfg: Config, bos_id: int, n_contexts: int = HELDOUT_CONTEXTS) -> LabelledTokens:
@@ -171,9 +184,11 @@ def select_feature(
     target_labels: list[str],
     contrast_labels: list[str],
     candidate_layers: list[int],
+    feature: tuple[int, int] | None = None,
 ) -> Selection:
     """The feature most selective for the target labels (module docstring, steps 1-4), searched in
-    `candidate_layers` that have a transcoder (all of them when none has, e.g. on small profiles)."""
+    `candidate_layers` that have a transcoder (all of them when none has, e.g. on small profiles);
+    with `feature` = (layer, index), that feature's scores on `tokens` instead (no search)."""
     target_ids, contrast_ids = tokens.label_ids(target_labels), tokens.label_ids(contrast_labels)
     flat_labels = tokens.labels.reshape(-1)
     is_target = torch.isin(flat_labels, torch.tensor(target_ids))
@@ -186,24 +201,30 @@ def select_feature(
         )
     best: Selection | None = None
     best_score = -1.0
-    layers = [layer for layer in candidate_layers if layer in transcoders] or sorted(transcoders)
+    if feature is not None:
+        layers = [feature[0]]
+    else:
+        layers = [layer for layer in candidate_layers if layer in transcoders] or sorted(transcoders)
     by_layer = layer_activations(model, {layer: transcoders[layer] for layer in layers}, tokens.contexts)
     for layer in layers:
         acts = by_layer[layer].reshape(-1, transcoders[layer].spec.d_sae).T
+        if feature is not None:
+            acts = acts[feature[1] : feature[1] + 1]
         vs_rest = auroc(acts[:, is_target], acts[:, is_rest])
         vs_contrast = auroc(acts[:, is_target], acts[:, is_contrast]) if is_contrast is not None else None
         score = torch.minimum(vs_rest, vs_contrast) if vs_contrast is not None else vs_rest
-        feature = int(score.argmax())
-        if float(score[feature]) > best_score:
-            best_score = float(score[feature])
+        row = int(score.argmax())
+        if float(score[row]) > best_score:
+            best_score = float(score[row])
+            index = feature[1] if feature is not None else row
             best = Selection(
                 layer,
-                feature,
-                float(vs_rest[feature]),
-                float(vs_contrast[feature]) if vs_contrast is not None else None,
+                index,
+                float(vs_rest[row]),
+                float(vs_contrast[row]) if vs_contrast is not None else None,
                 int(is_target.sum()),
                 int(is_contrast.sum()) if is_contrast is not None else 0,
-                by_layer[layer][..., feature].clone(),  # a copy: a view would keep every feature alive
+                by_layer[layer][..., index].clone(),  # a copy: a view would keep every feature alive
             )
     assert best is not None
     return best

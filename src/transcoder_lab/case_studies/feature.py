@@ -20,14 +20,18 @@ study's notebook calls one a cell, in the same order):
    attention from other positions (by ground-truth label of the source token when known),
    embedding, errors and biases (`contribution_groups`); beam search from the root and the graph
    (`search_circuit`), its verification by ablation (`verify_circuit`), and the result's summary
-   of it (`circuit_summary`).
+   of it (`circuit_summary`). Then (`circuit_evidence`) the circuit tested by intervention on its
+   prompt and on every prompt, and with `context_labels` the ground-truth check of the attention
+   the root should read (case_studies.faithfulness: sufficiency, necessity, random baselines,
+   attribution against ablation of every active feature, verdicts).
 5. Interventions: (a) the token swap of `replace_earlier` (`token_swap`; [old, new]: every earlier
    `old` token of a prompt becomes `new`, e.g. semicolons before the last one become commas),
    reported as the mean activation before and after and their ratio; (b) the walkthrough's splice
    experiment (`splice_experiment`): the root's activation with the MLPs of layers 1..L-1, then
    0..L-1, replaced by their transcoders (no error term).
-6. Dashboard after the hypothesis (`dashboard_check`): the top-activating held-out tokens; the
-   hypothesis counts as confirmed when most of them are tokens it named.
+6. Dashboard after the hypothesis (`dashboard_check`): the top-activating held-out tokens (report
+   half); the hypothesis counts as confirmed when most of them are current tokens it named *and*
+   most of them have one of the context tokens it named within the 8 tokens before.
 Figures: `graph_figure` of the graph and `activation_figure` of step 3.
 """
 
@@ -58,6 +62,12 @@ from transcoder_lab.case_studies.common import (
     select_feature,
     text_prompts,
 )
+from transcoder_lab.case_studies.faithfulness import (
+    feature_root_at_end,
+    graph_features,
+    ground_truth_check,
+    study_faithfulness,
+)
 from transcoder_lab.circuits import (
     Attribution,
     AttributionContext,
@@ -80,6 +90,7 @@ from transcoder_lab.dictionaries.evaluation import spliced
 from transcoder_lab.sources.hooks import mlp_in_hook
 
 TOP_TOKENS = 10  # tokens a hypothesis names; activating tokens a dashboard shows
+CONTEXT_WINDOW = 8  # tokens before an activating example searched for the hypothesis's context
 
 
 def _decode(model: HookedTransformer, token: int) -> str:
@@ -158,6 +169,7 @@ def blind_hypothesis(
     weights_only = direct.topk(TOP_TOKENS).indices.tolist()
     return {
         "current_token_ids": current,
+        "context_token_ids": context,
         "current_tokens": [_decode(model, t) for t in current],
         "context_tokens": [_decode(model, t) for t in context],
         "de_embedding_tokens": [_decode(model, t) for t in weights_only],
@@ -195,8 +207,10 @@ def dashboard_check(
     hypothesis: dict[str, Any] | None,
     activations: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Step 6: the top-activating held-out tokens (and their labels) against the hypothesis.
-    `activations`: the feature on `heldout` when already computed (by `select_feature`)."""
+    """Step 6: the top-activating held-out tokens of the report half (and their labels) against
+    the hypothesis. `activations`: the feature on that half when already computed (the root's
+    `selection`)."""
+    heldout = heldout.report_half()
     if activations is None:
         activations = feature_activations(model, transcoder, heldout.contexts)[..., feature]
     acts = activations.reshape(-1)
@@ -210,9 +224,19 @@ def dashboard_check(
         "top_labels": dict(Counter(heldout.name_of(int(label)) for label in labels[top]).most_common(5)),
     }
     if hypothesis is not None:
+        n_top = max(1, len(top_tokens))
         named = sum(t in set(hypothesis["current_token_ids"]) for t in top_tokens)
-        out["share_of_top_tokens_named_by_hypothesis"] = named / max(1, len(top_tokens))
-        out["confirmed"] = named / max(1, len(top_tokens)) >= 0.5
+        # the context half: a named context token within CONTEXT_WINDOW tokens before the example
+        n_ctx = heldout.contexts.shape[1]
+        context_ids = set(hypothesis.get("context_token_ids", []))
+        with_context = 0
+        for index in top.tolist():
+            row, position = divmod(index, n_ctx)
+            before = heldout.contexts[row, max(1, position - CONTEXT_WINDOW) : position].tolist()
+            with_context += bool(context_ids & set(before))
+        out["share_of_top_tokens_named_by_hypothesis"] = named / n_top
+        out["share_of_top_tokens_after_named_context"] = with_context / n_top
+        out["confirmed"] = named / n_top >= 0.5 and with_context / n_top >= 0.5
     return out
 
 
@@ -329,19 +353,19 @@ def choose_root(
     heldout: LabelledTokens | None,
 ) -> StudyRoot:
     """Step 1: the configured (layer, feature), or the feature most selective for the settings'
-    target labels against every other token and the contrast labels (`select_feature`)."""
+    target labels against every other token and the contrast labels (`select_feature`), chosen on
+    the selection half of `heldout` and scored on its report half (`common` module docstring)."""
     if settings.feature is not None and settings.layer is not None:
         return StudyRoot(settings.layer, settings.feature)
     if heldout is not None and settings.target_labels:
+        labels = (settings.target_labels, settings.contrast_labels)
         chosen = select_feature(
-            model,
-            transcoders,
-            heldout,
-            settings.target_labels,
-            settings.contrast_labels,
-            settings.candidate_layers,
+            model, transcoders, heldout.selection_half(), *labels, settings.candidate_layers
         )
-        return StudyRoot(chosen.layer, chosen.feature, chosen)
+        reported = select_feature(  # its scores where it was not chosen
+            model, transcoders, heldout.report_half(), *labels, [], (chosen.layer, chosen.feature)
+        )
+        return StudyRoot(chosen.layer, chosen.feature, reported)
     raise ValueError(
         "a feature case study needs `layer` and `feature`, or `target_labels` on an organism profile"
     )
@@ -352,9 +376,10 @@ def study_prompts(
 ) -> tuple[list[Prompt], list[Prompt]]:
     """Step 3's inputs: the study's prompts and contrast prompts (literal texts, or on the organism
     cut from the held-out corpus so that they end at a token with the target / contrast labels)."""
-    prompts = _prompts(model, heldout, settings.prompts, settings.target_labels, settings.n_prompts)
+    report = heldout.report_half() if heldout is not None else None  # not the tokens that chose the root
+    prompts = _prompts(model, report, settings.prompts, settings.target_labels, settings.n_prompts)
     contrast = _prompts(
-        model, heldout, settings.contrast_prompts, settings.contrast_labels, settings.n_prompts
+        model, report, settings.contrast_prompts, settings.contrast_labels, settings.n_prompts
     )
     if not prompts:
         raise ValueError("the case study has no prompts: give `prompts` or (organism) `target_labels`")
@@ -451,7 +476,6 @@ def circuit_summary(circuit: FeatureCircuit, heldout: LabelledTokens | None, tit
         "prompt": "".join(circuit.str_tokens[1:]),
         "root_activation": circuit.activation,
         "top_contributors": [{"label": c.label, "value": c.value} for c in top],
-        "root_token_features_in_top5": any(c.kind == "feature" for c in top),
         "contribution_groups": contribution_groups(
             circuit.ctx, circuit.attribution, circuit.prompt.labels, heldout
         ),
@@ -464,6 +488,49 @@ def circuit_summary(circuit: FeatureCircuit, heldout: LabelledTokens | None, tit
             {"case_study": title, "token_ids": circuit.prompt.tokens.tolist()},
         ),
     }
+
+
+def circuit_evidence(
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    root: StudyRoot,
+    prompts: list[Prompt],
+    circuit: FeatureCircuit,
+    heldout: LabelledTokens | None,
+    settings: CaseStudyProfile,
+    study: CaseStudyConfig,
+) -> dict[str, Any]:
+    """Step 4d: the circuit tested by intervention on its prompt and on every prompt (the result's
+    `faithfulness`), and with `context_labels` on the organism the ground-truth check of its
+    attention (`ground_truth`; case_studies.faithfulness)."""
+    assert circuit.graph is not None, "search_circuit first"
+    make_root = feature_root_at_end(root.layer, root.feature)
+    out: dict[str, Any] = {
+        "faithfulness": study_faithfulness(
+            model,
+            transcoders,
+            circuit.prompt.tokens,
+            (circuit.root, graph_features(circuit.graph)),
+            [(p.tokens, make_root) for p in prompts],
+            study.search,
+            study.faithfulness,
+        )
+    }
+    if heldout is not None and settings.context_labels:
+        if settings.neutral_token is None:
+            raise ValueError("context_labels needs neutral_token: the token the context is swapped for")
+        out["ground_truth"] = ground_truth_check(
+            model,
+            transcoders,
+            root.layer,
+            root.feature,
+            prompts[: study.faithfulness.n_prompts],
+            heldout,
+            settings.context_labels,
+            _single_token_id(model, settings.neutral_token),
+            study.faithfulness,
+        )
+    return out
 
 
 def token_swap(
@@ -530,6 +597,7 @@ def run_feature_study(
     search_circuit(circuit, study.search)
     verify_circuit(model, transcoders, circuit)
     result["circuit"] = circuit_summary(circuit, heldout, study.title)
+    result |= circuit_evidence(model, transcoders, root, prompts, circuit, heldout, settings, study)  # 4d
     if settings.replace_earlier:  # step 5
         swap = token_swap(model, transcoder, root.feature, prompts, settings.replace_earlier)
         if swap is not None:

@@ -43,15 +43,14 @@ notebook calls one a cell, in the same order):
    Read by `top_components` (top 10 features and neurons, the paper's features' ranks).
    5b. With `n_prompt_resamples` (`prompt_resamples`), the headline protocol again on fresh prompt
    draws (organism: other nouns and centuries), so the counts come with their spread over draws.
-6. Planted-task check for the top features (`year_profiles`, `planted_task_check`): for each, the
-   years that activate it (activation-weighted mean YY) and its direct logit effects on the 100 year
-   tokens; it "favours later years" when its mean effect on years above that centre exceeds its mean
-   effect on years at or below. Figure (`effects_figure`): de-embedding and logit effect over YY for
-   the top features.
+6. Planted-task check for the top features (`year_features.year_profiles`, `planted_task_check`,
+   `effects_figure`; that module's docstring says how).
 7. Path graph from the logit direction late year minus early year on one prompt (`year_graph`,
    `year_graph_summary`); the configured
    `expected_features` are looked up in the ranking of step 4 (rank or absent) and the
    `expected_heads` among the heads on the paths (ranked by their strongest path).
+8. The graph's circuit tested by intervention on its prompt and on the first prompts, each with its
+   own graph (`case_studies.faithfulness.study_faithfulness`).
 """
 
 from __future__ import annotations
@@ -68,6 +67,12 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.case_studies.common import output_paths
+from transcoder_lab.case_studies.faithfulness import (
+    RootMaker,
+    graph_features,
+    logit_diff_at_end,
+    study_faithfulness,
+)
 from transcoder_lab.case_studies.greater_than_ablations import (
     Ranking,
     component_ranking,
@@ -76,17 +81,16 @@ from transcoder_lab.case_studies.greater_than_ablations import (
     probability_difference,
     prompt_scores,
 )
+from transcoder_lab.case_studies.year_features import effects_figure, planted_task_check, year_profiles
 from transcoder_lab.circuits import (
     AttributionContext,
     Graph,
     Path,
     beam_search,
     build_graph,
-    de_embedding,
     graph_figure,
     graph_to_json,
     logit_diff_root,
-    logit_effects,
 )
 from transcoder_lab.config import CaseStudyConfig, CaseStudyProfile, Config, SearchConfig
 from transcoder_lab.dictionaries import Dictionary
@@ -94,7 +98,6 @@ from transcoder_lab.dictionaries.evaluation import spliced, zero_ablated
 from transcoder_lab.organism.mechanisms.greater_than import greater_than_prompts
 from transcoder_lab.sources.tokens import two_digit_token_ids
 
-N_TOP_FEATURES = 5  # features in the planted-task check and the effects figure
 THRESHOLD = 0.9
 PROTOCOLS = ("zero", "mean")  # step 2
 RESAMPLE_SEED = 100  # step 5b: first seed of the fresh prompt draws (the main draw uses 7)
@@ -488,74 +491,6 @@ def top_components(analysis: dict[str, Any], settings: CaseStudyProfile) -> dict
     return out
 
 
-@dataclass
-class YearProfile:
-    """Step 6, one feature: which years activate it (activation-weighted mean YY), its direct
-    logit effects and its de-embedding over the 100 year tokens, and whether it favours later years."""
-
-    feature: int
-    activating_year_centre: float
-    effects: Tensor  # [100] logit effect on "00".."99"
-    de_embedding: Tensor  # [100]
-    favours_later_years: bool
-
-
-@torch.no_grad()
-def year_profiles(
-    model: HookedTransformer, transcoder: Dictionary, analysis: dict[str, Any], yy: Tensor, ids: list[int]
-) -> list[YearProfile]:
-    """Step 6: `YearProfile` of each of the N_TOP_FEATURES top features of `analysis`; a feature
-    favours later years when its mean effect on years above its centre exceeds that on the rest."""
-    feature_acts, out = analysis["feature_acts"], []
-    years = torch.arange(100, dtype=torch.float64)
-    for feature in analysis["feature_order"][:N_TOP_FEATURES].tolist():
-        acts = feature_acts[:, feature].double().clamp(min=0)
-        centre = float((acts * yy).sum() / acts.sum()) if acts.sum() > 0 else float("nan")
-        effects = logit_effects(model, transcoder, feature)[ids].double()
-        embeds = de_embedding(model, transcoder, feature)[ids].double()
-        later = years > centre
-        favours_later = bool(
-            later.any() and (~later).any() and effects[later].mean() > effects[~later].mean()
-        )
-        out.append(YearProfile(feature, centre, effects, embeds, favours_later))
-    return out
-
-
-def planted_task_check(profiles: list[YearProfile]) -> dict[str, Any]:
-    """The result's `planted_task_check`: each top feature's centre and verdict, and the share
-    favouring later years (the planted task predicts all of them)."""
-    return {
-        "features": [
-            {
-                "feature": p.feature,
-                "activating_year_centre": p.activating_year_centre,
-                "favours_later_years": p.favours_later_years,
-            }
-            for p in profiles
-        ],
-        "share_favouring_later_years": float(np.mean([p.favours_later_years for p in profiles])),
-    }
-
-
-def effects_figure(profiles: list[YearProfile], layer: int) -> plt.Figure:
-    """Per top feature: de-embedding and logit effect over YY, with its activating-year centre."""
-    figure = plt.figure(figsize=(4.0 * N_TOP_FEATURES, 3.4))
-    years = np.arange(100)
-    for i, p in enumerate(profiles):
-        axis = figure.add_subplot(1, N_TOP_FEATURES, i + 1)
-        axis.plot(years, p.de_embedding, label="de-embedding (which YY activate it)")
-        axis.plot(years, p.effects, label="logit effect (which YY it promotes)")
-        if not np.isnan(p.activating_year_centre):
-            axis.axvline(
-                p.activating_year_centre, color="grey", linestyle=":", label="activating-year centre"
-            )
-        axis.set(title=f"tc{layer}[{p.feature}]", xlabel="YY")
-        if i == 0:
-            axis.legend(fontsize=6)
-    figure.tight_layout()
-    return figure
-
-
 @dataclass(eq=False)
 class YearGraph:
     """Step 7: the path graph from logit(late) - logit(early) on one prompt."""
@@ -596,6 +531,21 @@ def year_graph(
         paths,
         graph,
     )
+
+
+def year_roots(
+    model: HookedTransformer, texts: list[str], yy: Tensor, ids: list[int], settings: CaseStudyProfile
+) -> list[tuple[Tensor, RootMaker]]:
+    """Step 8's prompts and roots: the graph's root moved with each prompt's year YY, logit(YY +
+    up) - logit(YY - down) with up and down the graph's (`logit_root` [45, 75, 15]: 30 and 30), on
+    the prompts where both years exist."""
+    prompt_yy, late, early = settings.logit_root or [45, 75, 15]
+    up, down = late - prompt_yy, prompt_yy - early
+    return [
+        (model.to_tokens(text)[0], logit_diff_at_end(ids[y + up], ids[y - down]))
+        for text, y in zip(texts, (int(y) for y in yy), strict=True)
+        if 0 <= y - down and y + up < 100
+    ]
 
 
 def year_graph_summary(graph: YearGraph, settings: CaseStudyProfile, title: str) -> dict[str, Any]:
@@ -692,6 +642,15 @@ def run_greater_than(
     result["planted_task_check"] = planted_task_check(profiles)
     graph = year_graph(model, transcoders, texts, yy, ids, settings, study.search)  # step 7
     result["graph"] = year_graph_summary(graph, settings, study.title)
+    result["faithfulness"] = study_faithfulness(  # step 8
+        model,
+        transcoders,
+        torch.tensor(graph.token_ids),
+        (graph.graph.root, graph_features(graph.graph)),
+        year_roots(model, texts, yy, ids, settings),
+        study.search,
+        study.faithfulness,
+    )
     figures = {
         "effects": effects_figure(profiles, choice.layer),
         "graph": graph_figure(graph.graph, graph.str_tokens, f"{study.title}: {graph.label}"),

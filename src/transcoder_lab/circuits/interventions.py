@@ -37,7 +37,7 @@ through their errors, which attribution treats as fixed leaves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,7 @@ def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -
     return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
 
 
-def _root_reader(model: HookedTransformer, root: Root) -> str:
+def root_reader(model: HookedTransformer, root: Root) -> str:
     """The hook holding LN(x) at the root's point."""
     if root.sublayer == "resid_pre":
         return (
@@ -90,6 +90,61 @@ def _frozen(value: Tensor):
 
 
 @torch.no_grad()
+def clean_state(
+    model: HookedTransformer,
+    transcoders: Sequence[Dictionary],
+    tokens: Int[Tensor, " pos"],
+    freeze_attention: bool,
+    freeze_ln: bool,
+) -> dict[str, Tensor]:
+    """Step 2's cache: the clean run's attention patterns and/or LayerNorm scales ([1, ...], so
+    they broadcast over a batch of edited rows), to hold fixed in the edited runs."""
+    n = model.cfg.n_layers
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n)] if freeze_attention else []
+    if freeze_ln:
+        names += [f"blocks.{layer}.{ln}.hook_scale" for layer in range(n) for ln in ("ln1", "ln2")]
+        names.append("ln_final.hook_scale")
+    if not names:
+        return {}
+    with spliced(model, list(transcoders), keep_error=True):
+        _, cache = model.run_with_cache(
+            tokens.to(model.cfg.device)[None], names_filter=lambda name: name in names
+        )
+    return {name: cache[name] for name in names}
+
+
+FeatureEdit = Callable[[Dictionary, Tensor], Tensor]  # (dictionary, z [rows, pos, d_sae]) -> edited z
+
+
+@torch.no_grad()
+def edited_root_values(
+    model: HookedTransformer,
+    transcoders: Sequence[Dictionary],
+    tokens: Int[Tensor, " pos"],
+    root: Root,
+    n_rows: int,
+    edit: FeatureEdit | None,
+    frozen: Mapping[str, Tensor],
+) -> Float[Tensor, " rows"]:
+    """v·LN(x) at the root in `n_rows` copies of the prompt run at once, each transcoder's
+    activations edited by `edit` (row r of z is row r's edit; the errors of the unedited
+    reconstruction kept, `spliced(keep_error=True)`), with the `frozen` activations held fixed."""
+    batch = tokens.to(model.cfg.device)[None].expand(max(1, n_rows), -1)
+    out: dict[str, Tensor] = {}
+
+    def read(activation: Tensor, hook) -> None:
+        out["ln"] = activation[:, root.position].double()
+
+    hooks = [(name, _frozen(value)) for name, value in frozen.items()]
+    hooks.append((root_reader(model, root), read))
+    # blocks above the root's layer cannot change it: stop there (the root reads LN1 or LN2 of
+    # block root.layer, or the final LayerNorm when root.layer = n_layers)
+    stop = root.layer + 1 if root.layer < model.cfg.n_layers else None
+    with spliced(model, list(transcoders), keep_error=True, edit_features=edit), model.hooks(fwd_hooks=hooks):
+        model(batch, stop_at_layer=stop)
+    return out["ln"] @ root.vector.to(out["ln"].device, torch.float64)
+
+
 def _root_values(
     model: HookedTransformer,
     transcoders: Sequence[Dictionary],
@@ -99,8 +154,6 @@ def _root_values(
     frozen: Mapping[str, Tensor],
 ) -> Float[Tensor, " rows"]:
     """v·LN(x) at the root for one run per ablation (layer, position, feature); () = no ablation."""
-    rows = max(1, len(ablations))
-    batch = tokens.to(model.cfg.device)[None].expand(rows, -1)
     by_layer: dict[int, tuple[list[int], list[int], list[int]]] = {}
     for row, (layer, position, feature) in enumerate(ablations):
         for target, value in zip(
@@ -118,16 +171,7 @@ def _root_values(
         z[rows_, positions, features] = 0.0
         return z
 
-    out: dict[str, Tensor] = {}
-
-    def read(activation: Tensor, hook) -> None:
-        out["ln"] = activation[:, root.position].double()
-
-    hooks = [(name, _frozen(value)) for name, value in frozen.items()]
-    hooks.append((_root_reader(model, root), read))
-    with spliced(model, list(transcoders), keep_error=True, edit_features=edit), model.hooks(fwd_hooks=hooks):
-        model(batch)
-    return out["ln"] @ root.vector.to(out["ln"].device, torch.float64)
+    return edited_root_values(model, transcoders, tokens, root, len(ablations), edit, frozen)
 
 
 @torch.no_grad()
@@ -149,18 +193,7 @@ def verify_graph(
     if root_position != root.position:
         root = Root(root.layer, root.sublayer, root_position, root.vector, root.label, root.offset)
 
-    names = []
-    n = model.cfg.n_layers
-    if freeze_attention:
-        names += [f"blocks.{layer}.attn.hook_pattern" for layer in range(n)]
-    if freeze_ln:
-        names += [f"blocks.{layer}.{ln}.hook_scale" for layer in range(n) for ln in ("ln1", "ln2")]
-        names.append("ln_final.hook_scale")
-    with spliced(model, tcs, keep_error=True):
-        _, cache = model.run_with_cache(
-            tokens.to(model.cfg.device)[None], names_filter=lambda name: name in names
-        )
-    frozen = {name: cache[name] for name in names}  # [1, ...]: broadcast over the ablation rows
+    frozen = clean_state(model, tcs, tokens, freeze_attention, freeze_ln)
     clean = float(_root_values(model, tcs, tokens, root, [], frozen)[0])
 
     features = [node for node in graph.nodes.values() if node.kind == "feature"]
@@ -203,4 +236,12 @@ def verify_graph(
     }
 
 
-__all__ = ["average_ranks", "spearman", "verify_graph"]
+__all__ = [
+    "FeatureEdit",
+    "average_ranks",
+    "clean_state",
+    "edited_root_values",
+    "root_reader",
+    "spearman",
+    "verify_graph",
+]

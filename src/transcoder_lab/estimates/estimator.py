@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from transcoder_lab.behaviour import HANNA_TEMPLATE
 from transcoder_lab.case_studies.common import HELDOUT_CONTEXTS, settings_for
-from transcoder_lab.case_studies.greater_than import N_TOP_FEATURES
+from transcoder_lab.case_studies.year_features import N_TESTED
 from transcoder_lab.config import (
     REPO_ROOT,
     Analysis,
@@ -380,7 +380,7 @@ class Estimator:
         scores = distinct * basics() + (full(1) if settings.feature is not None else 0.0)
         resamples = settings.n_prompt_resamples * (full(1) + basics() + curves(1))
         paths, _ = self._paths_flops(study, layer, transcoders, t)
-        effects = N_TOP_FEATURES * 4 * shape.d_model * shape.vocab
+        effects = N_TESTED * 4 * shape.d_model * shape.vocab
         dictionary_work = (distinct + 1) * tokens * dictionary.forward_flops_per_token + 2 * distinct * (
             tokens * dictionary.encode_flops_per_token
         )
