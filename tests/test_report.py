@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from transcoder_lab.report import matched_l0_gaps
+from transcoder_lab import io
+from transcoder_lab.report import build_report, matched_l0_gaps
 
 
 def test_gaps_interpolate_the_transcoder_frontier_in_log_l0():
@@ -30,3 +31,23 @@ def test_a_layer_without_two_transcoder_points_is_skipped():
     pareto = pd.DataFrame([{"layer": 1, "kind": "transcoder", "l0": 4.0, "ce_spliced": 2.5},
                            {"layer": 1, "kind": "sae_mlp_out", "l0": 4.0, "ce_spliced": 2.4}])  # fmt: skip
     assert matched_l0_gaps(pareto) == []
+
+
+def test_the_gap_interval_table_marks_single_seed_arms(tmp_path):
+    interval = {"low": -0.01, "high": 0.002, "significant": False}
+    three_seeds = {"layer": 2, "arm": "sae_mlp_in", "seeds": [0, 1, 2], "gap": 0.03,
+                   "per_seed": {"0": 0.02, "1": 0.03, "2": 0.04}, "seed_spread": interval,
+                   "context_bootstrap": {"low": 0.02, "high": 0.04, "significant": True}}  # fmt: skip
+    one_seed = {"layer": 2, "arm": "topk_transcoder", "seeds": [0], "gap": -0.01, "per_seed": {"0": -0.01},
+                "context_bootstrap": interval, "seed_spread": None}  # fmt: skip
+    gaps = {"reference": "transcoder", "confidence": 0.95, "n_bootstrap": 2000, "n_contexts": 256,
+            "gaps": [three_seeds, one_seed]}  # fmt: skip
+    io.write_json(tmp_path / "pareto_gaps.json", gaps)
+    report = build_report("organism", {}, tmp_path, "figures", {})
+    assert "### Matched-L0 gaps with 95% intervals" in report
+    rows = [line for line in report.splitlines() if line.startswith("| 2 |")]
+    assert rows == [
+        "| 2 | sae_mlp_in | 0, 1, 2 | +0.0300 | +0.0200, +0.0300, +0.0400 | [+0.0200, +0.0400] | yes "
+        "| [-0.0100, +0.0020] | no |",
+        "| 2 | topk_transcoder | 0 | -0.0100 | -0.0100 | [-0.0100, +0.0020] | no | — (single seed) | — |",
+    ]

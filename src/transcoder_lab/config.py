@@ -255,6 +255,8 @@ class DictionariesConfig:
     `l1_coefficients`, the TopK arm sweeps `topk_k` (features kept per token; no L1 term).
     """
 
+    # A cell named "L<layer>_<arm>_seed<n>" (n >= 1) is a replica of "L<layer>_<arm>" that trains as
+    # if training.seed were training.seed + n (initialisation and batch order), in its own folder.
     cells: list[str] = field(default_factory=lambda: ["L1_transcoder", "L1_sae_mlp_out"])
     l1_coefficients: list[float] = field(default_factory=lambda: [1e-3])
     topk_k: list[int] = field(default_factory=list)  # the sweep of topk_* cells
@@ -274,8 +276,18 @@ class DictionariesConfig:
 
     @property
     def parsed_cells(self) -> list[tuple[int, str]]:
-        """(layer, arm) of every cell, in config order."""
+        """(layer, arm) of every cell, in config order (a seed replica repeats its cell's pair)."""
         return [parse_cell(cell) for cell in self.cells]
+
+    @property
+    def seeded_cells(self) -> list[tuple[int, str, int]]:
+        """(layer, arm, seed) of every cell, in config order; seed 0 is the plain cell."""
+        return [parse_seeded_cell(cell) for cell in self.cells]
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seed replicas the cells name, ascending (0: the plain cells)."""
+        return sorted({seed for _, _, seed in self.seeded_cells})
 
     @property
     def layers(self) -> list[int]:
@@ -345,18 +357,31 @@ class Sparsity:
         return f"k={self.k}" if self.k is not None else f"l1={self.l1_coefficient:g}"
 
 
-_CELL = re.compile(r"L(\d+)_(\w+)")
+_CELL = re.compile(r"L(\d+)_(\w+?)(?:_seed([1-9]\d*))?")
 
 
-def parse_cell(cell: str) -> tuple[int, str]:
-    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in"); the name is also the cell's directory name."""
+def parse_seeded_cell(cell: str) -> tuple[int, str, int]:
+    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in", 0); "L2_transcoder_seed1" -> (2, "transcoder", 1).
+    The name is also the cell's directory name (`cell_name` inverts this)."""
     match = _CELL.fullmatch(cell)
     if not match or match.group(2) not in ARMS:
         raise ConfigError(
-            f"profile.dictionaries.cells: '{cell}' is not 'L<layer>_<arm>' with arm one of "
-            f"{', '.join(ARMS)} (e.g. 'L2_transcoder')."
+            f"profile.dictionaries.cells: '{cell}' is not 'L<layer>_<arm>' or 'L<layer>_<arm>_seed<n>' "
+            f"(n >= 1; seed 0 is the plain name) with arm one of {', '.join(ARMS)} (e.g. 'L2_transcoder', "
+            "'L2_transcoder_seed1')."
         )
-    return int(match.group(1)), match.group(2)
+    return int(match.group(1)), match.group(2), int(match.group(3) or 0)
+
+
+def parse_cell(cell: str) -> tuple[int, str]:
+    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in"); a seed replica ("L2_sae_mlp_in_seed1") gives its cell's pair."""
+    layer, arm, _ = parse_seeded_cell(cell)
+    return layer, arm
+
+
+def cell_name(layer: int, arm: str, seed: int = 0) -> str:
+    """(2, "transcoder", 0) -> "L2_transcoder"; (2, "transcoder", 1) -> "L2_transcoder_seed1"."""
+    return f"L{layer}_{arm}" + (f"_seed{seed}" if seed else "")
 
 
 class Comparison(StrEnum):
@@ -413,6 +438,22 @@ class EvaluationConfig:
     splice_subsets: dict[str, list[int]] = field(default_factory=dict)
     expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation
     reference_points: list[ReferencePoint] = field(default_factory=list)  # a published sweep, for comparison
+    # Matched-L0 gaps (dictionaries.matched_gaps): resamples of the held-out contexts, and the
+    # two-sided confidence of the context-bootstrap and seed intervals.
+    n_bootstrap: int = 2000
+    bootstrap_seed: int = 0
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.n_bootstrap < 100:
+            raise ConfigError(
+                f"profile.evaluation.n_bootstrap is {self.n_bootstrap}; use at least 100 resamples (the "
+                "2.5% and 97.5% percentiles of fewer rest on two or three draws)."
+            )
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(
+                f"profile.evaluation.confidence is {self.confidence}; it is a probability, e.g. 0.95."
+            )
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transcoder_lab.config import Config, Sparsity
+from transcoder_lab.config import Config, Sparsity, cell_name
 
 # Names inside the folders below, kept here so that the module writing a file and the modules
 # reading it share one constant without importing each other.
@@ -26,12 +26,12 @@ def activations_dir(cfg: Config, split: str | None = None) -> Path:
     return root / split if split else root
 
 
-def dictionary_dir(cfg: Config, layer: int, arm: str, sparsity: float | Sparsity) -> Path:
-    """A grid dictionary's folder: its cell, then its sparsity ("l1_0.001", or "k_16" for TopK);
-    a plain float is an L1 coefficient."""
+def dictionary_dir(cfg: Config, layer: int, arm: str, sparsity: float | Sparsity, seed: int = 0) -> Path:
+    """A grid dictionary's folder: its cell ("L2_transcoder", a seed replica "L2_transcoder_seed1"),
+    then its sparsity ("l1_0.001", or "k_16" for TopK); a plain float is an L1 coefficient."""
     if not isinstance(sparsity, Sparsity):
         sparsity = Sparsity(l1_coefficient=sparsity)
-    return Path(cfg.paths.dictionaries) / cfg.profile.name / f"L{layer}_{arm}" / sparsity.label
+    return Path(cfg.paths.dictionaries) / cfg.profile.name / cell_name(layer, arm, seed) / sparsity.label
 
 
 def published_dir(cfg: Config, layer: int) -> Path:

@@ -40,17 +40,41 @@ def save_figure(figure: plt.Figure, stem: Path) -> list[Path]:
     return paths
 
 
+def seed_summary(arm: pd.DataFrame) -> pd.DataFrame:
+    """One arm's rows averaged over seeds, one row per sparsity setting: the mean `l0` and
+    `ce_spliced`, their min and max over seeds (`l0_min`, ..., `ce_max`) and `n_seeds`."""
+    setting = ["k"] if arm["k"].notna().any() else ["l1_coefficient"]
+    grouped = arm.groupby(setting, dropna=False)
+    out = grouped[["l0", "ce_spliced"]].mean()
+    for column, short in (("l0", "l0"), ("ce_spliced", "ce")):
+        out[f"{short}_min"], out[f"{short}_max"] = grouped[column].min(), grouped[column].max()
+    out["n_seeds"] = grouped.size()
+    return out.reset_index()
+
+
 def pareto_figure(rows: pd.DataFrame, title: str) -> plt.Figure:
     """Mean L0 (log scale) against spliced cross-entropy, one panel per layer, one frontier per arm,
-    the clean and zero-ablation losses as reference lines."""
+    the clean and zero-ablation losses as reference lines. An arm trained at several seeds (a
+    `seed` column) is drawn at its seed mean with error bars spanning the seeds' min to max, in
+    both L0 and CE; single-seed arms are plain points."""
     layers = sorted(rows["layer"].unique())
     figure, axes = plt.subplots(1, len(layers), figsize=(5.2 * len(layers), 4.2), squeeze=False)
     for axis, layer in zip(axes[0], layers, strict=True):
         panel = rows[rows["layer"] == layer]
         for kind, arm in panel.groupby("kind"):
-            style = ARM_STYLE.get(kind, {"label": kind})
-            arm = arm.sort_values("l0")
-            axis.plot(arm["l0"], arm["ce_spliced"], linewidth=1.5, markersize=6, **style)
+            style = dict(ARM_STYLE.get(kind, {"label": kind}))
+            arm = seed_summary(arm if "seed" in arm else arm.assign(seed=0)).sort_values("l0")
+            n_seeds = int(arm["n_seeds"].min())
+            if n_seeds > 1:
+                style["label"] = f"{style['label']} ({n_seeds} seeds: mean, min-max)"
+                errors = {
+                    "xerr": [arm["l0"] - arm["l0_min"], arm["l0_max"] - arm["l0"]],
+                    "yerr": [arm["ce_spliced"] - arm["ce_min"], arm["ce_max"] - arm["ce_spliced"]],
+                }
+                axis.errorbar(arm["l0"], arm["ce_spliced"], **errors, linewidth=1.5, markersize=6,
+                              capsize=2, elinewidth=1, **style)  # fmt: skip
+            else:
+                axis.plot(arm["l0"], arm["ce_spliced"], linewidth=1.5, markersize=6, **style)
             for _, row in arm.iterrows():
                 point = (row["l0"], row["ce_spliced"])
                 label = f"k={row['k']:g}" if pd.notna(row.get("k")) else f"{row['l1_coefficient']:g}"

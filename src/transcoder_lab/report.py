@@ -424,6 +424,8 @@ def build_report(
         lines += _behaviour_section(measured["behaviour"])
     if (results / "pareto.csv").exists():
         pareto = pd.read_csv(results / "pareto.csv")
+        if "seed" in pareto:  # the seed replicas appear in the interval table below, not here
+            pareto = pareto[pareto["seed"] == 0]
         columns = [
             "layer",
             "kind",
@@ -459,6 +461,8 @@ def build_report(
                 ),  # fmt: skip
                 "",
             ]
+    if (results / "pareto_gaps.json").exists():
+        lines += _pareto_gaps_section(json.loads((results / "pareto_gaps.json").read_text()))
     if (results / "splice_all.json").exists():
         measured["splice_all"] = json.loads((results / "splice_all.json").read_text())
         s = measured["splice_all"]
@@ -495,6 +499,36 @@ def build_report(
     if (results / "environment.json").exists():
         lines += _environment_section(json.loads((results / "environment.json").read_text()))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _pareto_gaps_section(gaps: dict[str, Any]) -> list[str]:
+    """The matched-L0 gaps with their intervals (pareto_gaps.json; dictionaries.matched_gaps)."""
+    level = f"{gaps['confidence']:.0%}"
+
+    def interval(entry: dict[str, Any] | None) -> list[str]:
+        if entry is None:
+            return ["— (single seed)", "—"]
+        return [f"[{entry['low']:+.4f}, {entry['high']:+.4f}]", "yes" if entry["significant"] else "no"]
+
+    rows = [
+        [row["layer"], row["arm"], ", ".join(str(s) for s in row["seeds"]),
+         "—" if row["gap"] is None else f"{row['gap']:+.4f}",
+         ", ".join(f"{g:+.4f}" for g in row["per_seed"].values()),
+         *interval(row["context_bootstrap"]), *interval(row["seed_spread"])]
+        for row in gaps["gaps"]
+    ]  # fmt: skip
+    return [
+        f"### Matched-L0 gaps with {level} intervals",
+        "",
+        f"Each arm's spliced CE minus the {gaps['reference']}'s at the same layer and L0 (as above), seed "
+        "against seed and averaged over seeds. Contexts: a paired percentile bootstrap over the "
+        f"{gaps['n_contexts']} held-out contexts ({gaps['n_bootstrap']} draws, the same draws for both "
+        "arms). Seeds: Student's t interval over the per-seed gaps. Significant: the interval excludes 0.",
+        "",
+        *_table(["layer", "arm", "seeds", "mean gap (nats)", "per seed", f"contexts {level}", "significant",
+                 f"seeds {level}", "significant"], rows),  # fmt: skip
+        "",
+    ]
 
 
 def _environment_section(environment: dict[str, Any]) -> list[str]:

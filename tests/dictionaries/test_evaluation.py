@@ -135,3 +135,18 @@ def test_feature_edit_with_error_term_changes_the_output_by_the_decoded_differen
     expected = clean[OUT] - z[..., 3:4] * dictionary.W_dec[3]
     assert z[..., 3].abs().max() > 0
     torch.testing.assert_close(edited[OUT], expected.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_per_context_losses_average_to_the_totals_and_change_nothing_else(model, tokens):
+    spec = DictionarySpec(kind="transcoder", layer=1, d_in=D, d_sae=8, d_out=D)
+    sets = {"one": [Dictionary.initialise(spec, generator=torch.Generator().manual_seed(4))]}
+    plain = splice_metrics(model, sets, tokens, batch_size=2)["one"]
+    with_contexts = splice_metrics(model, sets, tokens, batch_size=2, per_context=True)["one"]
+    spliced, clean = with_contexts.pop("ce_spliced_per_context"), with_contexts.pop("ce_clean_per_context")
+    assert with_contexts == plain  # the same sums: asking for contexts moves no other number
+    assert spliced.shape == clean.shape == (len(tokens),) and spliced.dtype == torch.float64
+    # every context predicts the same number of tokens, so the mean of the contexts' means is the
+    # overall mean (up to float32 summation in the totals)
+    assert spliced.mean().item() == pytest.approx(plain["ce_spliced"], rel=1e-6)
+    assert clean.mean().item() == pytest.approx(plain["ce_clean"], rel=1e-6)
+    assert spliced.std() > 0  # contexts differ: a per-context value, not the total repeated

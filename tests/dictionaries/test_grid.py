@@ -1,11 +1,17 @@
 """The grid of dictionaries (transcoder_lab.dictionaries.grid): jobs, checkpoint folder, stream name.
 Training the grid end to end: test_pipeline.py and test_scale_out.py (through the stage script)."""
 
+import dataclasses
+
 import pytest
+import torch
 
 from transcoder_lab.config import ConfigError, Sparsity, load_profile
-from transcoder_lab.dictionaries.grid import batch_stream, checkpoint_name, jobs
-from transcoder_lab.paths import dictionary_dir
+from transcoder_lab.dictionaries.activations import write_shards
+from transcoder_lab.dictionaries.dictionary import load_dictionary
+from transcoder_lab.dictionaries.grid import batch_stream, checkpoint_name, jobs, seed_training, train_grid
+from transcoder_lab.paths import activations_dir, dictionary_dir
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 
 def test_jobs_are_every_cell_at_every_sparsity_of_its_arm_in_config_order(tmp_path):
@@ -72,3 +78,64 @@ def test_batch_stream_needs_a_text_source_outside_shard_mode(tmp_path):
     cfg = load_profile("tiny", tmp_path, ["profile.dictionaries.harvest.mode=stream"])
     with pytest.raises(ValueError, match="mode 'shards'"):
         batch_stream(cfg, ["blocks.0.ln2.hook_normalized"])
+
+
+def test_a_seed_replica_trains_in_its_own_folder_with_the_seed_shifted(tmp_path):
+    cfg = load_profile("tiny", tmp_path, ["profile.dictionaries.cells=[L1_transcoder,L1_transcoder_seed2]"])
+    grid = cfg.profile.dictionaries
+    assert grid.seeds == [0, 2] and grid.parsed_cells == [(1, "transcoder"), (1, "transcoder")]
+    plain, replica = jobs(cfg), jobs(cfg, seed=2)
+    assert [job.spec for job in plain] == [job.spec for job in replica]  # the same dictionaries ...
+    assert [job.out_dir.parent.name for job in replica] == ["L1_transcoder_seed2"] * len(grid.l1_coefficients)
+    assert [job.out_dir.parent.name for job in plain] == ["L1_transcoder"] * len(grid.l1_coefficients)
+    assert seed_training(cfg, 2).seed == grid.training.seed + 2  # ... from another seed, nothing else
+    assert seed_training(cfg, 0) == grid.training
+    assert dataclasses.replace(seed_training(cfg, 2), seed=grid.training.seed) == grid.training
+
+
+@pytest.mark.parametrize("cell", ["L1_transcoder_seed0", "L1_transcoder_seed", "L1_transcoder_seed-1"])
+def test_a_malformed_seed_replica_is_refused(tmp_path, cell):
+    with pytest.raises(ConfigError, match="seed 0 is the plain name"):
+        load_profile("tiny", tmp_path, [f"profile.dictionaries.cells=[{cell}]"])
+
+
+def write_random_shards(cfg, n_rows: int = 1024) -> None:
+    """Gaussian MLP input and output rows of every layer, as the train and held-out shards."""
+    d_model = cfg.profile.model.d_model
+    generator = torch.Generator().manual_seed(0)
+    for split in ("train", "heldout"):
+        hooks = [
+            hook(layer) for layer in range(cfg.profile.model.n_layers) for hook in (mlp_in_hook, mlp_out_hook)
+        ]
+        rows = {name: torch.randn(n_rows, d_model, generator=generator) for name in hooks}
+        write_shards([rows], activations_dir(cfg, split), shard_tokens=n_rows // 4, dtype=torch.float16)
+
+
+def trained_weights(tmp_path, cells: str, *overrides: str) -> dict[str, dict[str, torch.Tensor]]:
+    """Train the tiny grid's `cells` on random shards under tmp_path; each dictionary's state by folder."""
+    cfg = load_profile("tiny", tmp_path, [f"profile.dictionaries.cells={cells}", *overrides])
+    write_random_shards(cfg)
+    train_grid(cfg)
+    return {
+        f"{job.out_dir.parent.name}/{job.out_dir.name}": load_dictionary(job.out_dir).state_dict()
+        for seed in cfg.profile.dictionaries.seeds
+        for job in jobs(cfg, seed)
+    }
+
+
+def test_seeds_give_different_weights_and_a_seed_the_same_weights_every_time(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the resumable checkpoints go to ./checkpoints
+    both = trained_weights(tmp_path / "both", "[L1_transcoder,L1_transcoder_seed1]")
+    alone = trained_weights(tmp_path / "alone", "[L1_transcoder_seed1]")
+    shifted = trained_weights(
+        tmp_path / "shifted", "[L1_transcoder]", "profile.dictionaries.training.seed=43"
+    )
+    for label in ("l1_0.001", "l1_0.01"):
+        replica, plain = both[f"L1_transcoder_seed1/{label}"], both[f"L1_transcoder/{label}"]
+        # the same seed: bit-identical weights, whether or not seed 0 trained in the same run ...
+        assert all(torch.equal(replica[key], alone[f"L1_transcoder_seed1/{label}"][key]) for key in replica)
+        # ... and the same as seed 0's cell trained with training.seed + 1 (what a replica is defined as)
+        assert all(torch.equal(replica[key], shifted[f"L1_transcoder/{label}"][key]) for key in replica)
+        # another seed: other weights (random Gaussian initialisations never coincide)
+        assert not torch.equal(replica["W_enc"], plain["W_enc"])
+        assert not torch.equal(replica["W_dec"], plain["W_dec"])

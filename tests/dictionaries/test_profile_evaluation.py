@@ -2,9 +2,12 @@
 
 import copy
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from safetensors.torch import load_file
 
 from transcoder_lab.config import load_profile
 from transcoder_lab.dictionaries.evaluation import token_hash
@@ -42,6 +45,7 @@ def test_evaluate_profile_writes_a_row_per_dictionary_and_the_splice_all_summary
     pareto = evaluated["pareto"]
     assert list(pareto.columns) == PARETO_COLUMNS
     assert list(zip(pareto["layer"], pareto["kind"], pareto["l1_coefficient"], strict=True)) == cells
+    assert set(pareto["seed"]) == {0}  # the tiny grid trains no seed replicas
     written = pd.read_csv(out / "pareto.csv")
     assert list(written.columns) == PARETO_COLUMNS and len(written) == len(cells)
     numbers = [column for column in PARETO_COLUMNS if column not in ("profile", "kind")]
@@ -68,3 +72,44 @@ def test_evaluate_profile_writes_a_row_per_dictionary_and_the_splice_all_summary
     assert (out / "expected_vs_measured.md").read_text()
     printed = capsys.readouterr().out
     assert printed.endswith(json.dumps(splice_all, indent=2) + "\n") and "loss_recovered" in printed
+
+
+def test_seed_replicas_get_their_own_rows_per_context_losses_and_gap_intervals(tiny_pipeline, tmp_path):
+    """Replicas "L1_transcoder_seed1" and "L1_sae_mlp_in_seed1" made as copies of seed 0's folders:
+    their rows must repeat seed 0's numbers, so the two per-seed gaps agree. (The tiny SAE on the MLP
+    input has a point inside the tiny transcoder's L0 range, the SAE on the MLP output has none.)"""
+    cfg = copy.deepcopy(tiny_pipeline[0])
+    source = Path(cfg.paths.dictionaries) / cfg.profile.name
+    cfg.paths.results, cfg.paths.figures = str(tmp_path / "results"), str(tmp_path / "figures")
+    cfg.paths.dictionaries = str(tmp_path / "dictionaries")
+    shutil.copytree(source, tmp_path / "dictionaries" / cfg.profile.name)
+    for cell in ("L1_transcoder", "L1_sae_mlp_in"):
+        shutil.copytree(source / cell, tmp_path / "dictionaries" / cfg.profile.name / f"{cell}_seed1")
+    cfg.profile.dictionaries.cells += ["L1_transcoder_seed1", "L1_sae_mlp_in_seed1"]
+    pareto = evaluate_profile(cfg)["pareto"]
+
+    n_l1 = len(cfg.profile.dictionaries.l1_coefficients)
+    assert list(pareto["seed"]) == [0] * (len(pareto) - 2 * n_l1) + [1] * 2 * n_l1
+    for kind in ("transcoder", "sae_mlp_in"):
+        at = (pareto["layer"] == 1) & (pareto["kind"] == kind)
+        seeds = [pareto[at & (pareto["seed"] == s)][["l0", "ce_spliced"]].to_numpy() for s in (0, 1)]
+        assert (seeds[0] == seeds[1]).all()  # the same weights spliced on the same tokens
+    stored = load_file(str(results_dir(cfg) / "ce_per_context.safetensors"))
+    n_contexts = cfg.profile.evaluation.n_contexts
+    assert stored["spliced"].shape == (n_contexts, len(pareto)) and stored["clean"].shape == (n_contexts,)
+    # Row order: each column's mean is its row's CE. Every context has the same number of
+    # predictions, so the mean of per-context means is the overall mean; the two differ only by
+    # float32 summation (~1e-7 relative on losses of ~6 nats).
+    assert stored["spliced"].mean(0).tolist() == pytest.approx(list(pareto["ce_spliced"]), rel=1e-5)
+    assert stored["clean"].mean().item() == pytest.approx(pareto["ce_clean"].iloc[0], rel=1e-5)
+
+    gaps = json.loads((results_dir(cfg) / "pareto_gaps.json").read_text())
+    by_arm = {(row["layer"], row["arm"]): row for row in gaps["gaps"]}
+    assert set(by_arm) == {(1, "sae_mlp_out"), (1, "sae_mlp_in")}  # layer 0 has no other arm
+    replicated = by_arm[(1, "sae_mlp_in")]
+    assert replicated["seeds"] == [0, 1] and replicated["per_seed"]["0"] == replicated["per_seed"]["1"]
+    assert replicated["seed_spread"]["sd"] == 0.0 and replicated["seed_spread"]["n"] == 2
+    low, high = replicated["context_bootstrap"]["low"], replicated["context_bootstrap"]["high"]
+    assert low <= replicated["gap"] <= high and low < high
+    outside = by_arm[(1, "sae_mlp_out")]  # single seed, and no point inside the range: no numbers
+    assert outside["seeds"] == [] and outside["gap"] is None and outside["seed_spread"] is None

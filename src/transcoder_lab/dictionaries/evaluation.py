@@ -20,7 +20,8 @@ outputs of the same layers to zero.
 
 `splice_metrics` then measures, on the same held-out tokens, next-token cross-entropy clean,
 spliced and zero-ablated, `loss_recovered = (CE_zero - CE_spliced) / (CE_zero - CE_clean)`, and
-the per-token KL(clean || spliced), averaged over every predicted position.
+the per-token KL(clean || spliced), averaged over every predicted position; with `per_context`,
+also each context's own mean spliced cross-entropy (what a bootstrap over contexts resamples).
 """
 
 from __future__ import annotations
@@ -185,6 +186,14 @@ def summed_nll(log_probs: Float[torch.Tensor, "b pos vocab"], tokens: Int[torch.
     return -log_probs[:, :-1].gather(-1, tokens[:, 1:, None]).sum().item()
 
 
+def context_nll(
+    log_probs: Float[torch.Tensor, "b pos vocab"], tokens: Int[torch.Tensor, "b pos"]
+) -> Float[torch.Tensor, " b"]:
+    """Each context's next-token negative log-likelihood, averaged over its predicted positions
+    (float64, on the CPU)."""
+    return -log_probs[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1).double().mean(-1).cpu()
+
+
 @dataclass
 class _LossSums:
     spliced: float = 0.0
@@ -199,13 +208,17 @@ def splice_metrics(
     tokens: Int[torch.Tensor, "n_contexts n_ctx"],
     batch_size: int = 32,
     bos_id: int | None = None,
+    per_context: bool = False,
 ) -> dict[str, dict]:
     """Clean / spliced / zero-ablated cross-entropy, loss recovered, KL, and each dictionary's
     reconstruction metrics, for every named set of dictionaries, on the same tokens.
 
     Batches are the outer loop so the clean log-probs of a batch are computed once for all sets,
     and each distinct set of zero-ablated layers once per batch. `bos_id` (default: the
-    tokenizer's) marks the positions left out of `l0_without_bos`.
+    tokenizer's) marks the positions left out of `l0_without_bos`. With `per_context`, each
+    result also holds "ce_spliced_per_context" (a float64 tensor [n_contexts], `context_nll`), and
+    the clean run's is under every result's "ce_clean_per_context". The totals are summed as before
+    either way, so asking for them changes no other number.
     """
     bos = bos_id if bos_id is not None else getattr(model.tokenizer, "bos_token_id", None)
     stats = {
@@ -213,6 +226,7 @@ def splice_metrics(
         for name, ds in dictionary_sets.items()
     }
     sums = {name: _LossSums() for name in dictionary_sets}
+    by_context: dict[str, list[torch.Tensor]] = {name: [] for name in [*dictionary_sets, "clean"]}
     clean_sum, n_predictions = 0.0, 0
     for start in range(0, len(tokens), batch_size):
         batch = tokens[start : start + batch_size].to(model.cfg.device)
@@ -222,12 +236,16 @@ def splice_metrics(
         clean = model(batch).log_softmax(-1)
         clean_probs = clean.exp()
         clean_sum += summed_nll(clean, batch)
+        if per_context:
+            by_context["clean"].append(context_nll(clean, batch))
         n_predictions += targets.numel()
         zero_cache: dict[tuple[int, ...], float] = {}
         for name, dictionaries in dictionary_sets.items():
             with spliced(model, dictionaries, stats=stats[name], is_bos=is_bos):
                 patched = model(batch).log_softmax(-1)
             sums[name].spliced += summed_nll(patched, batch)
+            if per_context:
+                by_context[name].append(context_nll(patched, batch))
             kl = (clean_probs * (clean - patched)).sum(-1)[:, :-1]
             sums[name].kl += kl.sum().item()
             layers = tuple(layers_of(dictionaries))
@@ -249,6 +267,9 @@ def splice_metrics(
             "n_predictions": n_predictions,
             "dictionaries": [s.result() for s in stats[name]],
         }
+        if per_context:
+            results[name]["ce_spliced_per_context"] = torch.cat(by_context[name])
+            results[name]["ce_clean_per_context"] = torch.cat(by_context["clean"])
     return results
 
 

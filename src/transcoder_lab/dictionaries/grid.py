@@ -1,8 +1,11 @@
 """Train the configured grid of dictionaries: every cell ("L<layer>_<arm>") at every sparsity.
 
 Algorithm (`train_grid`, the body of the DVC stage `dictionaries`):
-1. The jobs: every listed cell x every sparsity of its arm (`jobs`; L1 coefficients, or TopK k).
-2. One batch stream for all of them (`batch_stream`): the activations stage's shards, or (stream
+1. The jobs: every listed cell x every sparsity of its arm (`jobs`; L1 coefficients, or TopK k),
+   grouped by seed: a seed replica "L2_transcoder_seed<n>" trains as if training.seed were
+   training.seed + n, which changes its initialisation (training.job_seeds) and its batch order,
+   so each seed is its own pass (steps 2-3), seed 0 first.
+2. One batch stream per seed for all of its jobs (`batch_stream`): the activations stage's shards, or (stream
    mode, the paper profile) one model pass over streamed text that harvests every needed hook at
    once, so the forward cost is paid once however many dictionaries train.
 3. `train_dictionaries` trains them side by side on `profile.device` ("auto": CUDA when present)
@@ -16,13 +19,14 @@ Each dictionary's weights do not depend on which other cells share its pass (tra
 so one pass over every cell trains what the per-cell DVC stage instances train.
 """
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 
 from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
-from transcoder_lab.config import ARMS, Architecture, Config, HarvestMode
+from transcoder_lab.config import ARMS, Architecture, Config, DictionaryTrainingConfig, HarvestMode
 from transcoder_lab.data import stream_contexts, tokenized_texts
 from transcoder_lab.dictionaries.activations import (
     Batch,
@@ -42,12 +46,14 @@ from transcoder_lab.sources.models import load_model, resolve_device
 from transcoder_lab.sources.text_source import heldout_contexts, text_documents
 
 
-def jobs(cfg: Config) -> list[DictionaryJob]:
-    """Step 1: one job per cell and sparsity of its arm's sweep, cell by cell, each saving to its
-    dictionary_dir."""
+def jobs(cfg: Config, seed: int = 0) -> list[DictionaryJob]:
+    """Step 1: one job per cell of seed replica `seed` and sparsity of its arm's sweep, cell by
+    cell, each saving to its dictionary_dir."""
     grid, model = cfg.profile.dictionaries, cfg.profile.model
     out = []
-    for layer, arm_name in grid.parsed_cells:
+    for layer, arm_name, cell_seed in grid.seeded_cells:
+        if cell_seed != seed:
+            continue
         arm = ARMS[arm_name]
         for sparsity in grid.sweep(arm_name):
             spec = DictionarySpec(
@@ -61,20 +67,26 @@ def jobs(cfg: Config) -> list[DictionaryJob]:
                 skip=arm.skip,
                 model_name=model.pretrained_name or cfg.profile.name,
             )
-            out_dir = dictionary_dir(cfg, layer, arm_name, sparsity)
+            out_dir = dictionary_dir(cfg, layer, arm_name, sparsity, seed)
             out.append(DictionaryJob(spec, sparsity.l1_coefficient, out_dir))
     return out
 
 
+def seed_training(cfg: Config, seed: int) -> DictionaryTrainingConfig:
+    """The trainer's settings for seed replica `seed`: training.seed shifted by it, nothing else."""
+    training = cfg.profile.dictionaries.training
+    return dataclasses.replace(training, seed=training.seed + seed)
+
+
 def batch_stream(
-    cfg: Config, hooks: list[str], model: HookedTransformer | None = None
+    cfg: Config, hooks: list[str], model: HookedTransformer | None = None, seed: int = 0
 ) -> tuple[Callable[[], Iterator[Batch]], str]:
-    """Step 2: a factory of the (deterministic) batch stream, and a name for it.
+    """Step 2: a factory of the (deterministic) batch stream of seed replica `seed`, and a name for it.
 
     shards: the activations stage's files, re-read epoch after epoch. stream: `model` (loaded here
     if not given) runs on documents read from the hub (the paper profiles), feeding every dictionary.
     """
-    harvest, training = cfg.profile.dictionaries.harvest, cfg.profile.dictionaries.training
+    harvest, training = cfg.profile.dictionaries.harvest, seed_training(cfg, seed)
     if harvest.mode == HarvestMode.shards:
         shard_dir = activations_dir(cfg, "train")
 
@@ -130,18 +142,31 @@ def checkpoint_name(cfg: Config) -> str:
 
 
 def train_grid(cfg: Config) -> list[JobResult]:
-    """Steps 1-4: train every job of the grid on one shared stream, save each dictionary with its
-    held-out metrics, and print one line per dictionary."""
+    """Steps 1-4: train every job of the grid on one shared stream per seed, save each dictionary
+    with its held-out metrics, and print one line per dictionary."""
     grid = cfg.profile.dictionaries
-    todo = jobs(cfg)
-    hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
-    # stream mode: one model for the training stream and the held-out rows (shards need none)
+    # stream mode: one model for the training streams and the held-out rows (shards need none)
     model = load_model(cfg.profile, cfg.paths.models) if grid.harvest.mode == HarvestMode.stream else None
-    batches, data_id = batch_stream(cfg, hooks, model)
-    checkpoints = checkpoint_dir(cfg, "dictionaries", checkpoint_name(cfg))
     device = resolve_device(cfg.profile.device)
-    print(f"training {len(todo)} dictionaries of {len(grid.cells)} cells on one pass, on {device}")
-    results = train_dictionaries(todo, batches, grid.training, checkpoints, data_id=data_id, device=device)
+    results = []
+    for seed in grid.seeds:
+        results += _train_seed(cfg, seed, model, device)
+    return results
+
+
+def _train_seed(cfg: Config, seed: int, model: HookedTransformer | None, device: str) -> list[JobResult]:
+    """Steps 2-4 for the cells of one seed replica."""
+    grid = cfg.profile.dictionaries
+    todo = jobs(cfg, seed)
+    hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
+    batches, data_id = batch_stream(cfg, hooks, model, seed)
+    # seed 0 keeps the folder it always had; each replica resumes from its own
+    name = checkpoint_name(cfg) + (f"__seed{seed}" if seed else "")
+    checkpoints = checkpoint_dir(cfg, "dictionaries", name)
+    n_cells = sum(1 for *_, cell_seed in grid.seeded_cells if cell_seed == seed)
+    print(f"training {len(todo)} dictionaries of {n_cells} cells (seed {seed}) on one pass, on {device}")
+    training = seed_training(cfg, seed)
+    results = train_dictionaries(todo, batches, training, checkpoints, data_id=data_id, device=device)
     heldout = heldout_batches(cfg, hooks, model)  # held-out FVU and L0 beside each saved dictionary
     for job in todo:
         on_device = (batch_to_device(batch, device) for batch in heldout)

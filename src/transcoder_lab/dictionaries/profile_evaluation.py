@@ -4,14 +4,19 @@ Algorithm (`evaluate_profile`, the body of the DVC stage `evaluate`):
 1. Load the profile's model and its held-out contexts (`text_source.heldout_contexts`:
    `evaluation.n_contexts` contexts of `harvest.context_size` tokens, identified by `token_hash`).
 2. Name the sets to splice: each grid dictionary alone (every cell at every sparsity, as
-   "<arm>@L<layer> l1=<l1>" or "... k=<k>"), "splice_all" (the transcoders of every layer
-   together, the paper's "all transcoders" experiment; `splice_all_set`), and one "subset:<name>" per
-   `evaluation.splice_subsets` entry (e.g. the paper's layers 1-9 together).
-3. `evaluation.splice_metrics` measures every set on the same tokens in one batched pass.
-4. Write `results/<profile>/`: `pareto.csv` (one row per grid dictionary, `PARETO_COLUMNS`),
-   `dictionary_metrics.json` (everything measured per grid dictionary, by set name) and
-   `splice_all.json` (the splice-all summary, its subsets, the source and the held-out hash);
-   then `figures/<profile>/pareto.{png,svg}`.
+   "<arm>@L<layer> l1=<l1>" or "... k=<k>", a seed replica's ending " seed=<n>"), "splice_all"
+   (the transcoders of every layer together, the paper's "all transcoders" experiment;
+   `splice_all_set`), and one "subset:<name>" per `evaluation.splice_subsets` entry (e.g. the
+   paper's layers 1-9 together).
+3. `evaluation.splice_metrics` measures every set on the same tokens in one batched pass, keeping
+   each grid dictionary's spliced CE per held-out context.
+4. Write `results/<profile>/`: `pareto.csv` (one row per grid dictionary, `PARETO_COLUMNS`; `seed`
+   0 for the plain cells), `dictionary_metrics.json` (everything measured per grid dictionary, by
+   set name), `splice_all.json` (the splice-all summary, its subsets, the source and the held-out
+   hash), `ce_per_context.safetensors` ("spliced" [contexts, pareto rows] in pareto.csv's row
+   order, "clean" [contexts]) and `pareto_gaps.json` (the transcoder against every other arm at
+   matched L0, with a paired bootstrap over the contexts and the spread over seeds:
+   `matched_gaps`); then `figures/<profile>/pareto.{png,svg}`, with the seed spread as error bars.
 5. Write `expected_vs_measured.md`: the profile's expected values beside the splice-all summary and
    the behaviour stage's `behaviour.json` (when present), followed by the published reference sweep
    against the grid when the profile lists one (Pythia profiles).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -28,6 +34,7 @@ from transcoder_lab import io
 from transcoder_lab.config import Config, Sparsity, SpliceAllSource
 from transcoder_lab.dictionaries.dictionary import Dictionary, load_dictionary
 from transcoder_lab.dictionaries.evaluation import splice_metrics, token_hash
+from transcoder_lab.dictionaries.matched_gaps import REFERENCE_ARM, matched_gaps
 from transcoder_lab.paths import dictionary_dir, figures_dir, published_dir, results_dir
 from transcoder_lab.plotting import pareto_figure, save_figure
 from transcoder_lab.report import expected_vs_measured, reference_table
@@ -40,6 +47,7 @@ PARETO_COLUMNS = [
     "kind",
     "l1_coefficient",
     "k",
+    "seed",
     "l0",
     "ce_clean",
     "ce_spliced",
@@ -51,9 +59,10 @@ PARETO_COLUMNS = [
 ]  # fmt: skip  ("kind" is the arm, config.ARMS; TopK arms set "k", the others "l1_coefficient")
 
 
-def grid_set_name(layer: int, arm: str, sparsity: Sparsity) -> str:
-    """A grid dictionary's name in the splice results: "transcoder@L2 l1=0.001", "topk_transcoder@L2 k=16"."""
-    return f"{arm}@L{layer} {sparsity.setting}"
+def grid_set_name(layer: int, arm: str, sparsity: Sparsity, seed: int = 0) -> str:
+    """A grid dictionary's name in the splice results: "transcoder@L2 l1=0.001", "topk_transcoder@L2 k=16",
+    a seed replica's "transcoder@L2 l1=0.001 seed=1"."""
+    return f"{arm}@L{layer} {sparsity.setting}" + (f" seed={seed}" if seed else "")
 
 
 def splice_all_set(
@@ -93,28 +102,33 @@ def evaluate_profile(cfg: Config) -> dict:
     context_size = grid.harvest.context_size
     tokens = heldout_contexts(cfg, model.tokenizer, profile.evaluation.n_contexts, context_size)
     # 2. the named sets of dictionaries to splice
-    cells = [(layer, arm, sparsity) for layer, arm in grid.parsed_cells for sparsity in grid.sweep(arm)]
+    cells = [
+        (layer, arm, sparsity, seed) for layer, arm, seed in grid.seeded_cells for sparsity in grid.sweep(arm)
+    ]
     device = model.cfg.device
     sets = {
-        grid_set_name(layer, arm, sparsity): [
-            load_dictionary(dictionary_dir(cfg, layer, arm, sparsity), device)
+        grid_set_name(layer, arm, sparsity, seed): [
+            load_dictionary(dictionary_dir(cfg, layer, arm, sparsity, seed), device)
         ]
-        for layer, arm, sparsity in cells
+        for layer, arm, sparsity, seed in cells
     }
     sets["splice_all"] = splice_all_set(cfg, device)
     subsets = profile.evaluation.splice_subsets
     sets |= {f"subset:{name}": splice_all_set(cfg, device, layers) for name, layers in subsets.items()}
     # 3. every set measured on the same tokens
-    results = splice_metrics(model, sets, tokens, profile.evaluation.batch_size)
+    results = splice_metrics(model, sets, tokens, profile.evaluation.batch_size, per_context=True)
+    # kept apart from the results, which the JSON outputs below are made of
+    per_context = {name: results[name].pop("ce_spliced_per_context") for name in sets}
+    clean_per_context = [results[name].pop("ce_clean_per_context") for name in sets][0]  # the same in all
 
     # 4. the per-dictionary outputs, the splice-all summary and the figure
     rows = []
-    for (layer, arm, sparsity), name in zip(cells, sets, strict=False):
+    for (layer, arm, sparsity, seed), name in zip(cells, sets, strict=False):
         measured = results[name]
         reconstruction = measured["dictionaries"][0]
         l1 = sparsity.l1_coefficient if sparsity.k is None else None  # TopK arms have no L1 term
         rows.append({"profile": profile.name, "layer": layer, "kind": arm, "l1_coefficient": l1,
-                     "k": sparsity.k, **measured,
+                     "k": sparsity.k, "seed": seed, **measured,
                      **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
     pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
     out = results_dir(cfg)
@@ -126,6 +140,19 @@ def evaluate_profile(cfg: Config) -> dict:
         details.pop(name)
     io.write_json(out / "dictionary_metrics.json", details)
     io.write_text(out / "pareto.csv", pareto.to_csv(index=False, float_format="%.6g"))
+    row_names = [grid_set_name(*cell) for cell in cells]  # pareto.csv's row order
+    spliced_per_context = torch.stack([per_context[name] for name in row_names], dim=1)
+    tensors = {"spliced": spliced_per_context, "clean": clean_per_context}
+    described = {"columns": "pareto.csv rows, in order", "heldout_sha256": token_hash(tokens)}
+    io.write_safetensors(out / "ce_per_context.safetensors", tensors, described)
+    bootstrap = {
+        key: getattr(profile.evaluation, key) for key in ("n_bootstrap", "bootstrap_seed", "confidence")
+    }
+    gaps = matched_gaps(pareto, spliced_per_context.numpy().astype(np.float64), **bootstrap)
+    held_out = {"n_contexts": len(tokens), "heldout_sha256": token_hash(tokens)}
+    io.write_json(
+        out / "pareto_gaps.json", {"reference": REFERENCE_ARM, **bootstrap, **held_out, "gaps": gaps}
+    )
 
     def summary(name: str) -> dict:
         return {key: value for key, value in results[name].items() if key != "dictionaries"}
