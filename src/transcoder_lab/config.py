@@ -451,9 +451,7 @@ class EvaluationConfig:
                 "2.5% and 97.5% percentiles of fewer rest on two or three draws)."
             )
         if not 0.0 < self.confidence < 1.0:
-            raise ConfigError(
-                f"profile.evaluation.confidence is {self.confidence}; it is a probability, e.g. 0.95."
-            )
+            raise ConfigError(f"profile.evaluation.confidence is {self.confidence}: a probability (0.95)")
 
 
 @dataclass
@@ -601,9 +599,8 @@ class CaseStudyProfile:
     expected_features: list[int] = field(default_factory=list)  # published indices to look for
     expected_heads: list[str] = field(default_factory=list)  # e.g. "attn9.1": heads expected on paths
     expected: dict[str, Expectation] = field(default_factory=dict)  # dotted result key -> expectation
-    # organism feature studies: the planted context the root should read through attention (the
-    # ground-truth check, case_studies.faithfulness.ground_truth_check), and the neutral token
-    # those context tokens are swapped for
+    # organism feature studies: the planted context the root should read through attention and the
+    # neutral token it is swapped for (case_studies.faithfulness.ground_truth_check)
     context_labels: list[str] = field(default_factory=list)
     neutral_token: str | None = None
 
@@ -616,8 +613,7 @@ class FaithfulnessConfig:
     n_random_sets: int = 20  # size-matched random feature sets in each random baseline
     seed: int = 0  # draws the random sets
     n_prompts: int = 20  # the study's first n prompts, each with its own circuit (median, IQR)
-    # of those, the first n also ablate every active feature alone (one run each: the costly part)
-    n_per_node_prompts: int = 5
+    n_per_node_prompts: int = 5  # of those, also ablate every active feature alone (the costly part)
     min_sufficiency: float = 0.8  # live: the circuit alone recovers at least this share of the root
     min_necessity: float = 0.5  # live: ablating the circuit loses at least this share
     min_percentile: float = 95.0  # ... and beats this percentile of the random sets
