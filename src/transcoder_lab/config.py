@@ -614,6 +614,7 @@ class FaithfulnessConfig:
     seed: int = 0  # draws the random sets
     n_prompts: int = 20  # the study's first n prompts, each with its own circuit (median, IQR)
     n_per_node_prompts: int = 5  # of those, also ablate every active feature alone (the costly part)
+    max_per_node_features: int = 8192  # above this many active features, per-node rows are skipped
     min_sufficiency: float = 0.8  # live: the circuit alone recovers at least this share of the root
     min_necessity: float = 0.5  # live: ablating the circuit loses at least this share
     min_percentile: float = 95.0  # ... and beats this percentile of the random sets

@@ -164,7 +164,7 @@ def study_faithfulness(
     prompts, each with where its root goes (means over all of them; circuits on the first
     `bars.n_prompts`)."""
     means = feature_means(model, transcoders, [tokens for tokens, _ in prompt_roots])
-    settings = {"n_random": bars.n_random_sets, "seed": bars.seed}
+    settings = {"n_random": bars.n_random_sets, "seed": bars.seed, "max_per_node": bars.max_per_node_features}
     main = circuit_faithfulness(model, transcoders, graph_prompt, *graph_circuit, means, **settings)
     rows = []
     chosen = list(prompt_roots)[: bars.n_prompts]

@@ -220,10 +220,12 @@ def circuit_faithfulness(
     seed: int = 0,
     per_node: bool = True,
     batch_size: int = 64,
+    max_per_node: int | None = None,
 ) -> dict[str, Any]:
     """Steps 1-4 of the module docstring on one prompt, frozen and live. `circuit`: the circuit's
     feature nodes (those outside the region are dropped: they cannot reach the root); `per_node`:
-    also step 1-2's per-node rows (one full graph and one run per active feature)."""
+    also step 1-2's per-node rows (one pullback and one run per active feature; skipped, with the
+    reason recorded, above `max_per_node` active features)."""
     tcs = dict(transcoders)
     ctx = AttributionContext.from_tokens(model, tcs, tokens)
     candidates = [
@@ -247,6 +249,9 @@ def circuit_faithfulness(
             model, tcs, ctx, root, kept, candidates, means, frozen, n_random, seed
         )
     if not per_node or not candidates:
+        return out
+    if max_per_node is not None and len(candidates) > max_per_node:  # one run per feature: say why not
+        out["per_node_skipped"] = f"{len(candidates)} active features > max_per_node = {max_per_node}"
         return out
     attribution = total_effects(ctx, root, candidates).tolist()
     predicted = [-value for value in attribution]
