@@ -1,5 +1,5 @@
 """Cross-layer transcoders: shapes and formulas, equivalence with per-layer transcoders, gradients,
-training (learning, resume, divergence) and our file format."""
+training (learning, resume, divergence), our file format, and the export to circuit-tracer's layout."""
 
 import dataclasses
 import itertools
@@ -7,7 +7,11 @@ import json
 
 import pytest
 import torch
+import yaml
+from safetensors import safe_open
 
+from transcoder_lab.circuits.circuit_tracer.export import ExportError
+from transcoder_lab.circuits.circuit_tracer.export_crosslayer import export_crosslayer, export_crosslayer_dir
 from transcoder_lab.config import ConfigError
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
 from transcoder_lab.dictionaries.crosslayer import (
@@ -356,3 +360,71 @@ def test_bad_files_are_clear_errors_naming_the_tensor(tmp_path):
         load_crosslayer(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="log10_frequency has shape"):
         save_crosslayer(clt, tmp_path / "other", torch.zeros(D_SAE))
+
+
+# -- export to circuit-tracer ------------------------------------------------------------------
+
+
+def load_like_circuit_tracer(folder):
+    """What circuit-tracer's `load_clt` reads, restated: n_layers = the number of W_enc_*.safetensors
+    files; per layer W_enc_<l> [d_transcoder, d_model], b_enc_<l>, b_dec_<l> (output bias), optional
+    threshold_<l> (in layer 0's file: JumpReLU), and W_dec_<l> [d_transcoder, n_layers - l, d_model]."""
+    n_layers = len(list(folder.glob("W_enc_*.safetensors")))
+    tensors = {}
+    for layer in range(n_layers):
+        for kind in ("enc", "dec"):
+            with safe_open(str(folder / f"W_{kind}_{layer}.safetensors"), framework="pt") as handle:
+                tensors |= {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    d_sae, d_model = tensors["W_enc_0"].shape
+    jumprelu = "threshold_0" in tensors
+    for layer in range(n_layers):
+        assert tensors[f"W_dec_{layer}"].shape == (d_sae, n_layers - layer, d_model)
+        assert tensors[f"b_enc_{layer}"].shape == (d_sae,) and tensors[f"b_dec_{layer}"].shape == (d_model,)
+        assert (f"threshold_{layer}" in tensors) == jumprelu
+    return n_layers, tensors
+
+
+def circuit_tracer_forward(n_layers, tensors, x):
+    features = []
+    for layer in range(n_layers):
+        f = x[layer] @ tensors[f"W_enc_{layer}"].T + tensors[f"b_enc_{layer}"]
+        threshold = tensors.get(f"threshold_{layer}")
+        features.append(f * (f > threshold) if threshold is not None else torch.relu(f))
+    outputs = [
+        tensors[f"b_dec_{out}"]
+        + sum(features[src] @ tensors[f"W_dec_{src}"][:, out - src] for src in range(out + 1))
+        for out in range(n_layers)
+    ]
+    return torch.stack(features), torch.stack(outputs)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_export_reads_back_as_our_features_and_reconstruction(recipe, tmp_path):
+    clt = random_clt(spec(recipe))
+    save_crosslayer(clt, tmp_path / "clt")
+    export_crosslayer(random_clt(spec(recipe, n_layers=L + 1)), tmp_path / "export")  # stale: one layer more
+    config_path = export_crosslayer_dir(tmp_path / "clt", tmp_path / "export", scan="lab/organism-clt")
+    config_yaml = yaml.safe_load(config_path.read_text())
+    assert config_yaml["model_kind"] == "cross_layer_transcoder" and config_yaml["model_name"] == "organism"
+    assert (config_yaml["feature_input_hook"], config_yaml["feature_output_hook"]) == (
+        "ln2.hook_normalized",
+        "hook_mlp_out",
+    )
+    assert config_yaml["scan"] == "lab/organism-clt"
+    n_layers, tensors = load_like_circuit_tracer(tmp_path / "export")
+    assert n_layers == L and ("threshold_0" in tensors) == (recipe == "tanh_jumprelu")
+    x = torch.randn(L, 64, D, generator=torch.Generator().manual_seed(9)) + clt.b_dec.detach().unsqueeze(1)
+    with torch.no_grad():
+        y_hat, z = clt(x)
+    features, outputs = circuit_tracer_forward(n_layers, tensors, x)
+    assert 0 < (z > 0).float().mean() < 1
+    torch.testing.assert_close(features, z, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outputs, y_hat, rtol=1e-5, atol=1e-5)
+
+
+def test_export_refuses_what_circuit_tracer_cannot_load(tmp_path):
+    with pytest.raises(ExportError, match="one d_model"):
+        export_crosslayer(random_clt(spec(d_out=D + 1)), tmp_path / "a")
+    with pytest.raises(ExportError, match="names no model"):
+        export_crosslayer(random_clt(spec(model_name="")), tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -3,6 +3,8 @@ it (it cannot be installed beside our pinned stack): its source was read, its st
 
 - `export`: our per-layer transcoders in the layout circuit-tracer's `load_transcoder_set` loads
   (`python -m transcoder_lab.circuits.circuit_tracer.export OUT DIRS...`);
+- `export_crosslayer`: a cross-layer transcoder (dictionaries/crosslayer.py) in the layout of
+  circuit-tracer's `load_clt`;
 - `assets`: the pinned viewer and JavaScript libraries, fetched and installed offline into
   `.cache/frontend/` (`make frontend`);
 - `graph_files`: our beam-search graphs and pruned full graphs as the viewer's graph files;
