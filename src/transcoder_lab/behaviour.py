@@ -125,6 +125,7 @@ def greater_than_scores(
         difference, sharpness = per_prompt_greater_than(p, yy)
         return {
             "probability_difference": difference.mean().item(),
+            "probability_difference_sd": difference.std().item() if len(difference) > 1 else 0.0,
             "cutoff_sharpness": sharpness.mean().item(),
         }
 
@@ -133,6 +134,7 @@ def greater_than_scores(
     paper, hanna = summarise(restricted), summarise(full)
     return {
         "probability_difference": paper["probability_difference"],
+        "probability_difference_sd": paper["probability_difference_sd"],  # over prompts (reference.py)
         "chance_probability_difference": uniform["probability_difference"],
         "hanna_probability_difference": hanna["probability_difference"],
         "hanna_cutoff_sharpness": hanna["cutoff_sharpness"],
@@ -152,7 +154,12 @@ def mass_metric(
     """Mean next-token mass on the first tokens of `expected`, beside a uniform guess's mass."""
     ids = first_token_ids(model.tokenizer, expected)
     mass = set_mass(last_token_logits(model, texts, batch_size), ids)
-    return {"value": mass.mean().item(), "chance": len(ids) / model.cfg.d_vocab, "n_prompts": len(texts)}
+    return {
+        "value": mass.mean().item(),
+        "sd": mass.std().item() if len(mass) > 1 else 0.0,  # over prompts: a rerun's tolerance (reference.py)
+        "chance": len(ids) / model.cfg.d_vocab,
+        "n_prompts": len(texts),
+    }
 
 
 def hanna_nouns() -> list[str]:

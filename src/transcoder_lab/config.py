@@ -612,7 +612,7 @@ class FaithfulnessConfig:
 
     n_random_sets: int = 20  # size-matched random feature sets in each random baseline
     seed: int = 0  # draws the random sets
-    n_prompts: int = 20  # the study's first n prompts, each with its own circuit (median, IQR)
+    n_prompts: int = 20  # the study's first n prompts, each with its own circuit (median, IQR); 0: none
     n_per_node_prompts: int = 5  # of those, also ablate every active feature alone (the costly part)
     max_per_node_features: int = 8192  # above this many active features, per-node rows are skipped
     min_sufficiency: float = 0.8  # live: the circuit alone recovers at least this share of the root
@@ -623,8 +623,8 @@ class FaithfulnessConfig:
     min_context_loss: float = 0.5  # ground truth: share of the root lost without that attention
 
     def __post_init__(self) -> None:
-        if self.n_random_sets < 1 or self.n_prompts < 1:
-            raise ConfigError("faithfulness.n_random_sets and n_prompts must be at least 1.")
+        if self.n_random_sets < 1 or self.n_prompts < 0:
+            raise ConfigError("faithfulness.n_random_sets must be at least 1 and n_prompts at least 0.")
         if not 0 <= self.min_percentile <= 100:
             raise ConfigError("faithfulness.min_percentile is a percentile: between 0 and 100.")
 

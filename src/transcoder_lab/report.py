@@ -405,10 +405,14 @@ def build_report(
     results: Path,
     figures_link: str,
     analyses: dict[str, str],
+    reference: dict[str, Any] | None = None,
+    agreement: list[dict[str, Any]] | None = None,
 ) -> str:
     """REPORT.md for one profile from the JSON/CSV files under `results` (results/<profile>).
 
-    `figures_link`: figures/<profile> relative to the report; `analyses`: case study -> analysis.
+    `figures_link`: figures/<profile> relative to the report; `analyses`: case study -> analysis;
+    `reference`, `agreement`: the profile's frozen reference run, if it has one, and this run's
+    headline numbers beside it (transcoder_lab.reference.compare).
     """
     import pandas as pd
 
@@ -496,9 +500,40 @@ def build_report(
         demoted = [f"#{line}" if line.startswith("#") else line for line in body]
         lines += ["## Blind interpretability study", "", *demoted]
         lines += ["", f"![ratings]({figures_link}/study/ratings.png)", ""]
+    if reference is not None and agreement is not None:
+        lines += _agreement_section(reference, agreement)
     if (results / "environment.json").exists():
         lines += _environment_section(json.loads((results / "environment.json").read_text()))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _agreement_section(reference: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Every headline number beside the reference run's, agrees / differs (transcoder_lab.reference)."""
+
+    def text(value: Any) -> str:
+        return "—" if value is None else value if isinstance(value, str) else f"{value:.4g}"
+
+    environment = reference.get("environment") or {}
+    counts = {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in ("agrees", "differs")}
+    return [
+        "## Agreement with the reference run",
+        "",
+        f"The reference is the run frozen in `references/{reference['profile']}.yaml` (commit "
+        f"{str(reference.get('commit'))[:12]}; {environment.get('cpu')}, torch {environment.get('torch')} on "
+        f"{environment.get('torch_threads')} threads). A number agrees when it lies within the tolerance "
+        "of the reference: the 95% bound on the difference of two independent runs, from seed replicas "
+        "where they exist, else from the spread over the number's units (basis; `transcoder_lab.reference` "
+        f"states each formula). {counts['agrees']} agree, {counts['differs']} differ.",
+        "",
+        *_table(
+            ["quantity", "reference", "tolerance", "this run", "verdict", "units", "basis"],
+            [[f"`{row['quantity']}`", text(row["value"]),
+              "equal" if row["tolerance"] is None else f"± {row['tolerance']:.2g}",
+              text(row["measured"]), row["verdict"], text(row["n"]), row["basis"]]
+             for row in rows],
+        ),  # fmt: skip
+        "",
+    ]
 
 
 def _pareto_gaps_section(gaps: dict[str, Any]) -> list[str]:
