@@ -1,6 +1,7 @@
 """Circuit analysis with transcoders (docs/design.md §5): exact direct attributions, beam search over
 backward paths, attribution graphs (figures, JSON) and their verification by interventions, and full
-attribution graphs with circuit-tracer's pruning and scores (full_graph)."""
+attribution graphs with circuit-tracer's pruning and scores (full_graph). Attribution, graphs and beam
+search take per-layer transcoders or one cross-layer transcoder (replacement.py)."""
 
 from transcoder_lab.circuits.attribution import (
     EXPANDABLE_KINDS,

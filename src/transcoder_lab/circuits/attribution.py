@@ -1,8 +1,11 @@
 """Exact direct attribution of a residual-stream direction to its writers (docs/design.md §5).
 
 Setting: a processed HookedTransformer (fold_ln, so every LayerNorm is `LNPre`: centre, then divide
-by a per-token scale) with transcoders spliced in at some layers. A *root* is a vector v read at one
-residual-stream point (layer L, sublayer, token t) through the LayerNorm that reads it there:
+by a per-token scale) with transcoders spliced in at some layers, or one cross-layer transcoder (CLT)
+in place of every MLP. replacement.py presents both as *feature layers*: the features of layer l read
+MLP input l and write, through decoder W_dec[l -> l'], into MLP output l' (only l' = l for a
+per-layer transcoder; every l' >= l for a CLT). A *root* is a vector v read at one residual-stream
+point (layer L, sublayer, token t) through the LayerNorm that reads it there:
 
     resid_pre L   the residual before attention L, read by ln1 of layer L (resid_pre n_layers is the
                   final residual, read by ln_final: logit directions live here);
@@ -20,11 +23,13 @@ Algorithm (one `attribute` call; everything input-dependent comes from one cache
 1. Cache. Run the model once and keep, in float64: embeddings W_E[tok] + W_pos, residual streams
    (resid_pre of every layer and the final residual, resid_mid of every layer), LN scales and LN
    outputs (attention inputs LN1(x), MLP inputs LN2(x), the final LN output), attention patterns
-   A[l, h, dest, src], attention and MLP outputs. For every layer with a transcoder compute its
-   activations z = TC.encode(LN2(x)) (in the transcoder's dtype, exactly as when spliced) and its
-   error `mlp_out - TC(LN2(x))` (in float64, from the same z), so that, for every layer l and
-   token t, exactly
-       mlp_out_l[t] = Σ_i z_i[t] W_dec[i] + b_dec_out + LN2(x)[t] W_skip + error_l[t].
+   A[l, h, dest, src], attention and MLP outputs. For every feature layer compute its activations
+   z_l = encode(LN2_l(x)) (in the transcoder's dtype, exactly as when spliced) and for every
+   replaced MLP its error (replacement.reconstruction_errors: `mlp_out - reconstruction`, in
+   float64, from the same z), so that, for every such layer l' and token t, exactly
+       mlp_out_l'[t] = Σ_{l <= l'} Σ_i z_{l,i}[t] W_dec[l -> l'][i] + b_dec_out_l'
+                       + LN2(x)[t] W_skip + error_l'[t]
+   (one source layer, l = l', for a per-layer transcoder; no skip term in a CLT).
 
 2. Freeze the root's LayerNorm. LNPre's output is centred, so v·LN(x) = v'·LN(x) with
    v' = v - mean(v): a reader of a LayerNorm is only defined up to the all-ones direction, and
@@ -48,18 +53,22 @@ Algorithm (one `attribute` call; everything input-dependent comes from one cache
                            A[l, h, t, s] · LN1_l(x_s) W_V^h W_O^h u,
      plus the layer's attention bias (b_O + Σ_h b_V^h W_O^h)·u (b_V is 0 after
      fold_value_biases; it is kept in the formula so unprocessed values stay exact, as Σ_s A = 1);
-   - transcoder layer l < L, feature i (all features at once, as one mat-vec):
-                           z_i[t] · (W_dec[i]·u)     (activation × input-invariant pullback),
-     plus the output bias b_dec_out·u, the skip term LN2_l(x_t) W_skip u if any, and the
-     transcoder error error_l[t]·u;
+   - feature layer l < L, feature i (all features at once, as one mat-vec):
+                           z_i[t] · Σ_{l <= l' < L} (W_dec[l -> l'][i]·u)
+     (activation × input-invariant pullback: the sum runs over the feature's decoders into the
+     MLPs below the root, one term for a per-layer transcoder, L - l for a CLT; decoders into
+     MLPs >= L write after the root and do not reach it), plus, per replaced MLP l < L, its
+     output bias b_dec_out_l·u, the skip term LN2_l(x_t) W_skip u if any, and its error
+     error_l[t]·u;
    - layer l < L without a transcoder: its whole MLP output mlp_out_l[t]·u (an exact leaf).
    Completeness: all these terms sum to the root's value, up to float error (tested).
 
 4. Children, for recursion (`child_root`), each a new root whose value (+ offset) equals the
    contribution it came from:
-   - feature i of layer l: vector (W_dec[i]·u) W_enc[:, i] at resid_mid l, token t, with offset
-     (W_dec[i]·u) · b_eff_i, b_eff = b_enc - b_dec W_enc the effective encoder bias. For an active
-     feature z_i = p_i = LN2(x)·W_enc[:, i] + b_eff_i, so child value + offset = z_i (W_dec[i]·u):
+   - feature i of layer l: vector P_i W_enc[:, i] at resid_mid l, token t, with offset
+     P_i · b_eff_i, where P_i = Σ_{l <= l' < L} W_dec[l -> l'][i]·u is its pullback of step 3 and
+     b_eff = b_enc - b_dec W_enc the effective encoder bias. For an active feature (ReLU, TopK or
+     a CLT's JumpReLU) z_i = p_i = LN2(x)·W_enc[:, i] + b_eff_i, so child value + offset = z_i P_i:
      exact. The child's own LN freezing happens when it is attributed. Inactive features
      contribute 0 and have no child.
    - head h of layer l, source s: vector A[l, h, t, s] (W_V^h W_O^h) u at resid_pre l, token s
@@ -70,7 +79,8 @@ Algorithm (one `attribute` call; everything input-dependent comes from one cache
    a beam search over `top_contributors` needs.
 
 Ranking (`top_contributors`) turns the tensors of an `Attribution` into small `Contributor`
-records with readable labels: `tc8[355]@37` (feature 355 of transcoder 8 at token 37),
+records with readable labels: `tc8[355]@37` (feature 355 of transcoder 8 at token 37; for a CLT,
+of its layer-8 encoder),
 `attn9.1@6` (head 9.1 reading token 6), `skip_tc3@37`, `emb@6`, `err_tc3@37` (transcoder error),
 `mlp3@37` (an MLP without a transcoder) and `bias` (all attention and transcoder output biases).
 """
@@ -78,7 +88,7 @@ records with readable labels: `tc8[355]@37` (feature 355 of transcoder 8 at toke
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -87,7 +97,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from transcoder_lab.dictionaries import Dictionary
+from transcoder_lab.circuits.replacement import (
+    FeatureLayer,
+    Replacement,
+    decoder_stack,
+    feature_layers,
+    reconstruction_errors,
+)
 from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 Sublayer = Literal["resid_pre", "resid_mid"]
@@ -145,7 +161,7 @@ class AttributionContext:
     """
 
     model: HookedTransformer
-    transcoders: dict[int, Dictionary]
+    transcoders: dict[int, FeatureLayer]  # per-layer transcoders, or a CLT's slices (replacement.py)
     tokens: Int[Tensor, " pos"]
     embed: Float[Tensor, "pos d_model"]  # W_E[tok] + W_pos
     resid_pre: Float[Tensor, "n_layers_plus_1 pos d_model"]  # last: final residual
@@ -158,8 +174,8 @@ class AttributionContext:
     attn_out: Float[Tensor, "n_layers pos d_model"]
     mlp_out: Float[Tensor, "n_layers pos d_model"]
     logits: Float[Tensor, "pos d_vocab"]  # in the model's dtype
-    feature_acts: dict[int, Float[Tensor, "pos d_sae"]]  # in each transcoder's dtype
-    tc_errors: dict[int, Float[Tensor, "pos d_model"]]  # mlp_out - TC(mlp_in), float64
+    feature_acts: dict[int, Float[Tensor, "pos d_sae"]]  # by source layer, in each transcoder's dtype
+    tc_errors: dict[int, Float[Tensor, "pos d_model"]]  # by MLP layer: mlp_out - its reconstruction, float64
     # float64 copies of each layer's (W_V, W_O, b_V, b_O), made once: every attribution reuses them
     ov_weights: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = field(default_factory=dict, repr=False)
     # each transcoder's effective encoder bias (b_enc - b_dec W_enc), made once: feature roots reuse it
@@ -178,12 +194,13 @@ class AttributionContext:
     def from_tokens(
         cls,
         model: HookedTransformer,
-        transcoders: Mapping[int, Dictionary] | Sequence[Dictionary],
+        transcoders: Replacement,
         tokens: Int[Tensor, " pos"] | Int[Tensor, "1 pos"],
     ) -> AttributionContext:
-        """Run `model` once on one prompt and cache what attribution needs (module docstring, 1)."""
+        """Run `model` once on one prompt and cache what attribution needs (module docstring, 1).
+        `transcoders`: per-layer transcoders (a map layer -> transcoder, or a sequence) or one CLT."""
         _check_model(model)
-        transcoders = _transcoder_map(model, transcoders)
+        transcoders = feature_layers(model, transcoders)
         tokens = torch.as_tensor(tokens)
         if tokens.ndim == 2 and tokens.shape[0] == 1:
             tokens = tokens[0]
@@ -218,16 +235,11 @@ class AttributionContext:
             return torch.stack(rows + ([one(extra)] if extra else []))
 
         mlp_in, mlp_out = stack(mlp_in_hook), stack(mlp_out_hook)
-        feature_acts: dict[int, Tensor] = {}
-        tc_errors: dict[int, Tensor] = {}
-        for layer, tc in transcoders.items():
-            x = cache[mlp_in_hook(layer)][0].to(tc.device, tc.dtype)
-            z = tc.encode(x)
-            feature_acts[layer] = z
-            y_hat = z.to(_F64) @ tc.W_dec.to(_F64) + tc.b_dec_out.to(_F64)
-            if tc.W_skip is not None:
-                y_hat = y_hat + x.to(_F64) @ tc.W_skip.to(_F64)
-            tc_errors[layer] = mlp_out[layer] - y_hat.to(mlp_out.device)
+        inputs = {
+            layer: cache[mlp_in_hook(layer)][0].to(tc.device, tc.dtype) for layer, tc in transcoders.items()
+        }
+        feature_acts = {layer: tc.encode(inputs[layer]) for layer, tc in transcoders.items()}
+        tc_errors = reconstruction_errors(transcoders, feature_acts, inputs, mlp_out)
         return cls(
             model=model,
             transcoders=transcoders,
@@ -280,7 +292,7 @@ class AttributionContext:
                 f"(the last is the final residual), resid_mid over 0..{self.n_layers - 1}"
             )
 
-    def transcoder(self, layer: int) -> Dictionary:
+    def transcoder(self, layer: int) -> FeatureLayer:
         if layer not in self.transcoders:
             raise KeyError(f"no transcoder at layer {layer}; transcoders cover {sorted(self.transcoders)}")
         return self.transcoders[layer]
@@ -323,31 +335,6 @@ def _check_model(model: HookedTransformer) -> None:
         )
     if cfg.use_attn_in or cfg.use_split_qkv_input or getattr(cfg, "n_key_value_heads", None):
         raise ValueError("attribution expects plain multi-head attention reading ln1's output")
-
-
-def _transcoder_map(
-    model: HookedTransformer, transcoders: Mapping[int, Dictionary] | Sequence[Dictionary]
-) -> dict[int, Dictionary]:
-    pairs = (
-        transcoders.items() if isinstance(transcoders, Mapping) else [(d.spec.layer, d) for d in transcoders]
-    )
-    result: dict[int, Dictionary] = {}
-    for layer, tc in pairs:
-        spec = tc.spec
-        if not spec.is_transcoder:
-            raise ValueError(f"attribution needs transcoders; got a {spec.kind.value} at layer {layer}")
-        if spec.layer != layer or not 0 <= layer < model.cfg.n_layers:
-            raise ValueError(
-                f"transcoder for layer {spec.layer} given at layer {layer} of {model.cfg.n_layers}"
-            )
-        if layer in result:
-            raise ValueError(f"two transcoders for layer {layer}")
-        if spec.d_in != model.cfg.d_model or spec.d_out != model.cfg.d_model:
-            raise ValueError(
-                f"transcoder {layer} maps {spec.d_in} -> {spec.d_out}; the model has {model.cfg.d_model}"
-            )
-        result[layer] = tc
-    return dict(sorted(result.items()))
 
 
 # -- root constructors ------------------------------------------------------------------------------
@@ -424,7 +411,8 @@ class Attribution:
 
     Per-layer entries cover only the root's upstream writers: attention layers 0..n_attn-1
     (`heads`, `attn_biases`), MLP layers 0..L-1 (features, skips, errors and output biases of
-    transcoder layers; `mlps` for layers without a transcoder).
+    transcoder layers; `mlps` for layers without a transcoder). `features` is keyed by the source
+    layer; with a CLT each entry already sums the feature's decoders into MLPs l..L-1.
     """
 
     root: Root
@@ -457,9 +445,11 @@ class Attribution:
         return self.value - self.total()
 
 
-def _pullback(tc: Dictionary, u: Tensor) -> Float[Tensor, " d_sae"]:
-    """W_dec u for all features: one mat-vec in the transcoder's dtype (no float64 copy of W_dec)."""
-    return (tc.W_dec.detach() @ u.to(tc.device, tc.dtype)).to(u.device, _F64)
+def _pullback(tc: FeatureLayer, u: Tensor, n_out: int) -> Float[Tensor, " d_sae"]:
+    """Σ_{j < n_out} W_dec[l -> l + j] u for all features: the decoders into the MLPs below the root
+    (one for a per-layer transcoder), in the transcoder's dtype (no float64 copy of the decoders)."""
+    decoders = decoder_stack(tc)[:, :n_out]
+    return (decoders @ u.to(tc.device, tc.dtype)).sum(dim=-1).to(u.device, _F64)
 
 
 def _ov_vectors(
@@ -505,7 +495,9 @@ def attribute(ctx: AttributionContext, root: Root, ln_freezing: LnFreezing = "ce
         if tc is None:
             mlps[layer] = float(ctx.mlp_out[layer, t] @ u)
             continue
-        features[layer] = ctx.feature_acts[layer][t].to(u.device, _F64) * _pullback(tc, u)
+        # a CLT feature of layer l writes into every MLP l..L-1 below the root: its decoders add up
+        pullback = _pullback(tc, u, root.layer - layer)
+        features[layer] = ctx.feature_acts[layer][t].to(u.device, _F64) * pullback
         tc_biases[layer] = float(tc.b_dec_out.detach().to(u.device, _F64) @ u)
         tc_errors[layer] = float(ctx.tc_errors[layer][t] @ u)
         if tc.W_skip is not None:
@@ -673,9 +665,11 @@ def child_root(ctx: AttributionContext, attribution: Attribution, contributor: C
         activation = float(ctx.feature_acts[layer][t, i])
         if activation <= 0:
             raise ValueError(f"{contributor.label} is inactive (activation {activation}): nothing to expand")
-        pullback = float(tc.W_dec[i].detach().to(u.device, _F64) @ u)
+        # its decoders into the MLPs below the parent root (one, for a per-layer transcoder)
+        decoders = decoder_stack(tc)[i, : attribution.root.layer - layer]
+        pullback = float(decoders.flatten().to(u.device, _F64) @ u.repeat(decoders.shape[0]))
         vector = pullback * tc.W_enc[:, i].detach().to(u.device, _F64)
-        offset = pullback * float(tc.effective_encoder_bias()[i])
+        offset = pullback * float(ctx.effective_bias(layer)[i])
         return Root(layer, "resid_mid", t, vector, label, offset)
     if contributor.kind == "head":
         assert layer is not None and contributor.index is not None and contributor.position is not None

@@ -10,7 +10,8 @@ Beam search (`beam_search`), from one root (a feature, a logit difference, any d
 2. Each later iteration expands the last node of every kept path: `child_root` turns the node into
    a root whose value + offset equals the node's contribution, `attribute` decomposes that child,
    and its top `n_branches` allowed contributors extend the path. The child root's vector already
-   carries the parent's scale (for a feature, (W_dec[i]·u) W_enc[:, i]; for a head,
+   carries the parent's scale (for a feature, P_i W_enc[:, i] with P_i = W_dec[i]·u, or for a
+   cross-layer transcoder the sum of its decoders into the MLPs below the parent; for a head,
    A[h, t, s] W_V^h W_O^h u), so the contributions of a grandchild are *already in the root's
    units*: a path's value is its last node's contribution, no product needs to be formed. For a
    feature child this equals the multiplicative rule value(path) = c_1 · a_21 / z_1, with c_1 the

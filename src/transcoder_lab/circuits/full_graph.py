@@ -1,7 +1,8 @@
 """Full attribution graphs (every active feature, every error, every token) and their pruning, as
 circuit-tracer 0.5.0 defines them (docs/design.md §5.6), beside the lab's beam search (paths.py).
 
-Setting and linearisation: those of attribution.py (read its module docstring). Attention patterns
+Setting and linearisation: those of attribution.py (read its module docstring; per-layer transcoders
+or a cross-layer transcoder, as replacement.py presents them). Attention patterns
 and every LayerNorm scale are frozen at the clean run's values; transcoder feature activations,
 transcoder errors and MLPs without a transcoder are *sources* (no gradient passes through an MLP's
 nonlinearity); a skip-transcoder's skip term LN2(x) W_skip is linear, so the gradient passes
@@ -14,8 +15,10 @@ stream and skip terms only).
 Nodes, in circuit-tracer's order (rows are targets, columns sources: A[target, source]):
     [active features (layer, position, feature), sorted | error (layer, position), layer-major |
      embedding (position) | targets]
-- a feature node is every (layer, position, feature) with a non-zero activation z;
-- the error node of (layer, position) is `mlp_out - TC(LN2(x))` there (`ctx.tc_errors`); at a
+- a feature node is every (layer, position, feature) with a non-zero activation z (layer: the
+  source layer whose MLP input it reads; a CLT feature is one node, whatever MLPs it writes to);
+- the error node of (layer, position) is `mlp_out - reconstruction` of MLP `layer` there
+  (`ctx.tc_errors`; with a CLT the reconstruction sums the decoders of every layer <= `layer`); at a
   layer without a transcoder it is the whole MLP output (an MLP with no features is all error);
 - the embedding node of a position is W_E[token] + W_pos[position] (circuit-tracer's embedding
   node is W_E[token] alone and its positional embedding is a non-node bias; the lab's roots count
@@ -36,8 +39,11 @@ Algorithm (`full_graph`):
    resid_pre n-1, ..., resid_pre 0. At each point the rows read there are injected (G[b, t_b] +=
    u_b); between points:
    - MLP l (from resid_pre l+1 down to resid_mid l): record the sources MLP l writes at every
-     position p: feature i: z_i[p] (W_dec[i]·G[b, p]); error: error_l[p]·G[b, p]; the output bias
-     b_dec_out·Σ_p G[b, p] goes to the row's non-node bias. Then the skip term, if any:
+     position p: feature i of every feature layer k writing into MLP l (k = l for a per-layer
+     transcoder, every k <= l for a CLT): z_i[p] (W_dec[k -> l][i]·G[b, p]), *added* to the
+     feature's entry, so a CLT feature's edge sums its decoders into the MLPs below the row (G is
+     still zero for the row at the MLPs at or above its layer); error: error_l[p]·G[b, p]; the
+     output bias b_dec_out_l·Σ_p G[b, p] goes to the row's non-node bias. Then the skip term, if any:
      G += LN2-backward(G W_skip^T), LN-backward(w) = (w - mean w) / scale (frozen scale).
    - attention l (from resid_mid l down to resid_pre l): G[s] += LN1-backward(Σ_h Σ_t A[l,h,t,s]
      W_V^h W_O^h G[t]); the attention bias (b_O + Σ_h b_V^h W_O^h)·Σ_t G[t] goes to the bias (the
@@ -85,6 +91,7 @@ from transcoder_lab.circuits.attribution import (
     feature_root,
     frozen_vector,
 )
+from transcoder_lab.circuits.replacement import decoders_into
 
 _F64 = torch.float64
 
@@ -302,14 +309,16 @@ def pullback_rows(
         error = ctx.tc_errors[layer] if tc is not None else ctx.mlp_out[layer]
         start = n_feat + layer * n_pos
         rows[:, start : start + n_pos] = torch.einsum("bpd,pd->bp", G, error.to(device, _F64))
-        if tc is not None:
-            in_layer = (layer_of == layer).nonzero()[:, 0]
-            W_dec = tc.W_dec.detach()
+        # every feature layer writing into MLP `layer`: its own transcoder, or with a CLT the
+        # slices of layers 0..layer, whose features thus collect one term per decoder
+        for source, W_dec in decoders_into(ctx.transcoders, layer):
+            in_layer = (layer_of == source).nonzero()[:, 0]
             for p in pos_of[in_layer].unique().tolist():
                 cols = in_layer[pos_of[in_layer] == p]
                 # the decoder rows of this position's active features only (no full W_dec copy)
                 decoders = W_dec[feat_of[cols].to(W_dec.device)].to(device, _F64)
-                rows[:, cols] = acts[cols] * (G[:, p] @ decoders.T)
+                rows[:, cols] += acts[cols] * (G[:, p] @ decoders.T)
+        if tc is not None:
             bias += G.sum(dim=1) @ tc.b_dec_out.detach().to(device, _F64)
             if tc.W_skip is not None:
                 through = G @ tc.W_skip.detach().to(device, _F64).T  # d(skip out)/d(LN2 output)
