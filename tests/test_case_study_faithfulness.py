@@ -4,8 +4,8 @@ each comes out ok on a case that meets its bar and BELOW on one built to fail it
 import torch
 
 from transcoder_lab.case_studies import faithfulness as cf
-from transcoder_lab.case_studies.common import LabelledTokens
-from transcoder_lab.case_studies.feature import dashboard_check
+from transcoder_lab.case_studies.common import LabelledTokens, circuit_transcoders, settings_for
+from transcoder_lab.case_studies.feature import choose_root, dashboard_check, heldout_tokens, study_prompts
 from transcoder_lab.case_studies.greater_than import prompts_for
 from transcoder_lab.case_studies.year_features import YearProfile, binomial_tail, planted_task_check
 from transcoder_lab.circuits import AttributionContext
@@ -123,3 +123,34 @@ def test_the_hypothesis_is_confirmed_only_with_its_context_too():
         Identity(), None, 0, heldout, hypothesis | {"context_token_ids": [9]}, acts
     )
     assert wrong_context["confirmed"] is False
+
+
+def test_ground_truth_check_is_below_when_the_named_context_is_not_what_the_root_reads(tiny_pipeline):
+    """The caught study's root on the tiny organism, checked against the most frequent label in its
+    prompts' context other than the planted one: BELOW under the configured bars, and ok only when
+    the bars are lowered past what was measured (the verdict follows the measurement)."""
+    cfg, _ = tiny_pipeline
+    model = load_model(cfg.profile, cfg.paths.models)
+    settings = settings_for(cfg, cfg.case_study["caught"], "caught")
+    transcoders = circuit_transcoders(cfg)
+    heldout = heldout_tokens(cfg, model)
+    root = choose_root(settings, model, transcoders, heldout)
+    prompts = study_prompts(model, heldout, settings)[0][:10]
+    counts = torch.bincount(torch.cat([p.labels[1:-1] for p in prompts]).clamp(min=0))
+    counts[heldout.label_ids(settings.context_labels + settings.target_labels)] = 0
+    other = heldout.name_of(int(counts.argmax()))
+    neutral = model.to_single_token(settings.neutral_token)
+
+    def check(bars: FaithfulnessConfig) -> dict:
+        return cf.ground_truth_check(
+            model, transcoders, root.layer, root.feature, prompts, heldout, [other], neutral, bars
+        )
+
+    bars = FaithfulnessConfig()
+    wrong = check(bars)
+    assert wrong["n_prompts"] > 0 and wrong["verdict"] == "BELOW", (other, wrong)
+    share = wrong["attention_share_from_context"]["median"]
+    loss = wrong["loss_without_attention_from_context"]["mean"]
+    assert share < bars.min_context_share or loss < bars.min_context_loss
+    lowered = FaithfulnessConfig(min_context_share=share - 1e-9, min_context_loss=loss - 1e-9)
+    assert check(lowered)["verdict"] == "ok"
