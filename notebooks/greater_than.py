@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from transcoder_lab.case_studies.common import circuit_transcoders, settings_for
+from transcoder_lab.case_studies.faithfulness import describe_evidence
 from transcoder_lab.case_studies.greater_than import (
     check_protocol,
     choose_layers,
@@ -44,6 +45,7 @@ from transcoder_lab.case_studies.greater_than import (
     top_components,
     without_feature,
     year_graph,
+    year_graph_faithfulness,
     year_graph_summary,
 )
 from transcoder_lab.case_studies.year_features import effects_figure, planted_task_check, year_profiles
@@ -213,3 +215,18 @@ for path in summary["paths"][:5]:
     print(f"{path['value']:+.3f}  " + " <- ".join(path["nodes"]))
 graph_figure(graph.graph, graph.str_tokens, f"{study.title}: {graph.label}")
 plt.show()
+
+# %% [markdown]
+# ## 9. Is the circuit faithful? Verdicts fixed before the run
+# The graph's features alone (every other feature mean-ablated: sufficiency) and the graph's features
+# removed (necessity), in the live model, against random feature sets of the same size; the same on
+# the study's first prompts, each with its own circuit; and attribution against the effect of
+# ablating each active feature alone. The bars sit in the study's config (`faithfulness`); each
+# verdict is ok or BELOW, whichever it is. Read from the stage's result when it is for these prompts
+# (`RECOMPUTE = True` computes them here).
+
+# %%
+faithfulness = None if saved is None else saved.get("faithfulness")
+if faithfulness is None:
+    faithfulness = year_graph_faithfulness(model, transcoders, graph, texts, yy, ids, settings, study)
+say(f"On the `{PROFILE}` profile:\n\n" + describe_evidence(faithfulness))

@@ -614,6 +614,29 @@ def curves_figure(
 
 
 @torch.no_grad()
+def year_graph_faithfulness(
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    graph: YearGraph,
+    texts: list[str],
+    yy: Tensor,
+    ids: list[int],
+    settings: CaseStudyProfile,
+    study: CaseStudyConfig,
+) -> dict[str, Any]:
+    """Step 8: the year graph's features tested by intervention on its prompt and on the study's
+    prompts, each with its own circuit (case_studies.faithfulness.study_faithfulness)."""
+    return study_faithfulness(
+        model,
+        transcoders,
+        torch.tensor(graph.token_ids),
+        (graph.graph.root, graph_features(graph.graph)),
+        year_roots(model, texts, yy, ids, settings),
+        study.search,
+        study.faithfulness,
+    )
+
+
 def run_greater_than(
     cfg: Config,
     study: CaseStudyConfig,
@@ -642,14 +665,8 @@ def run_greater_than(
     result["planted_task_check"] = planted_task_check(profiles)
     graph = year_graph(model, transcoders, texts, yy, ids, settings, study.search)  # step 7
     result["graph"] = year_graph_summary(graph, settings, study.title)
-    result["faithfulness"] = study_faithfulness(  # step 8
-        model,
-        transcoders,
-        torch.tensor(graph.token_ids),
-        (graph.graph.root, graph_features(graph.graph)),
-        year_roots(model, texts, yy, ids, settings),
-        study.search,
-        study.faithfulness,
+    result["faithfulness"] = year_graph_faithfulness(  # step 8
+        model, transcoders, graph, texts, yy, ids, settings, study
     )
     figures = {
         "effects": effects_figure(profiles, choice.layer),
