@@ -9,7 +9,8 @@ error that names the key, before any work is done.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,7 @@ class DictionaryTrainingConfig:
     resample_every: int = 100
     frequency_window_steps: int = 50  # steps at the end over which firing frequency is measured
     checkpoint_every: int = 50
-    # Options against dead transcoder features (docs/dead_features.md); the defaults, with
-    # ghost grads above, are the paper's recipe.
+    # Against dead transcoder features (docs/dead_features.md); the defaults: the paper's recipe.
     transcoder_init: TranscoderInit = TranscoderInit.random
     l1_warmup_fraction: float = 0.0  # the L1 coefficient ramps linearly from 0 over this share of n_steps
     # Tensor-core speed on a GPU (docs/paper_on_gpu.md): "high" (TF32) or "medium" (bfloat16) matrix
@@ -219,25 +219,15 @@ class DictionaryTrainingConfig:
 
     def __post_init__(self) -> None:
         # a config built in code (tests, benchmarks) may name its choices as plain strings
-        try:
-            self.dead_features = DeadFeatures(self.dead_features)
-        except ValueError:
-            raise ConfigError(
-                f"profile.dictionaries.training.dead_features is {self.dead_features!r}; use 'ghost_grads' "
-                "(the paper's recipe), 'resample' or 'none'"
-            ) from None
-        try:
-            self.transcoder_init = TranscoderInit(self.transcoder_init)
-        except ValueError:
-            raise ConfigError(
-                f"profile.dictionaries.training.transcoder_init is {self.transcoder_init!r}; use 'random' "
-                "(the paper's recipe), 'linear' or 'data'"
-            ) from None
+        for key, choice in (("dead_features", DeadFeatures), ("transcoder_init", TranscoderInit)):
+            if (value := getattr(self, key)) not in {member.value for member in choice}:
+                options = ", ".join(repr(member.value) for member in choice)  # the first: the paper's recipe
+                raise ConfigError(f"profile.dictionaries.training.{key} is {value!r}; use {options}")
+            setattr(self, key, choice(value))
         if not 0.0 <= self.l1_warmup_fraction <= 1.0:
             raise ConfigError(
-                f"profile.dictionaries.training.l1_warmup_fraction is {self.l1_warmup_fraction}; it is a "
-                "share of n_steps, between 0 (the paper's recipe: the full L1 coefficient from the first "
-                "step) and 1"
+                f"profile.dictionaries.training.l1_warmup_fraction is {self.l1_warmup_fraction}; "
+                "a share of n_steps, between 0 (the paper's recipe: the full L1 from step 0) and 1"
             )
 
     @property
@@ -256,38 +246,47 @@ class DictionariesConfig:
     """
 
     # A cell named "L<layer>_<arm>_seed<n>" (n >= 1) is a replica of "L<layer>_<arm>" that trains as
-    # if training.seed were training.seed + n (initialisation and batch order), in its own folder.
+    # if training.seed were training.seed + n (initialisation and batch order), in its own folder;
+    # one ending "_<recipe>" (e.g. "L2_transcoder_paper") trains with that recipe over `training`.
     cells: list[str] = field(default_factory=lambda: ["L1_transcoder", "L1_sae_mlp_out"])
     l1_coefficients: list[float] = field(default_factory=lambda: [1e-3])
     topk_k: list[int] = field(default_factory=list)  # the sweep of topk_* cells
     expansion_factor: int = 8  # d_sae = expansion_factor * d_model
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
     training: DictionaryTrainingConfig = field(default_factory=DictionaryTrainingConfig)
+    # name -> training settings, composed from conf/dictionary_recipe/ (conf/config.yaml)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         parsed = self.parsed_cells  # a malformed cell is named here
+        _ = self.recipe  # every recipe sets training keys (a TypeError names any other)
         if len(set(self.cells)) != len(self.cells):
             raise ConfigError("profile.dictionaries.cells lists a cell twice; keep each once.")
         if any(ARMS[arm].architecture == Architecture.topk for _, arm in parsed) and not self.topk_k:
             raise ConfigError(
-                "profile.dictionaries.cells has a topk_* cell but profile.dictionaries.topk_k is empty; "
-                "list the k values to train (features kept per token), e.g. topk_k: [4, 8, 16]."
+                "profile.dictionaries.cells has a topk_* cell but profile.dictionaries.topk_k is "
+                "empty; list the k values to train (features kept per token), e.g. [4, 8, 16]."
             )
 
     @property
     def parsed_cells(self) -> list[tuple[int, str]]:
-        """(layer, arm) of every cell, in config order (a seed replica repeats its cell's pair)."""
-        return [parse_cell(cell) for cell in self.cells]
+        """(layer, arm) of every cell, in config order (a seed or recipe replica repeats its cell's pair)."""
+        return [(layer, arm) for layer, arm, *_ in self.seeded_cells]
 
     @property
-    def seeded_cells(self) -> list[tuple[int, str, int]]:
-        """(layer, arm, seed) of every cell, in config order; seed 0 is the plain cell."""
-        return [parse_seeded_cell(cell) for cell in self.cells]
+    def seeded_cells(self) -> list[tuple[int, str, int, str | None]]:
+        """(layer, arm, seed, recipe) of every cell, in config order; the plain cell: seed 0, recipe None."""
+        return [parse_seeded_cell(cell, self.recipes) for cell in self.cells]
 
     @property
-    def seeds(self) -> list[int]:
-        """The seed replicas the cells name, ascending (0: the plain cells)."""
-        return sorted({seed for _, _, seed in self.seeded_cells})
+    def recipe(self) -> str:
+        """The name of the recipe `training` holds (the first in `recipes` whose settings it has)."""
+        own = (name for name in self.recipes if self.with_recipe(name) == self.training)
+        return next(own, "custom")
+
+    def with_recipe(self, recipe: str | None) -> DictionaryTrainingConfig:
+        """`training` with a named recipe's settings (None: as it is)."""
+        return replace(self.training, **(self.recipes[recipe] if recipe else {}))
 
     @property
     def layers(self) -> list[int]:
@@ -357,31 +356,32 @@ class Sparsity:
         return f"k={self.k}" if self.k is not None else f"l1={self.l1_coefficient:g}"
 
 
-_CELL = re.compile(r"L(\d+)_(\w+?)(?:_seed([1-9]\d*))?")
+_ARM_NAMES = "|".join(sorted(ARMS, key=len, reverse=True))  # the longest first: "sae_mlp_out" not "sae"
+_CELL = re.compile(rf"L(\d+)_({_ARM_NAMES})(?:_seed([1-9]\d*))?(?:_(?!seed)(\w+))?")
 
 
-def parse_seeded_cell(cell: str) -> tuple[int, str, int]:
-    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in", 0); "L2_transcoder_seed1" -> (2, "transcoder", 1).
-    The name is also the cell's directory name (`cell_name` inverts this)."""
+def parse_seeded_cell(cell: str, recipes: Collection[str] | None = None) -> tuple[int, str, int, str | None]:
+    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in", 0, None); "L2_transcoder_seed1" -> (2, "transcoder", 1, None);
+    "L2_transcoder_paper" -> (2, "transcoder", 0, "paper") if in `recipes` (None: any).
+    `cell_name` inverts it."""
     match = _CELL.fullmatch(cell)
-    if not match or match.group(2) not in ARMS:
+    if not match or (recipes is not None and match.group(4) not in (None, *recipes)):
         raise ConfigError(
-            f"profile.dictionaries.cells: '{cell}' is not 'L<layer>_<arm>' or 'L<layer>_<arm>_seed<n>' "
-            f"(n >= 1; seed 0 is the plain name) with arm one of {', '.join(ARMS)} (e.g. 'L2_transcoder', "
-            "'L2_transcoder_seed1')."
+            f"profile.dictionaries.cells: '{cell}' is not 'L<layer>_<arm>', with '_seed<n>' (n >= 1; seed 0 "
+            f"is the plain name) and/or '_<recipe>' (one of {', '.join(recipes or [])}), arm one of "
+            f"{', '.join(ARMS)} (e.g. 'L2_transcoder', 'L2_transcoder_seed1', 'L2_transcoder_paper')."
         )
-    return int(match.group(1)), match.group(2), int(match.group(3) or 0)
+    return int(match.group(1)), match.group(2), int(match.group(3) or 0), match.group(4)
 
 
 def parse_cell(cell: str) -> tuple[int, str]:
-    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in"); a seed replica ("L2_sae_mlp_in_seed1") gives its cell's pair."""
-    layer, arm, _ = parse_seeded_cell(cell)
-    return layer, arm
+    """ "L2_sae_mlp_in" -> (2, "sae_mlp_in"); a replica ("L2_sae_mlp_in_seed1") gives its cell's pair."""
+    return parse_seeded_cell(cell)[:2]
 
 
-def cell_name(layer: int, arm: str, seed: int = 0) -> str:
-    """(2, "transcoder", 0) -> "L2_transcoder"; (2, "transcoder", 1) -> "L2_transcoder_seed1"."""
-    return f"L{layer}_{arm}" + (f"_seed{seed}" if seed else "")
+def cell_name(layer: int, arm: str, seed: int = 0, recipe: str | None = None) -> str:
+    """(2, "transcoder") -> "L2_transcoder"; seed 1: "L2_transcoder_seed1"; recipe paper: "..._paper"."""
+    return f"L{layer}_{arm}" + (f"_seed{seed}" if seed else "") + (f"_{recipe}" if recipe else "")
 
 
 class Comparison(StrEnum):

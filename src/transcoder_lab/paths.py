@@ -26,12 +26,16 @@ def activations_dir(cfg: Config, split: str | None = None) -> Path:
     return root / split if split else root
 
 
-def dictionary_dir(cfg: Config, layer: int, arm: str, sparsity: float | Sparsity, seed: int = 0) -> Path:
-    """A grid dictionary's folder: its cell ("L2_transcoder", a seed replica "L2_transcoder_seed1"),
-    then its sparsity ("l1_0.001", or "k_16" for TopK); a plain float is an L1 coefficient."""
+def dictionary_dir(
+    cfg: Config, layer: int, arm: str, sparsity: float | Sparsity, seed: int = 0, recipe: str | None = None
+) -> Path:
+    """A grid dictionary's folder: its cell ("L2_transcoder", a seed replica "L2_transcoder_seed1", a
+    recipe's "L2_transcoder_paper"), then its sparsity ("l1_0.001", or "k_16" for TopK); a plain
+    float is an L1 coefficient."""
     if not isinstance(sparsity, Sparsity):
         sparsity = Sparsity(l1_coefficient=sparsity)
-    return Path(cfg.paths.dictionaries) / cfg.profile.name / cell_name(layer, arm, seed) / sparsity.label
+    cell = cell_name(layer, arm, seed, recipe)
+    return Path(cfg.paths.dictionaries) / cfg.profile.name / cell / sparsity.label
 
 
 def published_dir(cfg: Config, layer: int) -> Path:

@@ -52,17 +52,22 @@ def seed_summary(arm: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def pareto_figure(rows: pd.DataFrame, title: str) -> plt.Figure:
+def pareto_figure(rows: pd.DataFrame, title: str, own_recipe: str | None = None) -> plt.Figure:
     """Mean L0 (log scale) against spliced cross-entropy, one panel per layer, one frontier per arm,
     the clean and zero-ablation losses as reference lines. An arm trained at several seeds (a
     `seed` column) is drawn at its seed mean with error bars spanning the seeds' min to max, in
-    both L0 and CE; single-seed arms are plain points."""
+    both L0 and CE; single-seed arms are plain points. An arm trained with a recipe other than
+    `own_recipe` (a `recipe` column) is its own frontier, dotted and labelled with the recipe."""
+    if "recipe" not in rows:
+        rows = rows.assign(recipe=own_recipe)
     layers = sorted(rows["layer"].unique())
     figure, axes = plt.subplots(1, len(layers), figsize=(5.2 * len(layers), 4.2), squeeze=False)
     for axis, layer in zip(axes[0], layers, strict=True):
         panel = rows[rows["layer"] == layer]
-        for kind, arm in panel.groupby("kind"):
+        for (kind, recipe), arm in panel.groupby(["kind", "recipe"], dropna=False):
             style = dict(ARM_STYLE.get(kind, {"label": kind}))
+            if recipe != own_recipe and pd.notna(recipe):
+                style |= {"label": f"{style['label']} ({recipe} recipe)", "linestyle": ":"}
             arm = seed_summary(arm if "seed" in arm else arm.assign(seed=0)).sort_values("l0")
             n_seeds = int(arm["n_seeds"].min())
             if n_seeds > 1:

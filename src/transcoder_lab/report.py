@@ -430,6 +430,9 @@ def build_report(
         pareto = pd.read_csv(results / "pareto.csv")
         if "seed" in pareto:  # the seed replicas appear in the interval table below, not here
             pareto = pareto[pareto["seed"] == 0]
+        recipes = pareto
+        if "recipe" in pareto:  # the profile's own recipe (most cells'); the others in their own table
+            pareto = pareto[pareto["recipe"] == pareto["recipe"].mode().iloc[0]]
         columns = [
             "layer",
             "kind",
@@ -465,6 +468,8 @@ def build_report(
                 ),  # fmt: skip
                 "",
             ]
+        if "recipe" in pareto:  # pareto.csv written before recipe replicas has no column
+            lines += _recipes_section(recipes, pareto)
     if (results / "pareto_gaps.json").exists():
         lines += _pareto_gaps_section(json.loads((results / "pareto_gaps.json").read_text()))
     if (results / "splice_all.json").exists():
@@ -536,6 +541,31 @@ def _agreement_section(reference: dict[str, Any], rows: list[dict[str, Any]]) ->
     ]
 
 
+def _recipes_section(rows: Any, own: Any) -> list[str]:
+    """Each other recipe's rows beside the profile's own recipe's (`own`) at the same layer, arm and
+    sparsity (pareto.csv's `recipe` column; seed 0): one table per other recipe."""
+    others = rows[~rows.index.isin(own.index)]
+    setting, measures = ["layer", "kind", "l1_coefficient", "k"], ["l0", "ce_spliced", "fvu", "dead_fraction"]
+    name, lines = own["recipe"].iloc[0] if len(own) else "own", []
+    for recipe, of_recipe in others.groupby("recipe", sort=False):
+        both = of_recipe.merge(own, on=setting, how="left", suffixes=("", "_own"))
+        header = ["layer", "arm", "λ (L1)", *(f"{m} ({r})" for m in measures for r in (name, recipe))]
+        columns = ["layer", "kind", "l1_coefficient", *(c for m in measures for c in (f"{m}_own", m))]
+        table = both[columns].values.tolist()
+        layers = ", ".join(str(layer) for layer in sorted(of_recipe["layer"].unique()))
+        lines += [
+            f"### Both recipes at layer {layers}",
+            "",
+            f"The {recipe} recipe's dictionaries (cells `<cell>_{recipe}`, "
+            f"conf/dictionary_recipe/{recipe}.yaml) beside the {name} recipe's at the same layer, arm "
+            "and λ: the same seed, initialisation and batches; only the recipe's settings differ.",
+            "",
+            *_table(header, table),
+            "",
+        ]
+    return lines
+
+
 def _pareto_gaps_section(gaps: dict[str, Any]) -> list[str]:
     """The matched-L0 gaps with their intervals (pareto_gaps.json; dictionaries.matched_gaps)."""
     level = f"{gaps['confidence']:.0%}"
@@ -545,13 +575,21 @@ def _pareto_gaps_section(gaps: dict[str, Any]) -> list[str]:
             return ["— (single seed)", "—"]
         return [f"[{entry['low']:+.4f}, {entry['high']:+.4f}]", "yes" if entry["significant"] else "no"]
 
-    rows = [
-        [row["layer"], row["arm"], ", ".join(str(s) for s in row["seeds"]),
-         "—" if row["gap"] is None else f"{row['gap']:+.4f}",
-         ", ".join(f"{g:+.4f}" for g in row["per_seed"].values()),
-         *interval(row["context_bootstrap"]), *interval(row["seed_spread"])]
-        for row in gaps["gaps"]
-    ]  # fmt: skip
+    def rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
+        return [
+            [row["layer"], row["arm"], ", ".join(str(s) for s in row["seeds"]),
+             "—" if row["gap"] is None else f"{row['gap']:+.4f}",
+             ", ".join(f"{g:+.4f}" for g in row["per_seed"].values()),
+             *interval(row["context_bootstrap"]), *interval(row["seed_spread"])]
+            for row in entries
+        ]  # fmt: skip
+
+    header = ["layer", "arm", "seeds", "mean gap (nats)", "per seed", f"contexts {level}", "significant",
+              f"seeds {level}", "significant"]  # fmt: skip
+    other_recipes = []
+    for recipe, entries in gaps.get("recipes", {}).items():
+        other_recipes += [f"The {recipe} recipe's arms against its own {gaps['reference']}, alike:", "",
+                          *_table(header, rows(entries)), ""]  # fmt: skip
     return [
         f"### Matched-L0 gaps with {level} intervals",
         "",
@@ -560,9 +598,9 @@ def _pareto_gaps_section(gaps: dict[str, Any]) -> list[str]:
         f"{gaps['n_contexts']} held-out contexts ({gaps['n_bootstrap']} draws, the same draws for both "
         "arms). Seeds: Student's t interval over the per-seed gaps. Significant: the interval excludes 0.",
         "",
-        *_table(["layer", "arm", "seeds", "mean gap (nats)", "per seed", f"contexts {level}", "significant",
-                 f"seeds {level}", "significant"], rows),  # fmt: skip
+        *_table(header, rows(gaps["gaps"])),
         "",
+        *other_recipes,
     ]
 
 

@@ -5,11 +5,20 @@ import dataclasses
 
 import pytest
 import torch
+import yaml
 
-from transcoder_lab.config import ConfigError, Sparsity, load_profile
+from transcoder_lab.config import CONF_DIR, ConfigError, Sparsity, cell_name, load_profile, parse_seeded_cell
 from transcoder_lab.dictionaries.activations import write_shards
 from transcoder_lab.dictionaries.dictionary import load_dictionary
-from transcoder_lab.dictionaries.grid import batch_stream, checkpoint_name, jobs, seed_training, train_grid
+from transcoder_lab.dictionaries.grid import (
+    batch_stream,
+    checkpoint_name,
+    jobs,
+    passes,
+    seed_training,
+    train_grid,
+)
+from transcoder_lab.dictionaries.training import job_seeds
 from transcoder_lab.paths import activations_dir, dictionary_dir
 from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
@@ -83,7 +92,10 @@ def test_batch_stream_needs_a_text_source_outside_shard_mode(tmp_path):
 def test_a_seed_replica_trains_in_its_own_folder_with_the_seed_shifted(tmp_path):
     cfg = load_profile("tiny", tmp_path, ["profile.dictionaries.cells=[L1_transcoder,L1_transcoder_seed2]"])
     grid = cfg.profile.dictionaries
-    assert grid.seeds == [0, 2] and grid.parsed_cells == [(1, "transcoder"), (1, "transcoder")]
+    assert passes(cfg) == [(0, None), (2, None)] and grid.parsed_cells == [
+        (1, "transcoder"),
+        (1, "transcoder"),
+    ]
     plain, replica = jobs(cfg), jobs(cfg, seed=2)
     assert [job.spec for job in plain] == [job.spec for job in replica]  # the same dictionaries ...
     assert [job.out_dir.parent.name for job in replica] == ["L1_transcoder_seed2"] * len(grid.l1_coefficients)
@@ -118,8 +130,8 @@ def trained_weights(tmp_path, cells: str, *overrides: str) -> dict[str, dict[str
     train_grid(cfg)
     return {
         f"{job.out_dir.parent.name}/{job.out_dir.name}": load_dictionary(job.out_dir).state_dict()
-        for seed in cfg.profile.dictionaries.seeds
-        for job in jobs(cfg, seed)
+        for seed, recipe in passes(cfg)
+        for job in jobs(cfg, seed, recipe)
     }
 
 
@@ -139,3 +151,76 @@ def test_seeds_give_different_weights_and_a_seed_the_same_weights_every_time(tmp
         # another seed: other weights (random Gaussian initialisations never coincide)
         assert not torch.equal(replica["W_enc"], plain["W_enc"])
         assert not torch.equal(replica["W_dec"], plain["W_dec"])
+
+
+# -- recipe replicas ("<cell>_paper": conf/dictionary_recipe/paper.yaml over the profile's training) --
+
+RECIPE_KEYS = {"transcoder_init", "dead_features", "l1_warmup_fraction"}
+
+
+def test_a_recipe_cell_parses_and_trains_with_the_recipe_s_settings_only(tmp_path):
+    cfg = load_profile("organism", tmp_path)
+    grid = cfg.profile.dictionaries
+    paper = yaml.safe_load((CONF_DIR / "dictionary_recipe" / "paper.yaml").read_text())
+    assert grid.recipes["paper"] == paper and set(paper) == RECIPE_KEYS  # composed from that one file
+    assert grid.recipe == "live_transcoders"  # the organism's own
+    assert parse_seeded_cell("L2_transcoder_paper", grid.recipes) == (2, "transcoder", 0, "paper")
+    assert parse_seeded_cell("L2_sae_mlp_out_paper", grid.recipes) == (2, "sae_mlp_out", 0, "paper")
+    assert parse_seeded_cell("L2_sae_mlp_in_seed1_paper", grid.recipes) == (2, "sae_mlp_in", 1, "paper")
+    assert cell_name(2, "sae_mlp_in", 0, "paper") == "L2_sae_mlp_in_paper"
+    assert {"L2_transcoder_paper", "L2_sae_mlp_out_paper", "L2_sae_mlp_in_paper"} <= set(grid.cells)
+    own, recipe = seed_training(cfg, 0), seed_training(cfg, 0, "paper")
+    changed = {f.name for f in dataclasses.fields(own) if getattr(own, f.name) != getattr(recipe, f.name)}
+    assert changed == {"dead_features", "l1_warmup_fraction"}  # transcoder_init: random in both
+    assert {key: getattr(recipe, key) for key in RECIPE_KEYS} == paper
+    assert dataclasses.replace(recipe, **{key: getattr(own, key) for key in RECIPE_KEYS}) == own
+    assert seed_training(cfg, 2, "paper").seed == own.seed + 2
+
+
+def test_a_recipe_cell_writes_to_its_own_folder_and_leaves_the_other_jobs_as_they_were(tmp_path):
+    with_paper = load_profile("organism", tmp_path)
+    cells = [cell for cell in with_paper.profile.dictionaries.cells if not cell.endswith("_paper")]
+    without = load_profile("organism", tmp_path, [f"profile.dictionaries.cells=[{','.join(cells)}]"])
+    assert passes(without) == [(0, None), (1, None), (2, None)]
+    assert passes(with_paper) == [(0, None), (0, "paper"), (1, None), (2, None)]
+    for seed, recipe in passes(without):  # the same jobs (specs, folders, seeds) and training settings
+        before, after = jobs(without, seed, recipe), jobs(with_paper, seed, recipe)
+        assert after == before
+        assert job_seeds(after, seed_training(with_paper, seed).seed) == job_seeds(
+            before, seed_training(without, seed).seed
+        )
+        assert seed_training(with_paper, seed) == seed_training(without, seed)
+        _, stream = batch_stream(with_paper, ["blocks.2.ln2.hook_normalized"], seed=seed)
+        assert stream == batch_stream(without, ["blocks.2.ln2.hook_normalized"], seed=seed)[1]
+    paper, plain = jobs(with_paper, 0, "paper"), jobs(with_paper, 0)
+    assert {job.out_dir.parent.name for job in paper} == {"L2_transcoder_paper", "L2_sae_mlp_out_paper",
+                                                          "L2_sae_mlp_in_paper"}  # fmt: skip
+    assert not {job.out_dir for job in paper} & {job.out_dir for job in plain}
+    # the same dictionaries as the plain cells, from the same initialisation seeds and batches
+    same = [
+        job
+        for job in plain
+        if job.out_dir.parent.name in {"L2_transcoder", "L2_sae_mlp_out", "L2_sae_mlp_in"}
+    ]
+    assert [job.spec for job in paper] == [job.spec for job in same]
+    assert job_seeds(paper, 42) == job_seeds(same, 42)
+    assert paper[0].out_dir == dictionary_dir(with_paper, 2, "transcoder", 5e-4, 0, "paper")
+    assert str(paper[0].out_dir).endswith("dictionaries/organism/L2_transcoder_paper/l1_0.0005")
+
+
+@pytest.mark.parametrize("cell", ["L2_transcoder_ghost", "L2_transcoder_paper_seed1"])
+def test_an_unknown_recipe_or_misplaced_suffix_is_refused(tmp_path, cell):
+    with pytest.raises(ConfigError, match="_<recipe>"):
+        load_profile("organism", tmp_path, [f"profile.dictionaries.cells=[{cell}]"])
+
+
+def test_a_recipe_replica_trains_its_own_pass_to_the_weights_of_the_recipe_profile(tmp_path, monkeypatch):
+    """Tiny's own recipe is the paper's: its live_transcoders replica must give the weights that the
+    plain cell gets when the whole profile trains with that recipe."""
+    monkeypatch.chdir(tmp_path)
+    both = trained_weights(tmp_path / "both", "[L1_transcoder,L1_transcoder_live_transcoders]")
+    recipe = trained_weights(tmp_path / "recipe", "[L1_transcoder]", "+dictionary_recipe=live_transcoders")
+    for label in ("l1_0.001", "l1_0.01"):
+        replica, plain = both[f"L1_transcoder_live_transcoders/{label}"], both[f"L1_transcoder/{label}"]
+        assert all(torch.equal(replica[key], recipe[f"L1_transcoder/{label}"][key]) for key in replica)
+        assert not torch.equal(replica["W_enc"], plain["W_enc"])  # another recipe: other weights

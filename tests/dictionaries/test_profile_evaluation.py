@@ -13,6 +13,7 @@ from transcoder_lab.config import load_profile
 from transcoder_lab.dictionaries.evaluation import token_hash
 from transcoder_lab.dictionaries.profile_evaluation import PARETO_COLUMNS, evaluate_profile, splice_all_set
 from transcoder_lab.paths import figures_dir, results_dir
+from transcoder_lab.report import build_report
 from transcoder_lab.sources.models import load_model
 from transcoder_lab.sources.text_source import heldout_contexts
 
@@ -113,3 +114,55 @@ def test_seed_replicas_get_their_own_rows_per_context_losses_and_gap_intervals(t
     assert low <= replicated["gap"] <= high and low < high
     outside = by_arm[(1, "sae_mlp_out")]  # single seed, and no point inside the range: no numbers
     assert outside["seeds"] == [] and outside["gap"] is None and outside["seed_spread"] is None
+
+
+def test_recipe_replicas_get_their_own_rows_gaps_and_report_table(tiny_pipeline, tmp_path):
+    """Replicas "L1_transcoder_live_transcoders" and "L1_sae_mlp_in_live_transcoders" (tiny's own
+    recipe is the paper's) made as copies of the plain cells' folders: their rows carry their recipe
+    and repeat the plain rows' numbers; their gaps are against their own recipe's transcoder, under
+    "recipes", and the plain cells' gaps are as without them."""
+    cfg = copy.deepcopy(tiny_pipeline[0])
+    source = Path(cfg.paths.dictionaries) / cfg.profile.name
+    cfg.paths.results, cfg.paths.figures = str(tmp_path / "results"), str(tmp_path / "figures")
+    cfg.paths.dictionaries = str(tmp_path / "dictionaries")
+    shutil.copytree(source, tmp_path / "dictionaries" / cfg.profile.name)
+    for cell in ("L1_transcoder", "L1_sae_mlp_in"):
+        shutil.copytree(
+            source / cell, tmp_path / "dictionaries" / cfg.profile.name / f"{cell}_live_transcoders"
+        )
+    plain = evaluate_profile(cfg)["pareto"]
+    plain_gaps = json.loads((results_dir(cfg) / "pareto_gaps.json").read_text())
+    cfg.profile.dictionaries.cells += ["L1_transcoder_live_transcoders", "L1_sae_mlp_in_live_transcoders"]
+    pareto = evaluate_profile(cfg)["pareto"]
+
+    n_l1 = len(cfg.profile.dictionaries.l1_coefficients)
+    assert cfg.profile.dictionaries.recipe == "paper"
+    assert list(pareto["recipe"]) == ["paper"] * len(plain) + ["live_transcoders"] * 2 * n_l1
+    assert set(pareto["seed"]) == {0}
+    pd.testing.assert_frame_equal(pareto.iloc[: len(plain)], plain)  # the plain rows as they were
+    for kind in ("transcoder", "sae_mlp_in"):
+        at = (pareto["layer"] == 1) & (pareto["kind"] == kind)
+        both = [
+            pareto[at & (pareto["recipe"] == r)][["l0", "ce_spliced"]].to_numpy()
+            for r in ("paper", "live_transcoders")
+        ]
+        assert (both[0] == both[1]).all()  # the same weights spliced on the same tokens
+
+    gaps = json.loads((results_dir(cfg) / "pareto_gaps.json").read_text())
+    assert gaps["gaps"] == plain_gaps["gaps"]  # the profile's own recipe: unchanged
+    [replica] = gaps["recipes"]["live_transcoders"]  # only the sae_mlp_in arm has a replica
+    [own] = [row for row in gaps["gaps"] if (row["layer"], row["arm"]) == (1, "sae_mlp_in")]
+    assert replica == own  # copies on the same draws: the same gap and interval
+
+    report = build_report(cfg.profile.name, {}, results_dir(cfg), "figures", {})
+    assert "### Both recipes at layer 1" in report
+    section = report.split("### Both recipes at layer 1")[1].split("###")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 2 * n_l1
+    for row in rows:  # each measure twice, the same number for both recipes (copied folders)
+        cells = [cell.strip() for cell in row.strip("|").split("|")][3:]
+        assert cells[0::2] == cells[1::2]
+    main = report.split("## Dictionaries: sparsity vs fidelity")[1].split("###")[0]
+    # the main table and the matched-L0 table under it: the profile's own recipe only
+    assert main.count("| 1 | sae_mlp_in |") == n_l1 + 1
+    assert "The live_transcoders recipe's arms against its own transcoder" in report

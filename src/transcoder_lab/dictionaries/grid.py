@@ -4,7 +4,9 @@ Algorithm (`train_grid`, the body of the DVC stage `dictionaries`):
 1. The jobs: every listed cell x every sparsity of its arm (`jobs`; L1 coefficients, or TopK k),
    grouped by seed: a seed replica "L2_transcoder_seed<n>" trains as if training.seed were
    training.seed + n, which changes its initialisation (training.job_seeds) and its batch order,
-   so each seed is its own pass (steps 2-3), seed 0 first.
+   so each seed is its own pass (steps 2-3), seed 0 first. A recipe replica "L2_transcoder_paper"
+   trains with `dictionaries.recipes.paper`'s settings over `training` (`seed_training`): the same
+   seed's initialisation and batches, its own pass after the seed's plain cells (`passes`).
 2. One batch stream per seed for all of its jobs (`batch_stream`): the activations stage's shards, or (stream
    mode, the paper profile) one model pass over streamed text that harvests every needed hook at
    once, so the forward cost is paid once however many dictionaries train.
@@ -46,13 +48,20 @@ from transcoder_lab.sources.models import load_model, resolve_device
 from transcoder_lab.sources.text_source import heldout_contexts, text_documents
 
 
-def jobs(cfg: Config, seed: int = 0) -> list[DictionaryJob]:
-    """Step 1: one job per cell of seed replica `seed` and sparsity of its arm's sweep, cell by
-    cell, each saving to its dictionary_dir."""
+def passes(cfg: Config) -> list[tuple[int, str | None]]:
+    """The (seed, recipe) replicas the cells name, each one training pass: seeds ascending, each
+    seed's plain cells (recipe None) before its recipe replicas."""
+    named = {(seed, recipe) for *_, seed, recipe in cfg.profile.dictionaries.seeded_cells}
+    return sorted(named, key=lambda seed_recipe: (seed_recipe[0], seed_recipe[1] or ""))
+
+
+def jobs(cfg: Config, seed: int = 0, recipe: str | None = None) -> list[DictionaryJob]:
+    """Step 1: one job per cell of seed replica `seed` and recipe `recipe` (None: the profile's own)
+    and sparsity of its arm's sweep, cell by cell, each saving to its dictionary_dir."""
     grid, model = cfg.profile.dictionaries, cfg.profile.model
     out = []
-    for layer, arm_name, cell_seed in grid.seeded_cells:
-        if cell_seed != seed:
+    for layer, arm_name, cell_seed, cell_recipe in grid.seeded_cells:
+        if (cell_seed, cell_recipe) != (seed, recipe):
             continue
         arm = ARMS[arm_name]
         for sparsity in grid.sweep(arm_name):
@@ -67,26 +76,32 @@ def jobs(cfg: Config, seed: int = 0) -> list[DictionaryJob]:
                 skip=arm.skip,
                 model_name=model.pretrained_name or cfg.profile.name,
             )
-            out_dir = dictionary_dir(cfg, layer, arm_name, sparsity, seed)
+            out_dir = dictionary_dir(cfg, layer, arm_name, sparsity, seed, recipe)
             out.append(DictionaryJob(spec, sparsity.l1_coefficient, out_dir))
     return out
 
 
-def seed_training(cfg: Config, seed: int) -> DictionaryTrainingConfig:
-    """The trainer's settings for seed replica `seed`: training.seed shifted by it, nothing else."""
-    training = cfg.profile.dictionaries.training
+def seed_training(cfg: Config, seed: int, recipe: str | None = None) -> DictionaryTrainingConfig:
+    """The trainer's settings for seed replica `seed` of recipe `recipe`: training.seed shifted by
+    the seed, and the recipe's settings (dictionaries.recipes; None: none), nothing else."""
+    training = cfg.profile.dictionaries.with_recipe(recipe)
     return dataclasses.replace(training, seed=training.seed + seed)
 
 
 def batch_stream(
-    cfg: Config, hooks: list[str], model: HookedTransformer | None = None, seed: int = 0
+    cfg: Config,
+    hooks: list[str],
+    model: HookedTransformer | None = None,
+    seed: int = 0,
+    recipe: str | None = None,
 ) -> tuple[Callable[[], Iterator[Batch]], str]:
-    """Step 2: a factory of the (deterministic) batch stream of seed replica `seed`, and a name for it.
+    """Step 2: a factory of the (deterministic) batch stream of seed replica `seed` (of `recipe`: the
+    same stream unless the recipe sets the batch size), and a name for it.
 
     shards: the activations stage's files, re-read epoch after epoch. stream: `model` (loaded here
     if not given) runs on documents read from the hub (the paper profiles), feeding every dictionary.
     """
-    harvest, training = cfg.profile.dictionaries.harvest, seed_training(cfg, seed)
+    harvest, training = cfg.profile.dictionaries.harvest, seed_training(cfg, seed, recipe)
     if harvest.mode == HarvestMode.shards:
         shard_dir = activations_dir(cfg, "train")
 
@@ -149,23 +164,28 @@ def train_grid(cfg: Config) -> list[JobResult]:
     model = load_model(cfg.profile, cfg.paths.models) if grid.harvest.mode == HarvestMode.stream else None
     device = resolve_device(cfg.profile.device)
     results = []
-    for seed in grid.seeds:
-        results += _train_seed(cfg, seed, model, device)
+    for seed, recipe in passes(cfg):
+        results += _train_seed(cfg, seed, model, device, recipe)
     return results
 
 
-def _train_seed(cfg: Config, seed: int, model: HookedTransformer | None, device: str) -> list[JobResult]:
-    """Steps 2-4 for the cells of one seed replica."""
+def _train_seed(
+    cfg: Config, seed: int, model: HookedTransformer | None, device: str, recipe: str | None = None
+) -> list[JobResult]:
+    """Steps 2-4 for the cells of one seed replica of one recipe."""
     grid = cfg.profile.dictionaries
-    todo = jobs(cfg, seed)
+    todo = jobs(cfg, seed, recipe)
     hooks = sorted({hook for job in todo for hook in (job.spec.hook_in, job.spec.hook_out)})
-    batches, data_id = batch_stream(cfg, hooks, model, seed)
+    batches, data_id = batch_stream(cfg, hooks, model, seed, recipe)
     # seed 0 keeps the folder it always had; each replica resumes from its own
-    name = checkpoint_name(cfg) + (f"__seed{seed}" if seed else "")
+    name = checkpoint_name(cfg) + (f"__seed{seed}" if seed else "") + (f"__{recipe}" if recipe else "")
     checkpoints = checkpoint_dir(cfg, "dictionaries", name)
-    n_cells = sum(1 for *_, cell_seed in grid.seeded_cells if cell_seed == seed)
-    print(f"training {len(todo)} dictionaries of {n_cells} cells (seed {seed}) on one pass, on {device}")
-    training = seed_training(cfg, seed)
+    n_cells = sum(
+        1 for *_, cell_seed, cell_recipe in grid.seeded_cells if (cell_seed, cell_recipe) == (seed, recipe)
+    )
+    label = f"seed {seed}" + (f", recipe {recipe}" if recipe else "")
+    print(f"training {len(todo)} dictionaries of {n_cells} cells ({label}) on one pass, on {device}")
+    training = seed_training(cfg, seed, recipe)
     results = train_dictionaries(todo, batches, training, checkpoints, data_id=data_id, device=device)
     heldout = heldout_batches(cfg, hooks, model)  # held-out FVU and L0 beside each saved dictionary
     for job in todo:

@@ -4,19 +4,23 @@ Algorithm (`evaluate_profile`, the body of the DVC stage `evaluate`):
 1. Load the profile's model and its held-out contexts (`text_source.heldout_contexts`:
    `evaluation.n_contexts` contexts of `harvest.context_size` tokens, identified by `token_hash`).
 2. Name the sets to splice: each grid dictionary alone (every cell at every sparsity, as
-   "<arm>@L<layer> l1=<l1>" or "... k=<k>", a seed replica's ending " seed=<n>"), "splice_all"
+   "<arm>@L<layer> l1=<l1>" or "... k=<k>", a seed replica's ending " seed=<n>", a recipe
+   replica's " recipe=<name>"), "splice_all"
    (the transcoders of every layer together, the paper's "all transcoders" experiment;
    `splice_all_set`), and one "subset:<name>" per `evaluation.splice_subsets` entry (e.g. the
    paper's layers 1-9 together).
 3. `evaluation.splice_metrics` measures every set on the same tokens in one batched pass, keeping
    each grid dictionary's spliced CE per held-out context.
 4. Write `results/<profile>/`: `pareto.csv` (one row per grid dictionary, `PARETO_COLUMNS`; `seed`
-   0 for the plain cells), `dictionary_metrics.json` (everything measured per grid dictionary, by
+   0 for the plain cells, `recipe` the profile's own recipe for them (`DictionariesConfig.recipe`,
+   e.g. live_transcoders) and its name for a recipe replica), `dictionary_metrics.json` (everything
+   measured per grid dictionary, by
    set name), `splice_all.json` (the splice-all summary, its subsets, the source and the held-out
    hash), `ce_per_context.safetensors` ("spliced" [contexts, pareto rows] in pareto.csv's row
-   order, "clean" [contexts]) and `pareto_gaps.json` (the transcoder against every other arm at
-   matched L0, with a paired bootstrap over the contexts and the spread over seeds:
-   `matched_gaps`); then `figures/<profile>/pareto.{png,svg}`, with the seed spread as error bars.
+   order, "clean" [contexts]) and `pareto_gaps.json` (the transcoder against every other arm of
+   its recipe at matched L0, with a paired bootstrap over the contexts and the spread over seeds:
+   `matched_gaps`; the profile's own recipe under "gaps", another recipe's under "recipes":
+   {name: gaps}); then `figures/<profile>/pareto.{png,svg}`, with the seed spread as error bars.
 5. Write `expected_vs_measured.md`: the profile's expected values beside the splice-all summary and
    the behaviour stage's `behaviour.json` (when present), followed by the published reference sweep
    against the grid when the profile lists one (Pythia profiles).
@@ -48,6 +52,7 @@ PARETO_COLUMNS = [
     "l1_coefficient",
     "k",
     "seed",
+    "recipe",
     "l0",
     "ce_clean",
     "ce_spliced",
@@ -59,10 +64,11 @@ PARETO_COLUMNS = [
 ]  # fmt: skip  ("kind" is the arm, config.ARMS; TopK arms set "k", the others "l1_coefficient")
 
 
-def grid_set_name(layer: int, arm: str, sparsity: Sparsity, seed: int = 0) -> str:
+def grid_set_name(layer: int, arm: str, sparsity: Sparsity, seed: int = 0, recipe: str | None = None) -> str:
     """A grid dictionary's name in the splice results: "transcoder@L2 l1=0.001", "topk_transcoder@L2 k=16",
-    a seed replica's "transcoder@L2 l1=0.001 seed=1"."""
-    return f"{arm}@L{layer} {sparsity.setting}" + (f" seed={seed}" if seed else "")
+    a seed replica's "transcoder@L2 l1=0.001 seed=1", a recipe replica's "... recipe=paper"."""
+    name = f"{arm}@L{layer} {sparsity.setting}" + (f" seed={seed}" if seed else "")
+    return name + (f" recipe={recipe}" if recipe else "")
 
 
 def splice_all_set(
@@ -103,14 +109,16 @@ def evaluate_profile(cfg: Config) -> dict:
     tokens = heldout_contexts(cfg, model.tokenizer, profile.evaluation.n_contexts, context_size)
     # 2. the named sets of dictionaries to splice
     cells = [
-        (layer, arm, sparsity, seed) for layer, arm, seed in grid.seeded_cells for sparsity in grid.sweep(arm)
+        (layer, arm, sparsity, seed, recipe)
+        for layer, arm, seed, recipe in grid.seeded_cells
+        for sparsity in grid.sweep(arm)
     ]
     device = model.cfg.device
     sets = {
-        grid_set_name(layer, arm, sparsity, seed): [
-            load_dictionary(dictionary_dir(cfg, layer, arm, sparsity, seed), device)
+        grid_set_name(layer, arm, sparsity, seed, recipe): [
+            load_dictionary(dictionary_dir(cfg, layer, arm, sparsity, seed, recipe), device)
         ]
-        for layer, arm, sparsity, seed in cells
+        for layer, arm, sparsity, seed, recipe in cells
     }
     sets["splice_all"] = splice_all_set(cfg, device)
     subsets = profile.evaluation.splice_subsets
@@ -123,12 +131,12 @@ def evaluate_profile(cfg: Config) -> dict:
 
     # 4. the per-dictionary outputs, the splice-all summary and the figure
     rows = []
-    for (layer, arm, sparsity, seed), name in zip(cells, sets, strict=False):
+    for (layer, arm, sparsity, seed, recipe), name in zip(cells, sets, strict=False):
         measured = results[name]
         reconstruction = measured["dictionaries"][0]
         l1 = sparsity.l1_coefficient if sparsity.k is None else None  # TopK arms have no L1 term
         rows.append({"profile": profile.name, "layer": layer, "kind": arm, "l1_coefficient": l1,
-                     "k": sparsity.k, "seed": seed, **measured,
+                     "k": sparsity.k, "seed": seed, "recipe": recipe or grid.recipe, **measured,
                      **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
     pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
     out = results_dir(cfg)
@@ -148,11 +156,17 @@ def evaluate_profile(cfg: Config) -> dict:
     bootstrap = {
         key: getattr(profile.evaluation, key) for key in ("n_bootstrap", "bootstrap_seed", "confidence")
     }
-    gaps = matched_gaps(pareto, spliced_per_context.numpy().astype(np.float64), **bootstrap)
+    spliced = spliced_per_context.numpy().astype(np.float64)
+
+    def recipe_gaps(recipe: str) -> list[dict]:  # each recipe's arms against its own transcoder
+        rows = (pareto["recipe"] == recipe).to_numpy()
+        return matched_gaps(pareto[rows], spliced[:, rows], **bootstrap)
+
+    gaps = {"gaps": recipe_gaps(grid.recipe)}
+    if others := [recipe for recipe in pareto["recipe"].unique() if recipe != grid.recipe]:
+        gaps["recipes"] = {recipe: recipe_gaps(recipe) for recipe in others}
     held_out = {"n_contexts": len(tokens), "heldout_sha256": token_hash(tokens)}
-    io.write_json(
-        out / "pareto_gaps.json", {"reference": REFERENCE_ARM, **bootstrap, **held_out, "gaps": gaps}
-    )
+    io.write_json(out / "pareto_gaps.json", {"reference": REFERENCE_ARM, **bootstrap, **held_out, **gaps})
 
     def summary(name: str) -> dict:
         return {key: value for key, value in results[name].items() if key != "dictionaries"}
@@ -163,9 +177,8 @@ def evaluate_profile(cfg: Config) -> dict:
     splice_all |= {"source": profile.evaluation.splice_all_source, "heldout_sha256": token_hash(tokens),
                    "heldout_tokens": int(tokens.numel())}  # fmt: skip
     io.write_json(out / "splice_all.json", splice_all)
-    figure = pareto_figure(
-        pareto, f"{profile.name}: sparsity vs fidelity (held-out CE, {tokens.numel():,} tokens)"
-    )
+    title = f"{profile.name}: sparsity vs fidelity (held-out CE, {tokens.numel():,} tokens)"
+    figure = pareto_figure(pareto, title, grid.recipe)
     save_figure(figure, figures_dir(cfg) / "pareto")
 
     # 5. the expected values beside the measured ones
