@@ -151,10 +151,13 @@ def _splice_all(
     """Splice-all's seed spread from the layer-2 transcoder's seeds at the splice-all coefficient."""
     if l1 is None:
         return {}
+    # the profile's own recipe: the most common in the file (pareto.csv may hold another beside it)
+    recipe = Counter(row.get("recipe") for row in pareto).most_common(1)[0][0] if pareto else None
     ces = [
         float(row["ce_spliced"])
         for row in pareto
         if row["kind"] == "transcoder"
+        and row.get("recipe") == recipe
         and int(row["layer"]) == 2
         and not row.get("k")
         and math.isclose(float(row["l1_coefficient"]), l1)
