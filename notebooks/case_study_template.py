@@ -159,13 +159,15 @@ verification = verify_circuit(model, transcoders, circuit)
 
 # %%
 evidence = (
-    {} if RECOMPUTE else {key: saved_step(cfg, STUDY, root, key) for key in ("faithfulness", "ground_truth")}
+    {}
+    if RECOMPUTE
+    else {key: saved_step(cfg, STUDY, root, key) for key in ("faithfulness", "ground_truth", "contrastive")}
 )
 if evidence.get("faithfulness") is None:
     evidence = circuit_evidence(model, transcoders, root, prompts, circuit, heldout, settings, study)
 say(
     f"On the `{cfg.profile.name}` profile:\n\n"
-    + describe_evidence(evidence["faithfulness"], evidence.get("ground_truth"))
+    + describe_evidence(evidence["faithfulness"], evidence.get("ground_truth"), evidence.get("contrastive"))
 )
 
 # %% [markdown]

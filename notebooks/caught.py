@@ -184,13 +184,15 @@ say(
 evidence = (
     {}
     if RECOMPUTE
-    else {key: saved_step(cfg, "caught", root, key) for key in ("faithfulness", "ground_truth")}
+    else {
+        key: saved_step(cfg, "caught", root, key) for key in ("faithfulness", "ground_truth", "contrastive")
+    }
 )
 if evidence.get("faithfulness") is None:
     evidence = circuit_evidence(model, transcoders, root, prompts, circuit, heldout, settings, study)
 say(
     f"On the `{PROFILE}` profile:\n\n"
-    + describe_evidence(evidence["faithfulness"], evidence.get("ground_truth"))
+    + describe_evidence(evidence["faithfulness"], evidence.get("ground_truth"), evidence.get("contrastive"))
 )
 
 # %% [markdown]

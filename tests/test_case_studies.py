@@ -215,6 +215,9 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     if name in ("citation", "caught", "walkthrough", "local_context"):  # planted context known
         assert saved["ground_truth"]["verdict"] in ("ok", "BELOW")
         assert saved["ground_truth"]["n_prompts"] >= 1
+        # the same prompts as matched pairs against the neutral token (case_studies.contrastive)
+        assert saved["contrastive"]["n_pairs"] == saved["ground_truth"]["n_prompts"]
+        assert saved["contrastive"]["verdict"] in ("ok", "BELOW")
     if name == "greater_than":
         curves = saved["curves"]
         assert len(curves["features"]) == len(curves["neurons"]) == len(curves["n"])
@@ -383,3 +386,5 @@ def test_report_lists_every_case_study_beside_its_expectations(tiny_pipeline):
     assert "`selection.auroc_vs_contrast` | >= 0.95" in text  # the expectation beside the measurement
     assert "(../../figures/tiny/case_studies/greater_than/curves.png)" in text
     assert "### Full attribution graphs" in text and "| `citation` |" in text.split("### Full attribution")[1]
+    matched = text.split("Matched pairs (case_studies.contrastive)")[1]
+    assert "| `citation` |" in matched.split("###")[0]

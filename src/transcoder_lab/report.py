@@ -304,7 +304,7 @@ def _pct(value: float | None) -> str:
 def _faithfulness_section(studies: list[dict[str, Any]]) -> list[str]:
     """Each study's circuit tested by intervention and its attention against ground truth
     (case_studies.faithfulness): the measures, then every verdict with its bar."""
-    measured, verdicts, truths = [], [], []
+    measured, verdicts, truths, contrasts = [], [], [], []
     for study in studies:
         f = study.get("faithfulness")
         if not f:
@@ -339,6 +339,13 @@ def _faithfulness_section(studies: list[dict[str, Any]]) -> list[str]:
                 f"{_pct(share['median'])} [{_pct(share['q25'])}, {_pct(share['q75'])}]",
                 _pct(knock["mean"]), _pct(truth["loss_with_context_tokens_neutral"]["median"]),
                 truth["verdict"],
+            ])  # fmt: skip
+        contrast = study.get("contrastive")
+        if contrast:
+            contrasts.append([
+                name, contrast["n_pairs"], _pct(contrast["attributed_context_share"]["median"]),
+                _pct(contrast["patched_context_share_at_root_layer"]["median"]),
+                _pct(contrast["spearman_layer0"]["median"]), contrast["verdict"],
             ])  # fmt: skip
     if not measured:
         return []
@@ -383,6 +390,20 @@ def _faithfulness_section(studies: list[dict[str, Any]]) -> list[str]:
                 ],
                 truths,
             ),  # fmt: skip
+            "",
+        ]
+    if contrasts:
+        lines += [
+            "Matched pairs (case_studies.contrastive): each prompt with a planted context token beside the",
+            "same prompt with it made the neutral token. Of the root's difference between them (medians",
+            "over pairs): the share the exact attribution places at the context positions, the share lost",
+            "when the neutral residual stream is patched in at those positions at the root's layer, and",
+            "the Spearman between attribution and embedding patching by position; ok when the patched",
+            "share reaches `min_context_loss` and the Spearman `min_spearman`.",
+            "",
+            *_table(
+                ["study", "pairs", "attributed share", "patched share", "Spearman", "verdict"], contrasts
+            ),
             "",
         ]
     return lines

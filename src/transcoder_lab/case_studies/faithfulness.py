@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.case_studies.common import LabelledTokens, Prompt, layer_activations
+from transcoder_lab.case_studies.contrastive import describe_contrastive
 from transcoder_lab.circuits import (
     AttributionContext,
     Graph,
@@ -272,8 +273,13 @@ def ground_truth_check(
     }
 
 
-def describe_evidence(faithfulness: dict[str, Any], ground_truth: dict[str, Any] | None = None) -> str:
-    """The verdicts as Markdown lines, failing ones included (for notebooks and logs)."""
+def describe_evidence(
+    faithfulness: dict[str, Any],
+    ground_truth: dict[str, Any] | None = None,
+    contrastive: dict[str, Any] | None = None,
+) -> str:
+    """The verdicts as Markdown lines, failing ones included (for notebooks and logs); with
+    `contrastive`, the matched-pair verdict too (case_studies.contrastive)."""
     lines = []
     for name, v in faithfulness["verdicts"].items():
         shown = "undefined" if v["value"] is None else f"{v['value']:.2f}"
@@ -292,4 +298,6 @@ def describe_evidence(faithfulness: dict[str, Any], ground_truth: dict[str, Any]
             f"- ground truth ({context}): attention share {share}, loss with that attention cut {loss}: "
             f"**{ground_truth['verdict']}**"
         )
+    if contrastive is not None:
+        lines.append(describe_contrastive(contrastive))
     return "\n".join(lines)

@@ -23,7 +23,8 @@ study's notebook calls one a cell, in the same order):
    of it (`circuit_summary`). Then (`circuit_evidence`) the circuit tested by intervention on its
    prompt and on every prompt, and with `context_labels` the ground-truth check of the attention
    the root should read (case_studies.faithfulness: sufficiency, necessity, random baselines,
-   attribution against ablation of every active feature, verdicts).
+   attribution against ablation of every active feature, verdicts) and the matched pairs with the
+   context made neutral (case_studies.contrastive: attribution and patching of the difference).
 5. Interventions: (a) the token swap of `replace_earlier` (`token_swap`; [old, new]: every earlier
    `old` token of a prompt becomes `new`, e.g. semicolons before the last one become commas),
    reported as the mean activation before and after and their ratio; (b) the walkthrough's splice
@@ -62,6 +63,7 @@ from transcoder_lab.case_studies.common import (
     select_feature,
     text_prompts,
 )
+from transcoder_lab.case_studies.contrastive import contrastive_check
 from transcoder_lab.case_studies.faithfulness import (
     feature_root_at_end,
     graph_features,
@@ -502,7 +504,8 @@ def circuit_evidence(
 ) -> dict[str, Any]:
     """Step 4d: the circuit tested by intervention on its prompt and on every prompt (the result's
     `faithfulness`), and with `context_labels` on the organism the ground-truth check of its
-    attention (`ground_truth`; case_studies.faithfulness)."""
+    attention (`ground_truth`; case_studies.faithfulness) and the matched-pair contrast of the
+    planted context against the neutral token (`contrastive`; case_studies.contrastive)."""
     assert circuit.graph is not None, "search_circuit first"
     make_root = feature_root_at_end(root.layer, root.feature)
     out: dict[str, Any] = {
@@ -519,7 +522,7 @@ def circuit_evidence(
     if heldout is not None and settings.context_labels:
         if settings.neutral_token is None:
             raise ValueError("context_labels needs neutral_token: the token the context is swapped for")
-        out["ground_truth"] = ground_truth_check(
+        args = (
             model,
             transcoders,
             root.layer,
@@ -530,6 +533,8 @@ def circuit_evidence(
             _single_token_id(model, settings.neutral_token),
             study.faithfulness,
         )
+        out["ground_truth"] = ground_truth_check(*args)
+        out["contrastive"] = contrastive_check(*args)  # matched pairs (case_studies.contrastive)
     return out
 
 
