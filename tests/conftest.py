@@ -17,14 +17,15 @@ def tiny_config(root) -> Config:
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> tuple[Config, object]:
-    """(config, root directory) after the corpus, organism, behaviour, activations and dictionaries
-    stages of the tiny profile have run there (checkpoints/ is relative to the working directory)."""
+    """(config, root directory) after the corpus, organism, behaviour, activations, dictionaries and
+    crosslayer stages of the tiny profile have run there (checkpoints/ is relative to the working
+    directory)."""
     root = tmp_path_factory.mktemp("tiny_pipeline")
     cfg = tiny_config(root)
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        for stage in ("corpus", "organism", "behaviour", "activations", "dictionaries"):
+        for stage in ("corpus", "organism", "behaviour", "activations", "dictionaries", "crosslayer"):
             load_stage(stage).run(cfg)
     finally:
         os.chdir(cwd)

@@ -174,3 +174,46 @@ def test_a_pretrained_model_without_a_name_is_named():
 def test_an_unknown_choice_lists_the_options():
     with pytest.raises(ConfigError, match="dead_features.*ghost_grads, resample, none"):
         load_config(compose(["profile=tiny", "profile.dictionaries.training.dead_features=revive"]))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profiles_crosslayer_block_checks_against_its_schema(profile):
+    """config.py keeps `profile.crosslayer` as a plain dict; crosslayer_config types it. The organism
+    trains at least four CLTs with the per-layer transcoders' recipe, width and L1 warm-up; the
+    pretrained profiles list none (the crosslayer stage then has no instances)."""
+    from transcoder_lab.dictionaries.crosslayer import crosslayer_config
+
+    cfg = load_config(compose([f"profile={profile}"]))
+    block = crosslayer_config(cfg)
+    if profile == "organism":
+        grid = cfg.profile.dictionaries
+        assert len(block.l1_coefficients) >= 4 and block.recipe == "l1_decoder_norm"
+        assert block.expansion_factor == grid.expansion_factor
+        assert block.training.sparsity_warmup_fraction == grid.training.l1_warmup_fraction
+    elif profile == "tiny":
+        assert len(block.l1_coefficients) >= 2
+    else:
+        assert block.l1_coefficients == []
+    smoke = crosslayer_config(load_config(compose([f"profile={profile}", "budget=smoke"])))
+    assert smoke.training.n_steps == 4 and smoke.l1_coefficients == block.l1_coefficients
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "+profile.crosslayer.training.learning_rate_typo=0.1",
+            "profile.crosslayer.training.learning_rate_typo",
+        ),
+        ("profile.crosslayer.training.n_steps=many", "profile.crosslayer.training.n_steps"),
+        ("profile.crosslayer.recipe=sparse", "recipe"),
+        ("+profile.crosslayer.training.sparsity_coefficient=0.1", "set per CLT"),
+        ("profile.crosslayer.l1_coefficients=[0.001,0.001]", "twice"),
+    ],
+)
+def test_a_bad_crosslayer_block_is_named(override, message):
+    from transcoder_lab.dictionaries.crosslayer import crosslayer_config
+
+    cfg = load_config(compose(["profile=tiny", override]))  # the block is checked where it is read
+    with pytest.raises(ConfigError, match=message):
+        crosslayer_config(cfg)

@@ -41,6 +41,14 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
             directory = tmp_path / "dictionaries" / "tiny" / cell / f"l1_{l1:g}"
             metrics = json.loads((directory / "heldout_metrics.json").read_text())
             assert metrics["n_rows"] >= grid.harvest.heldout_tokens and 0 <= metrics["fvu"]
+    crosslayer = load_stage("crosslayer").run(cfg)
+    clt_l1s = cfg.profile.crosslayer["l1_coefficients"]
+    assert [r.steps for r in crosslayer] == [cfg.profile.crosslayer["training"]["n_steps"]] * len(clt_l1s)
+    for l1 in clt_l1s:
+        metrics = json.loads(
+            (tmp_path / "dictionaries" / "tiny" / "clt" / f"l1_{l1:g}" / "heldout_metrics.json").read_text()
+        )
+        assert len(metrics["by_layer"]) == cfg.profile.model.n_layers and metrics["l0"] > 0
     evaluated = load_stage("evaluate").run(cfg)
     pareto = evaluated["pareto"]
     assert len(pareto) == len(results) and (pareto["ce_clean"] == pareto["ce_clean"].iloc[0]).all()
@@ -90,6 +98,7 @@ def test_dvc_repro_runs_the_stage_graph_on_the_tiny_profile(tmp_path):
     assert behaviour["profile"] == "tiny"
     assert (tmp_path / "models" / "tiny" / "model.safetensors").exists()
     assert (tmp_path / "dictionaries" / "tiny" / "L1_transcoder" / "l1_0.01" / "cfg.json").exists()
+    assert (tmp_path / "dictionaries" / "tiny" / "clt" / "l1_0.01" / "cfg.json").exists()
     assert (tmp_path / "results" / "tiny" / "pareto.csv").exists()
     status = subprocess.run(
         [f"{env_bin}/dvc", "status"], cwd=tmp_path, env=env, capture_output=True, text=True

@@ -38,6 +38,16 @@ def dictionary_dir(
     return Path(cfg.paths.dictionaries) / cfg.profile.name / cell / sparsity.label
 
 
+def crosslayer_dir(cfg: Config, l1_coefficient: float) -> Path:
+    """A cross-layer transcoder's folder: "clt/l1_0.001" beside the grid's cells."""
+    return (
+        Path(cfg.paths.dictionaries)
+        / cfg.profile.name
+        / "clt"
+        / Sparsity(l1_coefficient=l1_coefficient).label
+    )
+
+
 def published_dir(cfg: Config, layer: int) -> Path:
     return Path(cfg.paths.dictionaries) / cfg.profile.name / "published" / f"L{layer}_transcoder"
 

@@ -13,6 +13,7 @@ from transcoder_lab.dictionaries.activations import (
     harvest_activations,
     harvest_batches,
     harvest_split,
+    harvested_layers,
     needed_hooks,
     read_shards,
     write_shards,
@@ -57,6 +58,19 @@ def test_needed_hooks_pairs_mlp_input_and_output():
 def rows(n: int, start: int = 0) -> dict[str, torch.Tensor]:
     ids = torch.arange(start, start + n, dtype=torch.float32)[:, None]
     return {"a": ids.repeat(1, 3), "b": -ids}
+
+
+@pytest.mark.parametrize(
+    "overrides, layers",
+    [
+        ([], [0, 1, 2, 3]),  # the organism's grid has a transcoder at every layer: CLTs change nothing
+        (["profile.dictionaries.cells=[L2_transcoder]"], [0, 1, 2, 3]),  # the CLTs need every layer
+        (["profile.dictionaries.cells=[L2_transcoder]", "profile.crosslayer.l1_coefficients=[]"], [2]),
+    ],
+)
+def test_the_harvest_covers_every_layer_when_the_profile_lists_crosslayer_transcoders(overrides, layers):
+    cfg = load_profile("organism", overrides=overrides)
+    assert harvested_layers(cfg) == layers
 
 
 def test_shuffle_buffer_yields_every_row_once_aligned_and_mixed():

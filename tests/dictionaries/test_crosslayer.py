@@ -179,6 +179,21 @@ def test_without_cross_layer_decoders_it_computes_per_layer_transcoders():
         torch.testing.assert_close(y_hat[layer], y_layer, rtol=0, atol=1e-12)
 
 
+def test_the_sparsity_coefficient_warms_up_over_its_share_of_the_steps():
+    cfg = config(n_steps=100, sparsity_coefficient=2e-3, sparsity_warmup_fraction=0.5)
+    assert [cfg.sparsity_at(step) for step in (0, 24, 49, 50, 99)] == pytest.approx(
+        [4e-5, 1e-3, 2e-3, 2e-3, 2e-3]
+    )
+    assert config(sparsity_coefficient=2e-3).sparsity_at(0) == 2e-3  # no warm-up by default
+    with pytest.raises(ConfigError, match="sparsity_warmup_fraction"):
+        config(sparsity_warmup_fraction=1.5)
+    batch = next(planted_batches()())
+    clt = random_clt(spec())
+    x, y = stack_layers(batch, spec())
+    full, warming = crosslayer_loss(clt, x, y, cfg), crosslayer_loss(clt, x, y, cfg, step=24)
+    assert warming.sparsity.item() == pytest.approx(full.sparsity.item() / 2, rel=1e-6)
+
+
 def test_jumprelu_fires_above_the_threshold_with_the_rectangle_pseudo_derivative():
     clt = CrossLayerTranscoder(spec("tanh_jumprelu", n_layers=1, d_sae=2))
     with torch.no_grad():

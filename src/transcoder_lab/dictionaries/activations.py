@@ -58,6 +58,16 @@ def needed_hooks(layers: Iterable[int]) -> list[str]:
     return [hook for layer in sorted(set(layers)) for hook in (mlp_in_hook(layer), mlp_out_hook(layer))]
 
 
+def harvested_layers(cfg: Config) -> list[int]:
+    """The layers whose MLP input and output the activations stage harvests: the grid's, and every
+    layer when the profile lists cross-layer transcoders (`profile.crosslayer.l1_coefficients`;
+    they read them all). Where the grid already covers every layer, the shards are unchanged."""
+    layers = set(cfg.profile.dictionaries.layers)
+    if cfg.profile.crosslayer.get("l1_coefficients"):
+        layers |= set(range(cfg.profile.model.n_layers))
+    return sorted(layers)
+
+
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -226,7 +236,8 @@ def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: i
     1. pack the split's documents into BOS-led contexts of `harvest.context_size` tokens;
     2. keep the first ceil(n_tokens / context_size) of them (a ValueError if the corpus has fewer);
     3. run the model over them in batches of `harvest.batch_contexts` contexts, under autocast when
-       `harvest.autocast_dtype` is set, capturing the MLP input and output of every grid layer;
+       `harvest.autocast_dtype` is set, capturing the MLP input and output of every grid layer
+       (and of every layer when the profile lists cross-layer transcoders: `harvested_layers`);
     4. write the rows as shards of `harvest.shard_tokens` rows in `harvest.dtype` to
        `activations_dir(cfg, split)`, and return the shard manifest."""
     grid = cfg.profile.dictionaries
@@ -240,7 +251,7 @@ def harvest_split(cfg: Config, model: HookedTransformer, split: str, n_tokens: i
         )
     contexts = context_batches(contexts[:n_contexts], grid.harvest.batch_contexts)
     precision = autocast_dtype(grid.harvest.autocast_dtype)
-    batches = harvest_batches(model, contexts, needed_hooks(grid.layers), precision)
+    batches = harvest_batches(model, contexts, needed_hooks(harvested_layers(cfg)), precision)
     dtype = getattr(torch, grid.harvest.dtype)
     return write_shards(batches, activations_dir(cfg, split), grid.harvest.shard_tokens, dtype)
 

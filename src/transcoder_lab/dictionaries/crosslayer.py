@@ -44,24 +44,30 @@ through one decoder per output layer l' >= l, into every later-or-equal MLP outp
    one written last, so a directory holding cfg.json is complete. The loader reads JSON and
    safetensors only (never a pickle) and checks every tensor's name and shape against the spec.
    circuit-tracer's layout is written by transcoder_lab.circuits.circuit_tracer.export_crosslayer.
+7. Settings: `CrossLayerTrainingConfig` (the trainer's), and `CrossLayerConfig`, a profile's
+   `crosslayer:` block (which config.py keeps as a plain dict; `crosslayer_config` checks it): the
+   L1 coefficients of the CLTs the `crosslayer` stage trains (crosslayer_sweep.py), the recipe, the
+   width and the training block.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import torch
 from jaxtyping import Float
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from safetensors import safe_open
 from torch import nn
 
 from transcoder_lab import io
-from transcoder_lab.config import ConfigError
+from transcoder_lab.config import Config, ConfigError
 from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 CFG_FILENAME = "cfg.json"
@@ -116,13 +122,16 @@ class CrossLayerSpec:
 
 @dataclass
 class CrossLayerTrainingConfig:
-    """The CLT trainer (crosslayer_training.py). Kept here, not in config.py, until a profile uses it."""
+    """The CLT trainer (crosslayer_training.py): a profile's `crosslayer.training` (CrossLayerConfig)."""
 
     seed: int = 42
     lr: float = 4e-4
     n_steps: int = 120
     warmup_steps: int = 20  # the learning rate ramps up linearly over these steps
     sparsity_coefficient: float = 1e-3  # lambda, of either recipe's sparsity term
+    # lambda ramps linearly from 0 over this share of n_steps (the per-layer trainer's
+    # l1_warmup_fraction; the organism's per-layer transcoders use 0.8)
+    sparsity_warmup_fraction: float = 0.0
     tanh_scale: float = 4.0  # c in tanh(c ||W_dec|| z) (tanh_jumprelu)
     pre_act_coefficient: float = 3e-6  # lambda_p of the pre-activation term (tanh_jumprelu)
     jumprelu_bandwidth: float = 0.1  # eps of the threshold's rectangle pseudo-derivative
@@ -141,6 +150,69 @@ class CrossLayerTrainingConfig:
         for name in ("sparsity_coefficient", "pre_act_coefficient", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"crosslayer training: {name} is {getattr(self, name)}; it must be >= 0")
+        if not 0.0 <= self.sparsity_warmup_fraction <= 1.0:
+            raise ConfigError(
+                f"crosslayer training: sparsity_warmup_fraction is {self.sparsity_warmup_fraction}; "
+                "it is a share of n_steps, between 0 and 1"
+            )
+
+    def sparsity_at(self, step: int) -> float:
+        """lambda at `step` (0-based): ramped linearly over the warm-up, then sparsity_coefficient."""
+        warmup_steps = round(self.sparsity_warmup_fraction * self.n_steps)
+        return self.sparsity_coefficient * min(1.0, (step + 1) / max(1, warmup_steps))
+
+
+@dataclass
+class CrossLayerConfig:
+    """A profile's `crosslayer:` block, which config.py keeps as a plain dict (`crosslayer_config`
+    checks it against this): the CLTs the `crosslayer` stage trains over every layer, one per
+    L1 coefficient (lambda). Their batches are the per-layer transcoders' (the harvest's shuffle
+    buffer with profile.dictionaries.training's seed and batch_size), so a CLT sees the same
+    tokens in the same order; `training.sparsity_coefficient` is each CLT's lambda, not a setting."""
+
+    l1_coefficients: list[float] = field(default_factory=list)  # one CLT each; empty: none
+    recipe: CrossLayerRecipe = CrossLayerRecipe.l1_decoder_norm
+    expansion_factor: int = 8  # features per layer = expansion_factor * d_model
+    training: CrossLayerTrainingConfig = field(default_factory=CrossLayerTrainingConfig)
+
+    def __post_init__(self) -> None:
+        if self.expansion_factor < 1 or any(not l1 > 0 for l1 in self.l1_coefficients):
+            raise ConfigError(
+                f"profile.crosslayer: expansion_factor ({self.expansion_factor}) and every L1 coefficient "
+                f"({self.l1_coefficients}) must be positive"
+            )
+        for l1 in self.l1_coefficients:  # dvc.yaml names a CLT's folder "l1_${item}": str(l1)
+            if f"{l1:g}" != str(l1):
+                raise ConfigError(
+                    f"profile.crosslayer.l1_coefficients: {l1!r} names its folder 'l1_{l1:g}' but "
+                    f"dvc.yaml's 'l1_{l1}'; write it as a value both spell alike (e.g. 0.0012)"
+                )
+        if len(set(self.l1_coefficients)) != len(self.l1_coefficients):
+            raise ConfigError(
+                f"profile.crosslayer.l1_coefficients lists a value twice: {self.l1_coefficients}"
+            )
+
+
+def crosslayer_config(cfg: Config) -> CrossLayerConfig:
+    """`cfg.profile.crosslayer` checked against CrossLayerConfig: an unknown key or a wrong type is
+    a ConfigError naming it (as config.load_config's are). A profile without the block trains none."""
+    raw = cfg.profile.crosslayer
+    if "sparsity_coefficient" in (raw.get("training") or {}):
+        raise ConfigError(
+            "profile.crosslayer.training.sparsity_coefficient is set per CLT from "
+            "profile.crosslayer.l1_coefficients; remove it from the training block"
+        )
+    try:
+        checked = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CrossLayerConfig), raw))
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        reason = str(getattr(error, "msg", error)).splitlines()[0]
+        raise ConfigError(
+            f"invalid config at key 'profile.crosslayer.{key}': {reason}. Compare with CrossLayerConfig "
+            "in transcoder_lab/dictionaries/crosslayer.py"
+        ) from error
+    assert isinstance(checked, CrossLayerConfig)
+    return checked
 
 
 class _JumpReLU(torch.autograd.Function):

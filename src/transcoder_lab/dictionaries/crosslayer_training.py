@@ -12,7 +12,9 @@ across hooks; a CLT reads every layer's MLP input and output, `blocks.l.ln2.hook
    checks autograd's gradient of the l1_decoder_norm loss against a hand-written formula in
    float64). A NaN or Inf loss stops the run naming the step, before any parameter moves.
 5. Adam step with the learning rate warmed up linearly over `warmup_steps`, then held. No decoder
-   renormalisation: the penalty is scale-invariant (crosslayer.py step 3).
+   renormalisation: the penalty is scale-invariant (crosslayer.py step 3). With
+   `sparsity_warmup_fraction` > 0, lambda ramps linearly from 0 over that share of the steps
+   (`CrossLayerTrainingConfig.sparsity_at`), as the per-layer trainer's `l1_warmup_fraction` does.
 Before step 0 the CLT is initialised on the CPU from `seed` (the same weights on every device),
 b_dec starts at the first batch's mean input per layer and b_dec_out at its mean target.
 Every `checkpoint_every` steps the CLT, Adam and the firing counters are written atomically; a
@@ -20,8 +22,8 @@ rerun with the same settings, data and code (the checkpoint's fingerprint) resum
 the deterministic batch stream up to that step without training, so it ends bit-identical to an
 uninterrupted run. At the end the CLT is saved with the log10 firing frequency of each feature over
 the last `frequency_window_steps` steps (crosslayer.save_crosslayer).
-Not here yet (later steps): dead-feature remedies (ghost grads, resampling), a sparsity warm-up,
-reduced-precision matrix products, and the DVC stage and profile settings.
+Not here yet (later steps): dead-feature remedies (ghost grads, resampling) and reduced-precision
+matrix products. The DVC stage and the profile settings are crosslayer_stage.py's.
 """
 
 from __future__ import annotations
@@ -91,14 +93,16 @@ def crosslayer_loss(
     x: Float[torch.Tensor, "n_layers b d_in"],
     y: Float[torch.Tensor, "n_layers b d_out"],
     cfg: CrossLayerTrainingConfig,
+    step: int | None = None,
 ) -> CrossLayerLoss:
-    """The loss of step 3 for the CLT's recipe, differentiable by autograd."""
+    """The loss of step 3 for the CLT's recipe, differentiable by autograd; at a training `step`
+    lambda is the warmed-up one (`cfg.sparsity_at`), else cfg.sparsity_coefficient."""
     pre = clt.pre_activations(x)
     z = clt.activation(pre, cfg.jumprelu_bandwidth)
     y_hat = clt.decode(z)
     mse_by_layer = torch.stack([normalised_mse(y_hat[layer], y[layer]) for layer in range(len(y))])
     weighted = z * clt.decoder_norms().unsqueeze(1)  # z_{l,b,i} ||W_dec[l, i]||
-    lam = cfg.sparsity_coefficient
+    lam = cfg.sparsity_at(step) if step is not None else cfg.sparsity_coefficient
     pre_act = torch.zeros((), dtype=z.dtype, device=z.device)
     if clt.spec.jumprelu:
         sparsity = lam * torch.tanh(cfg.tanh_scale * weighted).sum((0, 2)).mean()
@@ -134,7 +138,7 @@ class CrossLayerTrainer:
     def step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
         cfg = self.cfg
         self.optimizer.zero_grad(set_to_none=True)
-        loss = crosslayer_loss(self.clt, x, y, cfg)
+        loss = crosslayer_loss(self.clt, x, y, cfg, step)
         if not torch.isfinite(loss.total):  # before any parameter moves
             raise TrainingDivergedError(
                 f"the cross-layer transcoder's loss is {loss.total.item()} at step {step}; the last "
