@@ -51,7 +51,9 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
         assert len(metrics["by_layer"]) == cfg.profile.model.n_layers and metrics["l0"] > 0
     evaluated = load_stage("evaluate").run(cfg)
     pareto = evaluated["pareto"]
-    assert len(pareto) == len(results) and (pareto["ce_clean"] == pareto["ce_clean"].iloc[0]).all()
+    assert (pareto["ce_clean"] == pareto["ce_clean"].iloc[0]).all()
+    assert len(pareto[pareto["layer"].notna()]) == len(results)
+    assert list(pareto[pareto["kind"] == "clt"]["l1_coefficient"]) == clt_l1s
     assert (tmp_path / "figures" / "tiny" / "pareto.png").stat().st_size > 10_000
     splice_all = json.loads((tmp_path / "results" / "tiny" / "splice_all.json").read_text())
     assert splice_all["layers"] == grid.layers_of("transcoder") and len(splice_all["heldout_sha256"]) == 64

@@ -19,6 +19,9 @@ ARM_STYLE = {
     "sae_mlp_in": {"color": "#2ca02c", "marker": "^", "label": "SAE (MLP in)"},
     "skip_transcoder": {"color": "#9467bd", "marker": "D", "label": "skip transcoder"},
     "topk_transcoder": {"color": "#ff7f0e", "marker": "v", "label": "TopK transcoder"},
+    # the sets over every layer (rows without a layer): their panel plots total L0
+    "splice_all": {"color": "#1f77b4", "marker": "o", "label": "per-layer transcoders, all spliced"},
+    "clt": {"color": "#8c564b", "marker": "P", "label": "cross-layer transcoder"},
 }
 
 
@@ -57,13 +60,18 @@ def pareto_figure(rows: pd.DataFrame, title: str, own_recipe: str | None = None)
     the clean and zero-ablation losses as reference lines. An arm trained at several seeds (a
     `seed` column) is drawn at its seed mean with error bars spanning the seeds' min to max, in
     both L0 and CE; single-seed arms are plain points. An arm trained with a recipe other than
-    `own_recipe` (a `recipe` column) is its own frontier, dotted and labelled with the recipe."""
+    `own_recipe` (a `recipe` column) is its own frontier, dotted and labelled with the recipe. Rows
+    without a layer (sets spliced into every layer: a cross-layer transcoder, the per-layer
+    transcoders together) get a last panel, their total L0 (summed over layers) against spliced
+    cross-entropy."""
     if "recipe" not in rows:
         rows = rows.assign(recipe=own_recipe)
-    layers = sorted(rows["layer"].unique())
-    figure, axes = plt.subplots(1, len(layers), figsize=(5.2 * len(layers), 4.2), squeeze=False)
-    for axis, layer in zip(axes[0], layers, strict=True):
-        panel = rows[rows["layer"] == layer]
+    layers = sorted(rows["layer"].dropna().unique())
+    panels = [(layer, rows[rows["layer"] == layer]) for layer in layers]
+    if rows["layer"].isna().any():
+        panels.append((None, rows[rows["layer"].isna()]))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for axis, (layer, panel) in zip(axes[0], panels, strict=True):
         for (kind, recipe), arm in panel.groupby(["kind", "recipe"], dropna=False):
             style = dict(ARM_STYLE.get(kind, {"label": kind}))
             if recipe != own_recipe and pd.notna(recipe):
@@ -91,8 +99,13 @@ def pareto_figure(rows: pd.DataFrame, title: str, own_recipe: str | None = None)
         axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         axis.xaxis.set_minor_formatter(ticker.NullFormatter())
-        axis.set(xlabel="mean L0 (features active per token)", ylabel="next-token cross-entropy (nats)")
-        axis.set_title(f"layer {layer} (point labels: L1 coefficient, or TopK k)")
+        if layer is None:
+            axis.set(xlabel="total L0 (features active per token, summed over layers)")
+            axis.set_title("every layer spliced at once (point labels: L1 coefficient)")
+        else:
+            axis.set(xlabel="mean L0 (features active per token)")
+            axis.set_title(f"layer {int(layer)} (point labels: L1 coefficient, or TopK k)")
+        axis.set(ylabel="next-token cross-entropy (nats)")
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)
     figure.suptitle(title)

@@ -179,6 +179,25 @@ def test_without_cross_layer_decoders_it_computes_per_layer_transcoders():
         torch.testing.assert_close(y_hat[layer], y_layer, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_layer_by_layer_encode_and_decode_equal_the_stacked_forward(recipe):
+    """What splicing uses (evaluation.py): layer l's features from its input alone, and output l'
+    from the features of layers 0..l' alone, equal the stacked forward pass."""
+    clt = random_clt(spec(recipe))
+    x = torch.randn(L, 2, 5, D)  # [n_layers, batch, position, d_in], as a model's activations come
+    with torch.no_grad():
+        y_hat, z = clt(x.reshape(L, -1, D))
+        by_layer = [clt.encode_layer(x[layer], layer) for layer in range(L)]
+        for layer in range(L):
+            assert by_layer[layer].shape == (2, 5, D_SAE)
+            torch.testing.assert_close(by_layer[layer].reshape(-1, D_SAE), z[layer])
+            later_ignored = by_layer[: layer + 1] + [torch.full_like(by_layer[0], float("nan"))] * (
+                L - layer - 1
+            )
+            decoded = clt.decode_layer(later_ignored, layer)
+            torch.testing.assert_close(decoded.reshape(-1, D), y_hat[layer])
+
+
 def test_the_sparsity_coefficient_warms_up_over_its_share_of_the_steps():
     cfg = config(n_steps=100, sparsity_coefficient=2e-3, sparsity_warmup_fraction=0.5)
     assert [cfg.sparsity_at(step) for step in (0, 24, 49, 50, 99)] == pytest.approx(

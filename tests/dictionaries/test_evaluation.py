@@ -5,6 +5,7 @@ import torch
 from sae_lens import SAE, HookedSAETransformer
 
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec, save_dictionary
+from transcoder_lab.dictionaries.crosslayer import CrossLayerSpec, CrossLayerTranscoder
 from transcoder_lab.dictionaries.evaluation import reconstruction_metrics, splice_metrics, spliced, token_hash
 from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 from transcoder_lab.sources.models import build_processed_model
@@ -150,3 +151,80 @@ def test_per_context_losses_average_to_the_totals_and_change_nothing_else(model,
     assert spliced.mean().item() == pytest.approx(plain["ce_spliced"], rel=1e-6)
     assert clean.mean().item() == pytest.approx(plain["ce_clean"], rel=1e-6)
     assert spliced.std() > 0  # contexts differ: a per-context value, not the total repeated
+
+
+# -- a cross-layer transcoder spliced into every layer ---------------------------------------------
+
+
+def random_crosslayer(recipe: str = "l1_decoder_norm", d_sae: int = 24) -> CrossLayerTranscoder:
+    """A 2-layer CLT on the model's shapes with random weights and biases (a third of its features
+    fire on a typical row)."""
+    clt_spec = CrossLayerSpec(n_layers=2, d_in=D, d_out=D, d_sae=d_sae, recipe=recipe)
+    generator = torch.Generator().manual_seed(3)
+    clt = CrossLayerTranscoder.initialise(clt_spec, generator)
+    with torch.no_grad():
+        for name, parameter in clt.named_parameters():
+            scale = 0.3 if name.startswith("b_") else 0.5
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+    return clt
+
+
+def per_layer_transcoders(clt: CrossLayerTranscoder) -> list[Dictionary]:
+    """The per-layer transcoders with the CLT's weights: its encoders, its same-layer decoders."""
+    out = []
+    for layer in range(clt.spec.n_layers):
+        transcoder = Dictionary(DictionarySpec("transcoder", layer, D, clt.spec.d_sae, D))
+        with torch.no_grad():
+            for name in ("W_enc", "b_enc", "b_dec", "b_dec_out"):
+                getattr(transcoder, name).copy_(getattr(clt, name)[layer])
+            transcoder.W_dec.copy_(clt.W_dec[layer][:, 0])
+        out.append(transcoder)
+    return out
+
+
+def test_a_crosslayer_transcoder_without_cross_decoders_splices_as_its_per_layer_transcoders(model, tokens):
+    """Zero decoders l -> l' > l: splicing the CLT into every layer gives the spliced CE, KL and
+    per-layer reconstruction metrics of the per-layer transcoders with its weights spliced together."""
+    clt = random_crosslayer()
+    with torch.no_grad():
+        clt.W_dec[0][:, 1:] = 0.0
+    results = splice_metrics(model, {"clt": [clt], "per_layer": per_layer_transcoders(clt)}, tokens)
+    crosslayer, per_layer = results["clt"], results["per_layer"]
+    assert crosslayer["layers"] == per_layer["layers"] == [0, 1]
+    assert crosslayer["ce_spliced"] > crosslayer["ce_clean"] + 0.01  # the splice changes the model
+    for key in ("ce_spliced", "ce_zero_ablation", "kl", "loss_recovered"):
+        assert crosslayer[key] == pytest.approx(per_layer[key], rel=1e-6, abs=1e-7), key
+    assert len(crosslayer["dictionaries"]) == 2  # one entry per layer, as one per transcoder
+    for ours, theirs in zip(crosslayer["dictionaries"], per_layer["dictionaries"], strict=True):
+        assert 0 < ours["l0"] < clt.spec.d_sae
+        for key in ("fvu", "l0", "dead_fraction"):
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-5), key
+
+
+@pytest.mark.parametrize("recipe", ["l1_decoder_norm", "tanh_jumprelu"])
+def test_a_spliced_crosslayer_transcoder_writes_each_mlp_output_from_earlier_features(model, tokens, recipe):
+    """With its cross decoders, layer 1's MLP output is decoded from both layers' features (the
+    stacked forward pass on the activations the spliced model sees), and keep_error changes nothing."""
+    clt = random_crosslayer(recipe)
+    seen: dict[str, torch.Tensor] = {}
+
+    def record(activation, hook):
+        seen[hook.name] = activation.detach().clone()
+
+    hooks = [(hook, record) for hook in (*clt.spec.hooks_in, *clt.spec.hooks_out)]
+    with spliced(model, [clt]), model.hooks(fwd_hooks=hooks):  # recorded after the splice's hooks
+        model(tokens)
+    x = torch.stack([seen[hook] for hook in clt.spec.hooks_in])
+    with torch.no_grad():
+        y_hat, z = clt(x.reshape(2, -1, D))
+    for layer, hook in enumerate(clt.spec.hooks_out):
+        torch.testing.assert_close(seen[hook].reshape(-1, D), y_hat[layer], rtol=1e-5, atol=1e-5)
+    assert (z[0] > 0).any() and clt.W_dec[0][:, 1].abs().sum() > 0  # layer 0's features reach layer 1
+    with torch.no_grad():
+        clean = model(tokens)
+        with spliced(model, [clt], keep_error=True):
+            kept = model(tokens)
+    torch.testing.assert_close(kept, clean, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="same activation"):
+        with spliced(model, [clt, identity_dictionary("sae_mlp_out", layer=1)]):
+            pass

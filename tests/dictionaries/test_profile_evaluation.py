@@ -33,7 +33,7 @@ def test_splice_all_set_refuses_transcoders_the_grid_does_not_train(tmp_path, ov
     assert str(error.value).endswith(f"missing: {missing}")
 
 
-def test_evaluate_profile_writes_a_row_per_dictionary_and_the_splice_all_summary(
+def test_evaluate_profile_writes_a_row_per_dictionary_the_clt_rows_and_the_splice_all_summary(
     tiny_pipeline, tmp_path, capsys
 ):
     cfg = copy.deepcopy(tiny_pipeline[0])  # the session fixture's config and outputs stay as they are
@@ -45,16 +45,27 @@ def test_evaluate_profile_writes_a_row_per_dictionary_and_the_splice_all_summary
     cells = [(layer, kind, l1) for layer, kind in grid.parsed_cells for l1 in grid.l1_coefficients]
     pareto = evaluated["pareto"]
     assert list(pareto.columns) == PARETO_COLUMNS
-    assert list(zip(pareto["layer"], pareto["kind"], pareto["l1_coefficient"], strict=True)) == cells
+    on_grid = pareto[pareto["layer"].notna()]
+    assert list(zip(on_grid["layer"], on_grid["kind"], on_grid["l1_coefficient"], strict=True)) == cells
     assert set(pareto["seed"]) == {0}  # the tiny grid trains no seed replicas
     written = pd.read_csv(out / "pareto.csv")
-    assert list(written.columns) == PARETO_COLUMNS and len(written) == len(cells)
-    numbers = [column for column in PARETO_COLUMNS if column not in ("profile", "kind")]
+    assert list(written.columns) == PARETO_COLUMNS and len(written) == len(pareto)
+    numbers = [
+        column
+        for column in PARETO_COLUMNS
+        if column not in ("profile", "kind", "l0_by_layer", "fvu_by_layer")
+    ]
     pd.testing.assert_frame_equal(written[numbers], pareto[numbers], check_dtype=False, rtol=1e-5)
     names = [f"{kind}@L{layer} l1={l1:g}" for layer, kind, l1 in cells]
+    clt_l1s = cfg.profile.crosslayer["l1_coefficients"]
+    every_layer = [f"splice_all l1={l1:g}" for l1 in grid.l1_coefficients] + [
+        f"clt l1={l1:g}" for l1 in clt_l1s
+    ]
     details = json.loads((out / "dictionary_metrics.json").read_text())
-    assert list(details) == names  # grid dictionaries only, not the splice-all set or its subsets
-    assert [details[name]["ce_spliced"] for name in names] == pytest.approx(list(pareto["ce_spliced"]))
+    assert list(details) == names + every_layer  # not the splice-all set or its subsets
+    assert [details[name]["ce_spliced"] for name in names + every_layer] == pytest.approx(
+        list(pareto["ce_spliced"])
+    )
 
     splice_all = evaluated["splice_all"]
     assert json.loads((out / "splice_all.json").read_text()) == splice_all
@@ -73,6 +84,46 @@ def test_evaluate_profile_writes_a_row_per_dictionary_and_the_splice_all_summary
     assert (out / "expected_vs_measured.md").read_text()
     printed = capsys.readouterr().out
     assert printed.endswith(json.dumps(splice_all, indent=2) + "\n") and "loss_recovered" in printed
+    check_crosslayer_rows(cfg, pareto)
+
+
+def check_crosslayer_rows(cfg, pareto: pd.DataFrame) -> None:
+    """The tiny profile's CLTs (the crosslayer stage, in the fixture) spliced into both layers at
+    once: a "clt" row each, after a "splice_all" row per grid L1 coefficient (both layers'
+    transcoders together), with total and per-layer L0, per-layer FVU, and the matched-L0 gap.
+    (Called by the test above, on its evaluation: one evaluate_profile run for both.)"""
+    grid, n_layers = cfg.profile.dictionaries, cfg.profile.model.n_layers
+    clt_l1s = cfg.profile.crosslayer["l1_coefficients"]
+    rows = pareto[pareto["layer"].isna()]
+    assert list(rows["kind"]) == ["splice_all"] * len(grid.l1_coefficients) + ["clt"] * len(clt_l1s)
+    assert list(rows["l1_coefficient"]) == grid.l1_coefficients + clt_l1s
+    for _, row in rows.iterrows():
+        l0, fvu = json.loads(row["l0_by_layer"]), json.loads(row["fvu_by_layer"])
+        assert len(l0) == len(fvu) == n_layers
+        assert row["l0"] == pytest.approx(sum(l0), rel=1e-5) and row["fvu"] == pytest.approx(
+            sum(fvu) / n_layers, rel=1e-5
+        )
+        assert row["loss_recovered"] == pytest.approx(
+            (row["ce_zero_ablation"] - row["ce_spliced"]) / (row["ce_zero_ablation"] - row["ce_clean"])
+        )
+    # a splice_all row is the grid's transcoders of every layer together: at splice_all_l1, the summary's set
+    splice_all = json.loads((results_dir(cfg) / "splice_all.json").read_text())
+    at_default = rows[
+        (rows["kind"] == "splice_all") & (rows["l1_coefficient"] == cfg.profile.evaluation.splice_all_l1)
+    ]
+    assert at_default["ce_spliced"].item() == pytest.approx(splice_all["ce_spliced"])
+    written = pd.read_csv(results_dir(cfg) / "pareto.csv")
+    assert list(written[written["kind"] == "clt"]["l0_by_layer"]) == list(
+        rows[rows["kind"] == "clt"]["l0_by_layer"]
+    )
+    details = json.loads((results_dir(cfg) / "dictionary_metrics.json").read_text())
+    by_layer = details[f"clt l1={clt_l1s[0]:g}"]["by_layer"]
+    assert len(by_layer) == n_layers and all(0 <= layer["dead_fraction"] <= 1 for layer in by_layer)
+    stored = load_file(str(results_dir(cfg) / "ce_per_context.safetensors"))
+    assert stored["spliced"].mean(0).tolist() == pytest.approx(list(pareto["ce_spliced"]), rel=1e-5)
+    gaps = json.loads((results_dir(cfg) / "pareto_gaps.json").read_text())
+    assert [gap["arm"] for gap in gaps["crosslayer"]] == ["clt"] and "layer" not in gaps["crosslayer"][0]
+    assert {gap["layer"] for gap in gaps["gaps"]} <= set(grid.layers)  # per-layer gaps: the grid rows only
 
 
 def test_seed_replicas_get_their_own_rows_per_context_losses_and_gap_intervals(tiny_pipeline, tmp_path):
@@ -90,7 +141,8 @@ def test_seed_replicas_get_their_own_rows_per_context_losses_and_gap_intervals(t
     pareto = evaluate_profile(cfg)["pareto"]
 
     n_l1 = len(cfg.profile.dictionaries.l1_coefficients)
-    assert list(pareto["seed"]) == [0] * (len(pareto) - 2 * n_l1) + [1] * 2 * n_l1
+    on_grid = pareto[pareto["layer"].notna()]  # then the CLT rows, seed 0
+    assert list(on_grid["seed"]) == [0] * (len(on_grid) - 2 * n_l1) + [1] * 2 * n_l1
     for kind in ("transcoder", "sae_mlp_in"):
         at = (pareto["layer"] == 1) & (pareto["kind"] == kind)
         seeds = [pareto[at & (pareto["seed"] == s)][["l0", "ce_spliced"]].to_numpy() for s in (0, 1)]

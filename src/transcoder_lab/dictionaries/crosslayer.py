@@ -47,13 +47,14 @@ through one decoder per output layer l' >= l, into every later-or-equal MLP outp
 7. Settings: `CrossLayerTrainingConfig` (the trainer's), and `CrossLayerConfig`, a profile's
    `crosslayer:` block (which config.py keeps as a plain dict; `crosslayer_config` checks it): the
    L1 coefficients of the CLTs the `crosslayer` stage trains (crosslayer_sweep.py), the recipe, the
-   width and the training block.
+   width and the training block. Splicing a CLT layer by layer uses `encode_layer`/`decode_layer`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -321,6 +322,30 @@ class CrossLayerTranscoder(nn.Module):
     ) -> tuple[Float[torch.Tensor, "n_layers b d_out"], Float[torch.Tensor, "n_layers b d_sae"]]:
         z = self.encode(x)
         return self.decode(z), z
+
+    # -- layer by layer, for splicing into a model (dictionaries/evaluation.py) --------------------
+
+    def encode_layer(
+        self, x: Float[torch.Tensor, "... d_in"], layer: int
+    ) -> Float[torch.Tensor, "... d_sae"]:
+        """Layer `layer`'s features from its MLP input alone (step 1), as dictionary.py's transcoder
+        computes them (one addmm), so a spliced model can encode each layer as the pass reaches it."""
+        flat = (x - self.b_dec[layer]).reshape(-1, x.shape[-1])
+        pre = torch.addmm(self.b_enc[layer], flat, self.W_enc[layer]).reshape(*x.shape[:-1], -1)
+        if self.log_threshold is None:
+            return torch.relu(pre)
+        return pre * (pre > self.log_threshold[layer].exp())
+
+    def decode_layer(
+        self, z: Sequence[Float[torch.Tensor, "... d_sae"]], out: int
+    ) -> Float[torch.Tensor, "... d_out"]:
+        """MLP output `out` (step 2) from the features of layers 0..out (`z[l]`, later ones unused):
+        its own layer's decoder first, as dictionary.py's transcoder decodes, then the earlier layers'."""
+        flat = [z_layer.reshape(-1, z_layer.shape[-1]) for z_layer in z[: out + 1]]
+        y_hat = torch.addmm(self.b_dec_out[out], flat[out], self.W_dec[out][:, 0])
+        for source in range(out):
+            y_hat = y_hat + flat[source] @ self.W_dec[source][:, out - source]
+        return y_hat.reshape(*z[out].shape[:-1], -1)
 
     def decoder_norms(self) -> Float[torch.Tensor, "n_layers d_sae"]:
         """Each feature's decoder norm over all the layers it writes to (module docstring step 3)."""

@@ -12,7 +12,12 @@ Splicing (`spliced`, docs/design.md §4.6), one code path for every kind:
 - transcoder at layer L: the MLP output (`blocks.L.hook_mlp_out`) is replaced by the transcoder's
   prediction from the MLP input (`blocks.L.ln2.hook_normalized`, captured on the way);
 - SAE on the MLP output: the MLP output is replaced by its reconstruction;
-- SAE on the MLP input: the MLP input is replaced by its reconstruction.
+- SAE on the MLP input: the MLP input is replaced by its reconstruction;
+- cross-layer transcoder (crosslayer.py), spliced into every layer at once: at layer l's MLP input
+  its layer-l features are encoded and kept, and layer l's MLP output is replaced by the decoders
+  of the features of layers 0..l (`CrossLayerTranscoder.encode_layer`, `decode_layer`); its
+  reconstruction metrics are kept per layer (`new_stats`: one ReconstructionStats per layer, for
+  that MLP output and that layer's features). Feature edits are for per-layer dictionaries only.
 With `keep_error=True` the dictionary's error (original minus reconstruction) is added back, so
 the forward pass is unchanged while gradients and interventions flow through the features.
 Several dictionaries splice at once (e.g. one transcoder per layer). Zero ablation sets the MLP
@@ -36,8 +41,9 @@ from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
 from transcoder_lab.dictionaries.activations import Batch
+from transcoder_lab.dictionaries.crosslayer import CrossLayerTranscoder
 from transcoder_lab.dictionaries.dictionary import Dictionary, DictionaryKind
-from transcoder_lab.sources.hooks import mlp_out_hook
+from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
 LIVE_LOG10_FREQUENCY = -4.0
 DENSE_FREQUENCY = 0.1
@@ -116,10 +122,55 @@ def reconstruction_metrics(dictionary: Dictionary, batches: Iterable[Batch]) -> 
     return stats.result()
 
 
+def new_stats(dictionary: Dictionary | CrossLayerTranscoder) -> list[ReconstructionStats]:
+    """Empty reconstruction sums for what `dictionary` splices: one, or one per layer of a CLT."""
+    spec = dictionary.spec
+    n_layers = spec.n_layers if isinstance(dictionary, CrossLayerTranscoder) else 1
+    return [ReconstructionStats(spec.d_sae, spec.d_out) for _ in range(n_layers)]
+
+
+def replaced_hooks(dictionary: Dictionary | CrossLayerTranscoder) -> list[str]:
+    """The activations `dictionary` replaces when spliced (a CLT: every layer's MLP output)."""
+    if isinstance(dictionary, CrossLayerTranscoder):
+        return dictionary.spec.hooks_out
+    spec = dictionary.spec
+    return [spec.hook_out if spec.kind != DictionaryKind.sae_mlp_in else spec.hook_in]
+
+
+def _crosslayer_hooks(
+    clt: CrossLayerTranscoder,
+    keep_error: bool,
+    stats: Sequence[ReconstructionStats] | None,
+    is_bos: torch.Tensor | None,
+) -> list[tuple[str, Callable]]:
+    """The hooks that splice `clt` into every layer (the module docstring): layer l's features are
+    encoded from its MLP input as the pass reaches it, and its MLP output decoded from layers 0..l."""
+    z: dict[int, torch.Tensor] = {}  # each layer's features in the current forward pass
+    hooks: list[tuple[str, Callable]] = []
+    for layer in range(clt.spec.n_layers):
+
+        def encode(activation, hook, layer=layer):
+            z[layer] = clt.encode_layer(activation, layer)
+            return activation
+
+        def replace(activation, hook, layer=layer):
+            y_hat = clt.decode_layer([z[source] for source in range(layer + 1)], layer)
+            if stats is not None:
+                flat_bos = is_bos.reshape(-1) if is_bos is not None else None
+                flat = (activation.reshape(-1, activation.shape[-1]), y_hat.reshape(-1, y_hat.shape[-1]))
+                stats[layer].update(*flat, z[layer].reshape(-1, z[layer].shape[-1]), flat_bos)
+            if keep_error:
+                return y_hat + (activation - y_hat).detach()
+            return y_hat
+
+        hooks += [(mlp_in_hook(layer), encode), (mlp_out_hook(layer), replace)]
+    return hooks
+
+
 @contextmanager
 def spliced(
     model: HookedTransformer,
-    dictionaries: Sequence[Dictionary],
+    dictionaries: Sequence[Dictionary | CrossLayerTranscoder],
     keep_error: bool = False,
     stats: Sequence[ReconstructionStats] | None = None,
     is_bos: torch.Tensor | None = None,
@@ -130,16 +181,26 @@ def spliced(
     `edit_features(dictionary, z)` may return edited activations (an ablation, a patch); the
     output is decoded from them. With `keep_error`, the error added back is that of the unedited
     reconstruction, so an edit changes the forward pass by exactly its decoded difference.
-    `stats`, one per dictionary, accumulate reconstruction metrics of each dictionary on the
-    activations it sees; `is_bos` [batch, pos] marks BOS positions for L0 without BOS.
+    `stats`, one per dictionary (per layer of a cross-layer transcoder: `new_stats`), accumulate
+    reconstruction metrics of each dictionary on the activations it sees; `is_bos` [batch, pos]
+    marks BOS positions for L0 without BOS.
     """
-    replaced = [
-        d.spec.hook_out if d.spec.kind != DictionaryKind.sae_mlp_in else d.spec.hook_in for d in dictionaries
-    ]
+    replaced = [hook for dictionary in dictionaries for hook in replaced_hooks(dictionary)]
     if len(set(replaced)) != len(replaced):
         raise ValueError(f"two dictionaries replace the same activation ({replaced}); splice one per hook")
     hooks = []
-    for index, dictionary in enumerate(dictionaries):
+    index = 0  # the dictionary's first entry in `stats`
+    for dictionary in dictionaries:
+        if isinstance(dictionary, CrossLayerTranscoder):
+            if edit_features is not None:
+                raise ValueError(
+                    "edit_features edits per-layer dictionaries' features, not a cross-layer transcoder's"
+                )
+            n_layers = dictionary.spec.n_layers
+            layer_stats = stats[index : index + n_layers] if stats is not None else None
+            hooks += _crosslayer_hooks(dictionary, keep_error, layer_stats, is_bos)
+            index += n_layers
+            continue
         captured: dict[str, torch.Tensor] = {}
         spec = dictionary.spec
 
@@ -165,7 +226,8 @@ def spliced(
 
         if spec.is_transcoder:
             hooks.append((spec.hook_in, capture))
-        hooks.append((replaced[index], replace))
+        hooks.append((replaced_hooks(dictionary)[0], replace))
+        index += 1
     with model.hooks(fwd_hooks=hooks):
         yield
 
@@ -177,8 +239,15 @@ def zero_ablated(model: HookedTransformer, layers: Iterable[int]) -> Iterator[No
         yield
 
 
-def layers_of(dictionaries: Sequence[Dictionary]) -> list[int]:
-    return sorted({d.spec.layer for d in dictionaries})
+def layers_of(dictionaries: Sequence[Dictionary | CrossLayerTranscoder]) -> list[int]:
+    """The layers the dictionaries splice into (a cross-layer transcoder: all of its layers)."""
+    return sorted(
+        {
+            layer
+            for d in dictionaries
+            for layer in (range(d.spec.n_layers) if isinstance(d, CrossLayerTranscoder) else [d.spec.layer])
+        }
+    )
 
 
 def summed_nll(log_probs: Float[torch.Tensor, "b pos vocab"], tokens: Int[torch.Tensor, "b pos"]) -> float:
@@ -204,7 +273,7 @@ class _LossSums:
 @torch.no_grad()
 def splice_metrics(
     model: HookedTransformer,
-    dictionary_sets: dict[str, Sequence[Dictionary]],
+    dictionary_sets: dict[str, Sequence[Dictionary | CrossLayerTranscoder]],
     tokens: Int[torch.Tensor, "n_contexts n_ctx"],
     batch_size: int = 32,
     bos_id: int | None = None,
@@ -221,10 +290,7 @@ def splice_metrics(
     either way, so asking for them changes no other number.
     """
     bos = bos_id if bos_id is not None else getattr(model.tokenizer, "bos_token_id", None)
-    stats = {
-        name: [ReconstructionStats(d.spec.d_sae, d.spec.d_out) for d in ds]
-        for name, ds in dictionary_sets.items()
-    }
+    stats = {name: [s for d in ds for s in new_stats(d)] for name, ds in dictionary_sets.items()}
     sums = {name: _LossSums() for name in dictionary_sets}
     by_context: dict[str, list[torch.Tensor]] = {name: [] for name in [*dictionary_sets, "clean"]}
     clean_sum, n_predictions = 0.0, 0

@@ -8,19 +8,27 @@ Algorithm (`evaluate_profile`, the body of the DVC stage `evaluate`):
    replica's " recipe=<name>"), "splice_all"
    (the transcoders of every layer together, the paper's "all transcoders" experiment;
    `splice_all_set`), and one "subset:<name>" per `evaluation.splice_subsets` entry (e.g. the
-   paper's layers 1-9 together).
+   paper's layers 1-9 together). When the profile lists cross-layer transcoders, also the sets
+   over every layer (`all_layer_sets`): each CLT ("clt l1=<l1>", spliced into every layer at once)
+   and, beside them, the grid's transcoders of every layer spliced together at each grid L1
+   coefficient ("splice_all l1=<l1>"), to compare at matched total L0.
 3. `evaluation.splice_metrics` measures every set on the same tokens in one batched pass, keeping
-   each grid dictionary's spliced CE per held-out context.
+   each grid dictionary's and each set over every layer's spliced CE per held-out context.
 4. Write `results/<profile>/`: `pareto.csv` (one row per grid dictionary, `PARETO_COLUMNS`; `seed`
    0 for the plain cells, `recipe` the profile's own recipe for them (`DictionariesConfig.recipe`,
-   e.g. live_transcoders) and its name for a recipe replica), `dictionary_metrics.json` (everything
-   measured per grid dictionary, by
-   set name), `splice_all.json` (the splice-all summary, its subsets, the source and the held-out
-   hash), `ce_per_context.safetensors` ("spliced" [contexts, pareto rows] in pareto.csv's row
-   order, "clean" [contexts]) and `pareto_gaps.json` (the transcoder against every other arm of
-   its recipe at matched L0, with a paired bootstrap over the contexts and the spread over seeds:
-   `matched_gaps`; the profile's own recipe under "gaps", another recipe's under "recipes":
-   {name: gaps}); then `figures/<profile>/pareto.{png,svg}`, with the seed spread as error bars.
+   e.g. live_transcoders) and its name for a recipe replica; then one row per set over every layer,
+   kind "splice_all" or "clt", with no layer, its total L0 (summed over layers), mean FVU and dead
+   fraction over layers, and the per-layer L0 and FVU as JSON lists in `l0_by_layer` and
+   `fvu_by_layer`: `all_layer_row`), `dictionary_metrics.json` (everything measured per grid
+   dictionary, and per layer for the sets over every layer, by set name), `splice_all.json` (the
+   splice-all summary, its subsets, the source and the held-out hash), `ce_per_context.safetensors`
+   ("spliced" [contexts, pareto rows] in pareto.csv's row order, "clean" [contexts]) and
+   `pareto_gaps.json` (the transcoder against every other arm of its recipe at matched L0, with a
+   paired bootstrap over the contexts and the spread over seeds: `matched_gaps`; the profile's own
+   recipe under "gaps", another recipe's under "recipes": {name: gaps}; under "crosslayer", the
+   CLT sweep against the splice-all sweep at matched total L0, the same computation with
+   "splice_all" as the reference); then `figures/<profile>/pareto.{png,svg}`, with the seed spread
+   as error bars and, with CLTs, a panel of the sets over every layer (spliced CE against total L0).
 5. Write `expected_vs_measured.md`: the profile's expected values beside the splice-all summary and
    the behaviour stage's `behaviour.json` (when present), followed by the published reference sweep
    against the grid when the profile lists one (Pythia profiles).
@@ -36,10 +44,11 @@ import torch
 
 from transcoder_lab import io
 from transcoder_lab.config import Config, Sparsity, SpliceAllSource
+from transcoder_lab.dictionaries.crosslayer import CrossLayerTranscoder, crosslayer_config, load_crosslayer
 from transcoder_lab.dictionaries.dictionary import Dictionary, load_dictionary
 from transcoder_lab.dictionaries.evaluation import splice_metrics, token_hash
 from transcoder_lab.dictionaries.matched_gaps import REFERENCE_ARM, matched_gaps
-from transcoder_lab.paths import dictionary_dir, figures_dir, published_dir, results_dir
+from transcoder_lab.paths import crosslayer_dir, dictionary_dir, figures_dir, published_dir, results_dir
 from transcoder_lab.plotting import pareto_figure, save_figure
 from transcoder_lab.report import expected_vs_measured, reference_table
 from transcoder_lab.sources.models import load_model
@@ -61,7 +70,10 @@ PARETO_COLUMNS = [
     "kl",
     "fvu",
     "dead_fraction",
-]  # fmt: skip  ("kind" is the arm, config.ARMS; TopK arms set "k", the others "l1_coefficient")
+    "l0_by_layer",
+    "fvu_by_layer",
+]  # fmt: skip  ("kind" is the arm, config.ARMS, or a set over every layer: "splice_all", "clt"; TopK
+#   arms set "k", the others "l1_coefficient"; only the sets over every layer fill the last two)
 
 
 def grid_set_name(layer: int, arm: str, sparsity: Sparsity, seed: int = 0, recipe: str | None = None) -> str:
@@ -72,28 +84,63 @@ def grid_set_name(layer: int, arm: str, sparsity: Sparsity, seed: int = 0, recip
 
 
 def splice_all_set(
-    cfg: Config, device: str | torch.device = "cpu", layers: list[int] | None = None
+    cfg: Config, device: str | torch.device = "cpu", layers: list[int] | None = None, l1: float | None = None
 ) -> list[Dictionary]:
     """The transcoders spliced together (step 2 of the module docstring):
     1. the layers are `layers`, else `evaluation.splice_all_layers`, else every grid transcoder layer;
     2. with `splice_all_source: published`, load the published transcoder of each layer;
-    3. otherwise check that the grid holds a transcoder cell at every layer and that
-       `splice_all_l1` is one of the grid's L1 coefficients (a ValueError naming the missing cells
-       if not), and load each layer's grid transcoder at `splice_all_l1`."""
+    3. otherwise check that the grid holds a transcoder cell at every layer and that the L1
+       coefficient (`l1`, else `splice_all_l1`) is one of the grid's (a ValueError naming the
+       missing cells if not), and load each layer's grid transcoder at that coefficient."""
     evaluation, grid = cfg.profile.evaluation, cfg.profile.dictionaries
     layers = layers or evaluation.splice_all_layers or grid.layers_of("transcoder")
+    l1 = l1 if l1 is not None else evaluation.splice_all_l1
     if evaluation.splice_all_source == SpliceAllSource.published:
         return [load_dictionary(published_dir(cfg, layer), device) for layer in layers]
     missing = [f"L{layer}_transcoder" for layer in layers if f"L{layer}_transcoder" not in grid.cells]
-    if missing or evaluation.splice_all_l1 not in grid.l1_coefficients:
+    if missing or l1 not in grid.l1_coefficients:
         raise ValueError(
             "profile.evaluation.splice_all_l1 must be one of profile.dictionaries.l1_coefficients and "
             f"profile.dictionaries.cells must hold a transcoder at every splice-all layer; missing: {missing}"
         )
-    return [
-        load_dictionary(dictionary_dir(cfg, layer, "transcoder", evaluation.splice_all_l1), device)
-        for layer in layers
-    ]
+    return [load_dictionary(dictionary_dir(cfg, layer, "transcoder", l1), device) for layer in layers]
+
+
+AllLayerSets = dict[str, tuple[str, float, list[Dictionary] | list[CrossLayerTranscoder]]]
+
+
+def all_layer_sets(cfg: Config, device: str | torch.device = "cpu") -> AllLayerSets:
+    """Step 2's sets over every layer, by name: (kind, L1 coefficient, what is spliced). Empty
+    unless the profile lists cross-layer transcoders; then "splice_all l1=<l1>" for every grid L1
+    coefficient (when the grid holds a transcoder at every layer and splice_all_source is grid),
+    then "clt l1=<l1>" for every CLT."""
+    clt_l1s = crosslayer_config(cfg).l1_coefficients
+    if not clt_l1s:
+        return {}
+    grid, every_layer = cfg.profile.dictionaries, list(range(cfg.profile.model.n_layers))
+    sets: AllLayerSets = {}
+    on_grid = cfg.profile.evaluation.splice_all_source == SpliceAllSource.grid
+    if on_grid and set(every_layer) <= set(grid.layers_of("transcoder")):
+        for l1 in grid.l1_coefficients:
+            sets[f"splice_all l1={l1:g}"] = ("splice_all", l1, splice_all_set(cfg, device, every_layer, l1))
+    for l1 in clt_l1s:
+        sets[f"clt l1={l1:g}"] = ("clt", l1, [load_crosslayer(crosslayer_dir(cfg, l1), device)])
+    return sets
+
+
+def all_layer_row(profile: str, kind: str, l1: float, measured: dict) -> dict:
+    """A set over every layer as a Pareto row (step 4): `measured` is its splice_metrics result,
+    whose "dictionaries" hold one entry per layer, in layer order."""
+    by_layer = measured["dictionaries"]
+
+    def listed(key: str) -> str:
+        return json.dumps([float(f"{layer[key]:.6g}") for layer in by_layer])
+
+    return {"profile": profile, "layer": None, "kind": kind, "l1_coefficient": l1, "k": None, "seed": 0,
+            **measured, "l0": sum(layer["l0"] for layer in by_layer),
+            "fvu": float(np.mean([layer["fvu"] for layer in by_layer])),
+            "dead_fraction": float(np.mean([layer["dead_fraction"] for layer in by_layer])),
+            "l0_by_layer": listed("l0"), "fvu_by_layer": listed("fvu")}  # fmt: skip
 
 
 def evaluate_profile(cfg: Config) -> dict:
@@ -123,6 +170,8 @@ def evaluate_profile(cfg: Config) -> dict:
     sets["splice_all"] = splice_all_set(cfg, device)
     subsets = profile.evaluation.splice_subsets
     sets |= {f"subset:{name}": splice_all_set(cfg, device, layers) for name, layers in subsets.items()}
+    every_layer = all_layer_sets(cfg, device)  # the CLTs and the splice-all sweep beside them
+    sets |= {name: spliced for name, (_, _, spliced) in every_layer.items()}
     # 3. every set measured on the same tokens
     results = splice_metrics(model, sets, tokens, profile.evaluation.batch_size, per_context=True)
     # kept apart from the results, which the JSON outputs below are made of
@@ -138,17 +187,24 @@ def evaluate_profile(cfg: Config) -> dict:
         rows.append({"profile": profile.name, "layer": layer, "kind": arm, "l1_coefficient": l1,
                      "k": sparsity.k, "seed": seed, "recipe": recipe or grid.recipe, **measured,
                      **{key: reconstruction[key] for key in ("l0", "fvu", "dead_fraction")}})  # fmt: skip
-    pareto = pd.DataFrame(rows)[PARETO_COLUMNS]
+    rows += [
+        all_layer_row(profile.name, kind, l1, results[name]) for name, (kind, l1, _) in every_layer.items()
+    ]
+    pareto = pd.DataFrame(rows, columns=PARETO_COLUMNS)
     out = results_dir(cfg)
-    # Everything measured per dictionary (L0 without BOS, live and dense fractions, ...), by name.
+    row_names = [grid_set_name(*cell) for cell in cells] + list(every_layer)  # pareto.csv's row order
+    # Everything measured per dictionary (L0 without BOS, live and dense fractions, ...), by name;
+    # per layer for the sets over every layer.
     details = {
-        name: {**results[name]["dictionaries"][0], "ce_spliced": results[name]["ce_spliced"]} for name in sets
+        name: {**results[name]["dictionaries"][0], "ce_spliced": results[name]["ce_spliced"]}
+        for name in row_names[: len(cells)]
     }
-    for name in [name for name in details if name == "splice_all" or name.startswith("subset:")]:
-        details.pop(name)
+    details |= {
+        name: {"by_layer": results[name]["dictionaries"], "ce_spliced": results[name]["ce_spliced"]}
+        for name in every_layer
+    }
     io.write_json(out / "dictionary_metrics.json", details)
     io.write_text(out / "pareto.csv", pareto.to_csv(index=False, float_format="%.6g"))
-    row_names = [grid_set_name(*cell) for cell in cells]  # pareto.csv's row order
     spliced_per_context = torch.stack([per_context[name] for name in row_names], dim=1)
     tensors = {"spliced": spliced_per_context, "clean": clean_per_context}
     described = {"columns": "pareto.csv rows, in order", "heldout_sha256": token_hash(tokens)}
@@ -157,16 +213,22 @@ def evaluate_profile(cfg: Config) -> dict:
         key: getattr(profile.evaluation, key) for key in ("n_bootstrap", "bootstrap_seed", "confidence")
     }
     spliced = spliced_per_context.numpy().astype(np.float64)
+    on_grid = pareto["layer"].notna().to_numpy()  # the sets over every layer have no layer
 
     def recipe_gaps(recipe: str) -> list[dict]:  # each recipe's arms against its own transcoder
-        rows = (pareto["recipe"] == recipe).to_numpy()
+        rows = on_grid & (pareto["recipe"] == recipe).to_numpy()
         return matched_gaps(pareto[rows], spliced[:, rows], **bootstrap)
 
     gaps = {"gaps": recipe_gaps(grid.recipe)}
-    if others := [recipe for recipe in pareto["recipe"].unique() if recipe != grid.recipe]:
+    if others := [recipe for recipe in pareto.loc[on_grid, "recipe"].unique() if recipe != grid.recipe]:
         gaps["recipes"] = {recipe: recipe_gaps(recipe) for recipe in others}
     held_out = {"n_contexts": len(tokens), "heldout_sha256": token_hash(tokens)}
-    io.write_json(out / "pareto_gaps.json", {"reference": REFERENCE_ARM, **bootstrap, **held_out, **gaps})
+    written_gaps = {"reference": REFERENCE_ARM, **bootstrap, **held_out, **gaps}
+    if every_layer:  # the CLT sweep against the splice-all sweep, at matched total L0
+        over_layers = pareto[~on_grid].assign(layer=-1)
+        crosslayer = matched_gaps(over_layers, spliced[:, ~on_grid], **bootstrap, reference="splice_all")
+        written_gaps["crosslayer"] = [{k: v for k, v in gap.items() if k != "layer"} for gap in crosslayer]
+    io.write_json(out / "pareto_gaps.json", written_gaps)
 
     def summary(name: str) -> dict:
         return {key: value for key, value in results[name].items() if key != "dictionaries"}
