@@ -182,10 +182,11 @@ def test_recipe_replicas_get_their_own_rows_gaps_and_report_table(tiny_pipeline,
         shutil.copytree(
             source / cell, tmp_path / "dictionaries" / cfg.profile.name / f"{cell}_live_transcoders"
         )
-    plain = evaluate_profile(cfg)["pareto"]
+    on_grid = lambda rows: rows[rows["layer"].notna()].reset_index(drop=True)  # noqa: E731 (not CLT rows)
+    plain = on_grid(evaluate_profile(cfg)["pareto"])
     plain_gaps = json.loads((results_dir(cfg) / "pareto_gaps.json").read_text())
     cfg.profile.dictionaries.cells += ["L1_transcoder_live_transcoders", "L1_sae_mlp_in_live_transcoders"]
-    pareto = evaluate_profile(cfg)["pareto"]
+    pareto = on_grid(evaluate_profile(cfg)["pareto"])
 
     n_l1 = len(cfg.profile.dictionaries.l1_coefficients)
     assert cfg.profile.dictionaries.recipe == "paper"
