@@ -344,8 +344,7 @@ def _faithfulness_section(studies: list[dict[str, Any]]) -> list[str]:
         if contrast:
             contrasts.append([
                 name, contrast["n_pairs"], _pct(contrast["attributed_context_share"]["median"]),
-                _pct(contrast["patched_context_share_at_root_layer"]["median"]),
-                _pct(contrast["spearman_layer0"]["median"]), contrast["verdict"],
+                _pct(contrast["patched_context_share_at_root_layer"]["median"]), contrast["verdict"],
             ])  # fmt: skip
     if not measured:
         return []
@@ -397,12 +396,11 @@ def _faithfulness_section(studies: list[dict[str, Any]]) -> list[str]:
             "Matched pairs (case_studies.contrastive): each prompt with a planted context token beside the",
             "same prompt with it made the neutral token. Of the root's difference between them (medians",
             "over pairs): the share the exact attribution places at the context positions, the share lost",
-            "when the neutral residual stream is patched in at those positions at the root's layer, and",
-            "the Spearman between attribution and embedding patching by position; ok when the patched",
-            "share reaches `min_context_loss` and the Spearman `min_spearman`.",
+            "when the neutral residual stream is patched in at those positions at the root's layer; ok",
+            "when the patched share reaches `min_context_loss`.",
             "",
             *_table(
-                ["study", "pairs", "attributed share", "patched share", "Spearman", "verdict"], contrasts
+                ["study", "pairs", "attributed share", "patched share", "verdict"], contrasts
             ),
             "",
         ]

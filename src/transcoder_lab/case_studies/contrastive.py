@@ -21,12 +21,12 @@ context (docs/design.md §6.5). The result's `contrastive` entry, beside `ground
    a position starts; there, patching every position reproduces the neutral run (share 1), and so
    does patching the context positions. At the root's layer, the context positions' share is what
    the root's own attention still reads from them: `patched_context_share`.
-4. Agreement, per pair: Spearman between the attributed difference per position and the layer-0
-   patched drop per position.
-5. Summaries over pairs (median, IQR: circuits.faithfulness.summarise) and the number of pairs.
-Verdict, against bars fixed before the run (config.FaithfulnessConfig, reused): the median Spearman
-of step 4 at least `min_spearman`, and the median patched context share at the root's layer at least
-`min_context_loss`. A pair whose difference is under `MIN_DIFFERENCE` has undefined shares.
+4. Summaries over pairs (median, IQR: circuits.faithfulness.summarise) and the number of pairs.
+Verdict, against a bar fixed before the run (config.FaithfulnessConfig, reused): the median patched
+context share at the root's layer at least `min_context_loss`. The attributed share stands beside it
+without a bar. (No per-position rank test against the layer-0 patch: the two prompts differ only at
+the context, so patching any other position there changes nothing, and such a ranking would rank
+float noise.) A pair whose difference is under `MIN_DIFFERENCE` has undefined shares.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from transformer_lens import HookedTransformer
 from transcoder_lab.case_studies.common import LabelledTokens, Prompt
 from transcoder_lab.circuits import AttributionContext, attribute, feature_root
 from transcoder_lab.circuits.faithfulness import summarise
-from transcoder_lab.circuits.interventions import spearman
 from transcoder_lab.config import FaithfulnessConfig
 from transcoder_lab.dictionaries import Dictionary
 from transcoder_lab.sources.hooks import mlp_in_hook
@@ -145,7 +144,6 @@ def contrastive_pair(
     difference = patched["original"] - patched["neutral"]
     drops, n_pos = patched["drops"], len(original)
     layer0 = drops[0, :n_pos]
-    rho = spearman(attributed_diff.numpy(), layer0.numpy()) if abs(difference) >= MIN_DIFFERENCE else None
     return {
         "n_pos": n_pos,
         "context_positions": context,
@@ -157,7 +155,6 @@ def contrastive_pair(
         "attributed_context_share": _share(float(attributed_diff[context].sum()), difference),
         "patched_context_share_by_layer": [_share(float(d), difference) for d in drops[:, n_pos]],
         "patched_all_share_by_layer": [_share(float(d), difference) for d in drops[:, n_pos + 1]],
-        "spearman_layer0": None if rho is None or rho != rho else float(rho),
     }
 
 
@@ -184,13 +181,7 @@ def contrastive_check(
             )
     attributed = summarise([p["attributed_context_share"] for p in pairs])
     patched = summarise([p["patched_context_share_by_layer"][-1] for p in pairs])
-    rho = summarise([p["spearman_layer0"] for p in pairs])
-    passed = (
-        rho["median"] is not None
-        and rho["median"] >= bars.min_spearman
-        and patched["median"] is not None
-        and patched["median"] >= bars.min_context_loss
-    )
+    passed = patched["median"] is not None and patched["median"] >= bars.min_context_loss
     return {
         "context_labels": context_labels,
         "n_pairs": len(pairs),
@@ -200,8 +191,7 @@ def contrastive_check(
         "patched_context_share_by_layer": [
             summarise([p["patched_context_share_by_layer"][i] for p in pairs]) for i in range(layer + 1)
         ],
-        "spearman_layer0": rho,
-        "bars": {"min_spearman": bars.min_spearman, "min_context_loss": bars.min_context_loss},
+        "bars": {"min_context_loss": bars.min_context_loss},
         "verdict": OK if passed else BELOW,
         "pairs": pairs,
     }
@@ -218,7 +208,5 @@ def describe_contrastive(contrastive: dict[str, Any]) -> str:
         f"- contrastive pairs ({', '.join(c['context_labels'])} vs neutral, {c['n_pairs']} pairs): "
         f"attributed context share {shown(c['attributed_context_share'])}, patched context share at "
         f"the root's layer {shown(c['patched_context_share_at_root_layer'])} "
-        f"(bar {bars['min_context_loss']:g}), "
-        f"Spearman attribution vs layer-0 patching {shown(c['spearman_layer0'])} "
-        f"(bar {bars['min_spearman']:g}): **{c['verdict']}**"
+        f"(bar {bars['min_context_loss']:g}): **{c['verdict']}**"
     )
