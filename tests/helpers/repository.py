@@ -50,6 +50,7 @@ def expected_stages(dvc_yaml: Path, cfg) -> set[str]:
         "import_transcoders": cfg.profile.published_transcoder_layers,
         "graph_screenshots": cfg.profile.graph_screenshots,
         "case_study": list(cfg.case_study),
+        "crosslayer": list(cfg.profile.crosslayer.get("l1_coefficients") or []),
     }
     names: set[str] = set()
     for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
