@@ -27,7 +27,9 @@ from transcoder_lab.circuits import (
     root_value,
     top_contributors,
 )
+from transcoder_lab.circuits.faithfulness import circuit_faithfulness
 from transcoder_lab.circuits.full_graph import FullGraph
+from transcoder_lab.circuits.interventions import clean_state
 from transcoder_lab.circuits.replacement import CrossLayerSlice
 from transcoder_lab.dictionaries.crosslayer import CrossLayerSpec, CrossLayerTranscoder
 from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
@@ -339,3 +341,72 @@ def test_a_clt_must_fit_the_model(model):
     spec = CrossLayerSpec(n_layers=N_LAYERS - 1, d_in=D_MODEL, d_out=D_MODEL, d_sae=D_SAE)
     with pytest.raises(ValueError, match="3 layers"):
         AttributionContext.from_tokens(model, CrossLayerTranscoder(spec, torch.float64), prompt())
+
+
+# -- (d) faithfulness by intervention with a CLT spliced in ---------------------------------------
+
+
+def _ablated_by_hand(model, clt, tokens, root, node, frozen):
+    """The root after dropping CLT feature (layer, position, feature) written without the splice: the
+    unedited spliced run is the clean run (keep_error), so the edit is the plain model with the
+    feature's decoded writes z_f W_dec[l -> l'][f] taken off every MLP output l' >= l at its token."""
+    layer, position, feature = node
+    z = clt.encode_layer(model.run_with_cache(tokens[None])[1][mlp_in_hook(layer)][0, position], layer)
+
+    def take_off(activation, hook, j):
+        activation = activation.clone()
+        activation[0, position] -= z[feature] * clt.W_dec[layer][feature, j]
+        return activation
+
+    hooks = [(name, lambda a, hook, v=value: v) for name, value in frozen.items()]
+    hooks += [
+        (mlp_out_hook(layer + j), lambda a, hook, j=j: take_off(a, hook, j)) for j in range(N_LAYERS - layer)
+    ]
+    read = {}
+
+    def reader(activation, hook):
+        read["x"] = activation[0, root.position]
+
+    hooks.append((mlp_in_hook(root.layer), reader))
+    with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+        model(tokens[None])
+    return float(read["x"].double() @ root.vector.double())
+
+
+def test_clt_ablations_are_the_decoded_writes_taken_off_every_later_mlp(model, clt, clt_ctx):
+    """Zero-ablating one active CLT feature in the spliced model (circuits.faithfulness, step 2,
+    frozen: attention patterns and LayerNorm scales at the clean run's) equals taking its decoded
+    writes off every later MLP output of the plain model by hand (`_ablated_by_hand`), to float64
+    rounding. Layer-2 features reach the root at layer 3 only through MLP 2 and the frozen attention,
+    so there the change is also minus the total effect exactly; earlier features' changes differ from
+    it by the real later MLPs' reaction, which attribution holds fixed as errors. With the cross-layer
+    decoders zeroed the same ablations move the root differently: the edits use them."""
+    tokens = clt_ctx.tokens
+    t = len(tokens) - 1
+    root = feature_root(clt_ctx, 3, int(clt_ctx.feature_acts[3][t].argmax()), t)
+    means = {layer: torch.zeros(D_SAE, dtype=torch.float64) for layer in range(N_LAYERS)}
+    result = circuit_faithfulness(model, clt, tokens, root, [], means, n_random=2, batch_size=256)
+    nodes = result["nodes"]
+    scale = max(abs(node["attribution"]) for node in nodes)
+    frozen = clean_state(model, [clt], tokens, freeze_attention=True, freeze_ln=True)
+    clean = result["frozen"]["clean"]
+    for layer in range(3):
+        for node in [n for n in nodes if n["layer"] == layer][:4]:
+            key = (node["layer"], node["position"], node["feature"])
+            by_hand = _ablated_by_hand(model, clt, tokens, root, key, frozen) - clean
+            assert node["actual_change_frozen"] == pytest.approx(by_hand, abs=1e-9 * scale), key
+    last = [n for n in nodes if n["layer"] == 2]
+    assert last and all(
+        n["actual_change_frozen"] == pytest.approx(-n["attribution"], abs=1e-9 * scale) for n in last
+    )
+    without_cross = clt_from(per_layer_transcoders(), cross_scale=0.0)
+    plain = circuit_faithfulness(model, without_cross, tokens, root, [], means, n_random=2, batch_size=256)
+    plain_change = {
+        (n["layer"], n["position"], n["feature"]): n["actual_change_frozen"] for n in plain["nodes"]
+    }
+    differences = [
+        abs(plain_change[key] - n["actual_change_frozen"])
+        for n in nodes
+        if n["layer"] < 2 and (key := (n["layer"], n["position"], n["feature"])) in plain_change
+    ]
+    assert differences and max(differences) > 1e-3 * scale

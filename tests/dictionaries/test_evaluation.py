@@ -228,3 +228,29 @@ def test_a_spliced_crosslayer_transcoder_writes_each_mlp_output_from_earlier_fea
     with pytest.raises(ValueError, match="same activation"):
         with spliced(model, [clt, identity_dictionary("sae_mlp_out", layer=1)]):
             pass
+
+
+def test_a_crosslayer_feature_edit_reaches_every_later_mlp_output_by_its_decoders(model, tokens):
+    """Dropping layer-0 feature f of a CLT with keep_error: layer 0's MLP output changes by
+    -z_f W_dec[0 -> 0][f] and layer 1's by -z_f W_dec[0 -> 1][f], plus what the real MLP 1 does with
+    the edited stream (held at the clean one here); layer 1's own features cancel, since the error
+    kept is that of the same run's unedited reconstruction."""
+    clt = random_crosslayer()
+    _, clean = model.run_with_cache(tokens, names_filter=[*clt.spec.hooks_in, *clt.spec.hooks_out])
+    z0 = clt.encode_layer(clean[clt.spec.hooks_in[0]], 0)
+    feature = int(z0.flatten(0, -2).gt(0).sum(0).argmax())  # the most often active layer-0 feature
+
+    def drop(layer: int, z: torch.Tensor) -> torch.Tensor:
+        if layer != 0:
+            return z
+        edited = z.clone()
+        edited[..., feature] = 0
+        return edited
+
+    frozen_in = [(clt.spec.hooks_in[1], lambda activation, hook: clean[hook.name])]
+    with spliced(model, [clt], keep_error=True, edit_features=drop), model.hooks(fwd_hooks=frozen_in):
+        _, edited = model.run_with_cache(tokens, names_filter=list(clt.spec.hooks_out))
+    for layer, hook in enumerate(clt.spec.hooks_out):
+        expected = clean[hook] - z0[..., feature : feature + 1] * clt.W_dec[0][feature, layer]
+        torch.testing.assert_close(edited[hook], expected.detach(), atol=1e-5, rtol=1e-5)
+    assert z0[..., feature].abs().max() > 0 and clt.W_dec[0][feature, 1].abs().sum() > 0

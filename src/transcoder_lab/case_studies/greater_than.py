@@ -469,7 +469,7 @@ def without_feature(
     """Step 3: the probability difference with the transcoder spliced in but `feature` zeroed (the
     paper's harmful feature 5315 at layer 10)."""
 
-    def ablate(dictionary: Dictionary, z: Tensor) -> Tensor:
+    def ablate(layer: int, z: Tensor) -> Tensor:
         z = z.clone()
         z[..., feature] = 0
         return z

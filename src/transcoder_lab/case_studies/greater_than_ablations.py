@@ -237,7 +237,7 @@ def reference_curve(
         edit_values = masked(keep)
         if kind == "features":
 
-            def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
+            def edit(layer: int, z: Tensor) -> Tensor:
                 if protocol == "zero":
                     return edit_values(z)
                 z = z.clone()

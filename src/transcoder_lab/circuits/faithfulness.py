@@ -55,7 +55,7 @@ from transcoder_lab.circuits.interventions import (
     edited_root_values,
     spearman,
 )
-from transcoder_lab.dictionaries import Dictionary
+from transcoder_lab.circuits.replacement import Replacement, spliceable
 
 FeatureNode = tuple[int, int, int]  # (layer, position, feature)
 _F64 = torch.float64
@@ -118,7 +118,7 @@ def _masks(
 @torch.no_grad()
 def mean_ablated_values(
     model: HookedTransformer,
-    transcoders: Mapping[int, Dictionary],
+    transcoders: Replacement,
     ctx: AttributionContext,
     root: Root,
     sets: Sequence[Sequence[FeatureNode]],
@@ -129,13 +129,13 @@ def mean_ablated_values(
     """The root's value with each row's features mean-ablated (`_masks`)."""
     masks = _masks(ctx, root, sets, keep)
 
-    def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
-        mask = masks.get(dictionary.spec.layer)
+    def edit(layer: int, z: Tensor) -> Tensor:
+        mask = masks.get(layer)
         if mask is None:
             return z
-        return torch.where(mask, means[dictionary.spec.layer].to(z), z)
+        return torch.where(mask, means[layer].to(z), z)
 
-    return edited_root_values(model, list(transcoders.values()), ctx.tokens, root, len(sets), edit, frozen)
+    return edited_root_values(model, spliceable(transcoders), ctx.tokens, root, len(sets), edit, frozen)
 
 
 def percentile(value: float, baseline: Sequence[float]) -> float:
@@ -151,7 +151,7 @@ def _share(numerator: float, denominator: float) -> float | None:
 
 def sufficiency_necessity(
     model: HookedTransformer,
-    transcoders: Mapping[int, Dictionary],
+    transcoders: Replacement,
     ctx: AttributionContext,
     root: Root,
     circuit: Sequence[FeatureNode],
@@ -211,7 +211,7 @@ def precision_at_k(actual: Sequence[float], in_circuit: Sequence[bool]) -> float
 @torch.no_grad()
 def circuit_faithfulness(
     model: HookedTransformer,
-    transcoders: Mapping[int, Dictionary],
+    transcoders: Replacement,
     tokens: Int[Tensor, " pos"],
     root: Root,
     circuit: Sequence[FeatureNode],
@@ -226,8 +226,8 @@ def circuit_faithfulness(
     feature nodes (those outside the region are dropped: they cannot reach the root); `per_node`:
     also step 1-2's per-node rows (one pullback and one run per active feature; skipped, with the
     reason recorded, above `max_per_node` active features)."""
-    tcs = dict(transcoders)
-    ctx = AttributionContext.from_tokens(model, tcs, tokens)
+    tcs = spliceable(transcoders)  # what the interventions splice: the transcoders, or the CLT
+    ctx = AttributionContext.from_tokens(model, transcoders, tokens)
     candidates = [
         (layer, int(pos), int(f))
         for layer, z in sorted(ctx.feature_acts.items())
@@ -241,12 +241,11 @@ def circuit_faithfulness(
         "n_active_features": len(candidates),
     }
     states = {
-        mode: clean_state(model, list(tcs.values()), ctx.tokens, attention, ln)
-        for mode, (attention, ln) in MODES.items()
+        mode: clean_state(model, tcs, ctx.tokens, attention, ln) for mode, (attention, ln) in MODES.items()
     }
     for mode, frozen in states.items():
         out[mode] = sufficiency_necessity(
-            model, tcs, ctx, root, kept, candidates, means, frozen, n_random, seed
+            model, transcoders, ctx, root, kept, candidates, means, frozen, n_random, seed
         )
     if not per_node or not candidates:
         return out
@@ -269,13 +268,11 @@ def circuit_faithfulness(
         for (lay, pos, f), member, value in zip(candidates, in_circuit, attribution, strict=True)
     ]
     for mode, frozen in states.items():
-        clean = float(_root_values(model, list(tcs.values()), ctx.tokens, root, [], frozen)[0])
+        clean = float(_root_values(model, tcs, ctx.tokens, root, [], frozen)[0])
         actual: list[float] = []
         for start in range(0, len(candidates), batch_size):
             chunk = candidates[start : start + batch_size]
-            actual += (
-                _root_values(model, list(tcs.values()), ctx.tokens, root, chunk, frozen) - clean
-            ).tolist()
+            actual += (_root_values(model, tcs, ctx.tokens, root, chunk, frozen) - clean).tolist()
         for row, change in zip(rows, actual, strict=True):
             row[f"actual_change_{mode}"] = change
         out[mode] |= {

@@ -37,7 +37,7 @@ through their errors, which attribution treats as fixed leaves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,8 +48,10 @@ from transformer_lens import HookedTransformer
 
 from transcoder_lab.circuits.attribution import AttributionContext, Root, attribute
 from transcoder_lab.circuits.beam_search import Graph, fraction_explained
+from transcoder_lab.circuits.replacement import Replacement, spliceable
 from transcoder_lab.dictionaries import Dictionary
-from transcoder_lab.dictionaries.evaluation import spliced
+from transcoder_lab.dictionaries.crosslayer import CrossLayerTranscoder
+from transcoder_lab.dictionaries.evaluation import FeatureEdit, spliced
 
 
 def average_ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -92,7 +94,7 @@ def _frozen(value: Tensor):
 @torch.no_grad()
 def clean_state(
     model: HookedTransformer,
-    transcoders: Sequence[Dictionary],
+    transcoders: Sequence[Dictionary | CrossLayerTranscoder],
     tokens: Int[Tensor, " pos"],
     freeze_attention: bool,
     freeze_ln: bool,
@@ -113,13 +115,10 @@ def clean_state(
     return {name: cache[name] for name in names}
 
 
-FeatureEdit = Callable[[Dictionary, Tensor], Tensor]  # (dictionary, z [rows, pos, d_sae]) -> edited z
-
-
 @torch.no_grad()
 def edited_root_values(
     model: HookedTransformer,
-    transcoders: Sequence[Dictionary],
+    transcoders: Sequence[Dictionary | CrossLayerTranscoder],
     tokens: Int[Tensor, " pos"],
     root: Root,
     n_rows: int,
@@ -147,7 +146,7 @@ def edited_root_values(
 
 def _root_values(
     model: HookedTransformer,
-    transcoders: Sequence[Dictionary],
+    transcoders: Sequence[Dictionary | CrossLayerTranscoder],
     tokens: Int[Tensor, " pos"],
     root: Root,
     ablations: Sequence[tuple[int, int, int]],
@@ -161,13 +160,11 @@ def _root_values(
         ):
             target.append(value)
 
-    def edit(dictionary: Dictionary, z: Tensor) -> Tensor:
-        if dictionary.spec.layer not in by_layer:
+    def edit(layer: int, z: Tensor) -> Tensor:
+        if layer not in by_layer:
             return z
         z = z.clone()
-        rows_, positions, features = (
-            torch.tensor(v, device=z.device) for v in by_layer[dictionary.spec.layer]
-        )
+        rows_, positions, features = (torch.tensor(v, device=z.device) for v in by_layer[layer])
         z[rows_, positions, features] = 0.0
         return z
 
@@ -177,7 +174,7 @@ def _root_values(
 @torch.no_grad()
 def verify_graph(
     model: HookedTransformer,
-    transcoders: Mapping[int, Dictionary] | Sequence[Dictionary],
+    transcoders: Replacement,
     tokens: Int[Tensor, " pos"],
     root: Root,
     graph: Graph,
@@ -186,7 +183,7 @@ def verify_graph(
     batch_size: int = 16,
 ) -> dict[str, Any]:
     """Ablate every feature node of `graph` and compare with its attribution (module docstring)."""
-    tcs = list(transcoders.values()) if isinstance(transcoders, Mapping) else list(transcoders)
+    tcs = spliceable(transcoders)
     tokens = torch.as_tensor(tokens)
     tokens = tokens[0] if tokens.ndim == 2 else tokens
     root_position = root.position % len(tokens)
@@ -197,7 +194,7 @@ def verify_graph(
     clean = float(_root_values(model, tcs, tokens, root, [], frozen)[0])
 
     features = [node for node in graph.nodes.values() if node.kind == "feature"]
-    direct = attribute(AttributionContext.from_tokens(model, tcs, tokens), root) if features else None
+    direct = attribute(AttributionContext.from_tokens(model, transcoders, tokens), root) if features else None
     actual: list[float] = []
     for start in range(0, len(features), batch_size):
         chunk = [(int(f.layer), int(f.position), int(f.index)) for f in features[start : start + batch_size]]

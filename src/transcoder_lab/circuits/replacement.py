@@ -91,6 +91,13 @@ FeatureLayer = Dictionary | CrossLayerSlice
 Replacement = Mapping[int, Dictionary] | Sequence[Dictionary] | CrossLayerTranscoder
 
 
+def spliceable(transcoders: Replacement) -> list[Dictionary | CrossLayerTranscoder]:
+    """What `evaluation.spliced` splices for a replacement: the per-layer transcoders, or the CLT."""
+    if isinstance(transcoders, CrossLayerTranscoder):
+        return [transcoders]
+    return list(transcoders.values()) if isinstance(transcoders, Mapping) else list(transcoders)
+
+
 def decoder_stack(tc: FeatureLayer) -> Float[Tensor, "d_sae n_out d_out"]:
     """A feature layer's decoders, index j writing into MLP (its layer + j); detached."""
     decoders = tc.decoders if isinstance(tc, CrossLayerSlice) else tc.W_dec[:, None]

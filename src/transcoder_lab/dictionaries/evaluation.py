@@ -17,7 +17,10 @@ Splicing (`spliced`, docs/design.md §4.6), one code path for every kind:
   its layer-l features are encoded and kept, and layer l's MLP output is replaced by the decoders
   of the features of layers 0..l (`CrossLayerTranscoder.encode_layer`, `decode_layer`); its
   reconstruction metrics are kept per layer (`new_stats`: one ReconstructionStats per layer, for
-  that MLP output and that layer's features). Feature edits are for per-layer dictionaries only.
+  that MLP output and that layer's features).
+Feature edits (`edit_features(layer, z)`: an ablation, a patch) see the features of one layer, a
+per-layer dictionary's or a CLT's layer-l features, and the output is decoded from the edited ones (a
+CLT's edit at layer l reaches every MLP output l..n-1 through its decoders).
 With `keep_error=True` the dictionary's error (original minus reconstruction) is added back, so
 the forward pass is unchanged while gradients and interventions flow through the features.
 Several dictionaries splice at once (e.g. one transcoder per layer). Zero ablation sets the MLP
@@ -137,30 +140,40 @@ def replaced_hooks(dictionary: Dictionary | CrossLayerTranscoder) -> list[str]:
     return [spec.hook_out if spec.kind != DictionaryKind.sae_mlp_in else spec.hook_in]
 
 
+FeatureEdit = Callable[[int, torch.Tensor], torch.Tensor]  # (layer, z [batch, pos, d_sae]) -> edited z
+
+
 def _crosslayer_hooks(
     clt: CrossLayerTranscoder,
     keep_error: bool,
     stats: Sequence[ReconstructionStats] | None,
     is_bos: torch.Tensor | None,
+    edit_features: FeatureEdit | None,
 ) -> list[tuple[str, Callable]]:
     """The hooks that splice `clt` into every layer (the module docstring): layer l's features are
-    encoded from its MLP input as the pass reaches it, and its MLP output decoded from layers 0..l."""
+    encoded from its MLP input as the pass reaches it (and edited), and its MLP output decoded from
+    layers 0..l; with `keep_error`, the error is that of the unedited features' reconstruction."""
     z: dict[int, torch.Tensor] = {}  # each layer's features in the current forward pass
+    edited: dict[int, torch.Tensor] = {}
     hooks: list[tuple[str, Callable]] = []
     for layer in range(clt.spec.n_layers):
 
         def encode(activation, hook, layer=layer):
             z[layer] = clt.encode_layer(activation, layer)
+            edited[layer] = edit_features(layer, z[layer]) if edit_features is not None else z[layer]
             return activation
 
         def replace(activation, hook, layer=layer):
             y_hat = clt.decode_layer([z[source] for source in range(layer + 1)], layer)
+            error = activation - y_hat
+            if edit_features is not None:
+                y_hat = clt.decode_layer([edited[source] for source in range(layer + 1)], layer)
             if stats is not None:
                 flat_bos = is_bos.reshape(-1) if is_bos is not None else None
                 flat = (activation.reshape(-1, activation.shape[-1]), y_hat.reshape(-1, y_hat.shape[-1]))
-                stats[layer].update(*flat, z[layer].reshape(-1, z[layer].shape[-1]), flat_bos)
+                stats[layer].update(*flat, edited[layer].reshape(-1, z[layer].shape[-1]), flat_bos)
             if keep_error:
-                return y_hat + (activation - y_hat).detach()
+                return y_hat + error.detach()
             return y_hat
 
         hooks += [(mlp_in_hook(layer), encode), (mlp_out_hook(layer), replace)]
@@ -174,12 +187,12 @@ def spliced(
     keep_error: bool = False,
     stats: Sequence[ReconstructionStats] | None = None,
     is_bos: torch.Tensor | None = None,
-    edit_features: Callable[[Dictionary, torch.Tensor], torch.Tensor] | None = None,
+    edit_features: FeatureEdit | None = None,
 ) -> Iterator[None]:
     """Run the model with `dictionaries` spliced in (see the module docstring).
 
-    `edit_features(dictionary, z)` may return edited activations (an ablation, a patch); the
-    output is decoded from them. With `keep_error`, the error added back is that of the unedited
+    `edit_features(layer, z)` may return edited activations of that layer's features (an ablation,
+    a patch); the output is decoded from them. With `keep_error`, the error added back is that of the unedited
     reconstruction, so an edit changes the forward pass by exactly its decoded difference.
     `stats`, one per dictionary (per layer of a cross-layer transcoder: `new_stats`), accumulate
     reconstruction metrics of each dictionary on the activations it sees; `is_bos` [batch, pos]
@@ -192,13 +205,9 @@ def spliced(
     index = 0  # the dictionary's first entry in `stats`
     for dictionary in dictionaries:
         if isinstance(dictionary, CrossLayerTranscoder):
-            if edit_features is not None:
-                raise ValueError(
-                    "edit_features edits per-layer dictionaries' features, not a cross-layer transcoder's"
-                )
             n_layers = dictionary.spec.n_layers
             layer_stats = stats[index : index + n_layers] if stats is not None else None
-            hooks += _crosslayer_hooks(dictionary, keep_error, layer_stats, is_bos)
+            hooks += _crosslayer_hooks(dictionary, keep_error, layer_stats, is_bos, edit_features)
             index += n_layers
             continue
         captured: dict[str, torch.Tensor] = {}
@@ -214,7 +223,7 @@ def spliced(
             y_hat = dictionary.decode(z, x)
             error = activation - y_hat
             if edit_features is not None:
-                z = edit_features(dictionary, z)
+                z = edit_features(dictionary.spec.layer, z)
                 y_hat = dictionary.decode(z, x)
             if stats is not None:
                 flat_bos = is_bos.reshape(-1) if is_bos is not None else None
