@@ -1,6 +1,7 @@
 """DVC stage `report`: `results/<profile>/REPORT.md`, every headline number (behaviour, Pareto,
-splice-all, case studies, the blind study when present) beside its expected value, with links
-to the figures, and beside the reference run's (`references/<profile>.yaml`: agrees / differs);
+splice-all, case studies, dictionary families, the blind study when present) beside its expected
+value, with links to the figures, and beside the reference run's (`references/<profile>.yaml`:
+agrees / differs);
 `environment.json` beside it records what the run ran on."""
 
 import os

@@ -35,10 +35,10 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
     assert harvested["train"]["n_tokens"] >= cfg.profile.dictionaries.harvest.n_tokens
     results = load_stage("dictionaries").run(cfg)
     grid = cfg.profile.dictionaries
-    assert len(results) == len(grid.cells) * len(grid.l1_coefficients)
-    for cell in grid.cells:
-        for l1 in grid.l1_coefficients:
-            directory = tmp_path / "dictionaries" / "tiny" / cell / f"l1_{l1:g}"
+    assert len(results) == sum(len(grid.sweep(arm)) for _, arm in grid.parsed_cells)
+    for layer, arm in grid.parsed_cells:
+        for sparsity in grid.sweep(arm):
+            directory = tmp_path / "dictionaries" / "tiny" / f"L{layer}_{arm}" / sparsity.label
             metrics = json.loads((directory / "heldout_metrics.json").read_text())
             assert metrics["n_rows"] >= grid.harvest.heldout_tokens and 0 <= metrics["fvu"]
     crosslayer = load_stage("crosslayer").run(cfg)
@@ -62,6 +62,12 @@ def test_stage_functions_run_the_tiny_pipeline(tmp_path, monkeypatch):
     n_contexts = cfg.profile.evaluation.n_contexts
     contexts = heldout_contexts(cfg, model.tokenizer, n_contexts, grid.harvest.context_size)
     assert token_hash(contexts) == splice_all["heldout_sha256"]
+    families = load_stage("families").run(cfg)
+    assert [f["name"] for f in families["families"]] == ["PLT", "CLT", "skip", "TopK"]
+    assert set(families["mechanisms"]) == set(cfg.profile.families["mechanisms"])
+    assert families["verdicts"]["hops"]["verdict"] in ("ok", "BELOW")
+    assert "## Dictionary families" in (tmp_path / "results" / "tiny" / "families.md").read_text()
+    assert (tmp_path / "figures" / "tiny" / "families" / "families.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "results" / "tiny" / "behaviour.json").read_text())
     assert saved == json.loads(json.dumps(report))
     for mechanism in ("greater_than", "citation", "caught", "estimate"):

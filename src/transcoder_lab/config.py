@@ -521,9 +521,9 @@ class ProfileConfig:
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     dictionaries: DictionariesConfig = field(default_factory=DictionariesConfig)
     published_transcoder_layers: list[int] = field(default_factory=list)  # gpt2_small: 0..11
-    # case studies whose graphs the graph_screenshots stage draws in circuit-tracer's viewer (Chromium)
-    graph_screenshots: list[str] = field(default_factory=list)
+    graph_screenshots: list[str] = field(default_factory=list)  # case studies drawn in the graph viewer
     crosslayer: dict[str, Any] = field(default_factory=dict)  # CLTs, checked by crosslayer.crosslayer_config
+    families: dict[str, Any] = field(default_factory=dict)  # checked by case_studies.families.families_config
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
 

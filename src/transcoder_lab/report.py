@@ -518,6 +518,9 @@ def build_report(
             )
         lines += _full_graph_section(loaded)
         lines += _faithfulness_section(loaded)
+    families = results / "families.md"  # written by the families stage beside families.json
+    if families.exists():
+        lines += [*families.read_text().strip().splitlines(), ""]
     table = results / "study" / "table.md"  # written by study_analysis beside summary.json
     if table.exists():
         body = table.read_text().strip().splitlines()[1:]  # its own title becomes ours
