@@ -192,6 +192,10 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
         if node["feature_type"] == "cross layer transcoder":
             feature = json.loads((graphs / "features" / "tiny" / f"{node['feature']}.json").read_text())
             assert feature["top_logits"] and feature["bottom_logits"]
+            # labelled from the organism's ground truth: "tc<l>[<i>] <label> <F1>", top held-out contexts
+            assert len(node["clerp"].split()) >= 2 and feature["act_max"] > 0
+            (group,) = feature["examples_quantiles"]
+            assert group["examples"] and node["clerp"].split(" ", 1)[1] in group["quantile_name"]
     # the full graph of the same prompt (tests/circuits/test_full_graph.py checks the numbers)
     full = saved["full_graph"]
     assert full["n_tokens"] == len(graph["metadata"]["prompt_tokens"])
@@ -200,6 +204,7 @@ def test_every_case_study_runs_on_the_tiny_organism(tiny_pipeline, name):
     full_file = json.loads((graphs / f"{name}_full.json").read_text())
     assert full_file["metadata"]["prompt_tokens"] == graph["metadata"]["prompt_tokens"]
     assert {node["feature_type"] for node in full_file["nodes"]} >= {"embedding", "logit"}
+    assert all(n["clerp"] for n in full_file["nodes"] if n["feature_type"] == "cross layer transcoder")
     # faithfulness by intervention, frozen and live, on the graph prompt and over the prompts
     faithfulness = saved["faithfulness"]
     bars = cfg.case_study[name].faithfulness

@@ -5,8 +5,11 @@ small contexts the attribution, path, graph and intervention tests use."""
 import torch
 from transformer_lens import HookedTransformer
 
+from transcoder_lab.case_studies.common import LabelledTokens
 from transcoder_lab.circuits import AttributionContext
+from transcoder_lab.data import BOS_LABEL
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
+from transcoder_lab.dictionaries.crosslayer import CrossLayerSpec, CrossLayerTranscoder
 from transcoder_lab.sources.models import build_processed_model
 from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
@@ -71,4 +74,41 @@ def small_context(skip_layer: int | None = None):
     return model, tcs, tokens, AttributionContext.from_tokens(model, tcs, tokens)
 
 
-__all__ = ["N_POS", "SMALL", "random_processed_model", "random_transcoder", "small_context"]
+def small_clt(d_sae: int = 32, seed: int = 7) -> CrossLayerTranscoder:
+    """A ReLU cross-layer transcoder over every layer of `SMALL`: the random init with encoder
+    biases drawn too, so its features fire on some tokens and not others."""
+    spec = CrossLayerSpec(
+        n_layers=SMALL["n_layers"], d_in=SMALL["d_model"], d_out=SMALL["d_model"], d_sae=d_sae
+    )
+    g = torch.Generator().manual_seed(seed)
+    clt = CrossLayerTranscoder.initialise(spec, generator=g)
+    with torch.no_grad():
+        clt.b_enc.copy_(0.5 * torch.randn(clt.b_enc.shape, generator=g) - 0.5)
+    return clt
+
+
+LABEL_NAMES = ("background", "citation/semicolon", "citation/year", "prose/semicolon")
+
+
+def labelled_tokens(n: int = 8, n_ctx: int = 16, bos: int = 0, seed: int = 5) -> LabelledTokens:
+    """Random BOS-led contexts of `SMALL`'s vocabulary with random ground-truth labels of
+    `LABEL_NAMES` (mostly background), as `common.labelled_heldout` packs the corpus's."""
+    g = torch.Generator().manual_seed(seed)
+    contexts = torch.randint(1, SMALL["d_vocab"], (n, n_ctx), generator=g)
+    labels = torch.multinomial(torch.tensor([0.6, 0.15, 0.15, 0.1]), n * n_ctx, True, generator=g).view(
+        n, n_ctx
+    )
+    contexts[:, 0], labels[:, 0] = bos, BOS_LABEL
+    return LabelledTokens(contexts, labels, LABEL_NAMES)
+
+
+__all__ = [
+    "LABEL_NAMES",
+    "N_POS",
+    "SMALL",
+    "labelled_tokens",
+    "random_processed_model",
+    "random_transcoder",
+    "small_clt",
+    "small_context",
+]

@@ -5,7 +5,7 @@ import torch
 
 from transcoder_lab.config import GroundTruthRaterConfig
 from transcoder_lab.study.packet import ScanData
-from transcoder_lab.study.rater import evidence, judge, label_sets, rate_all
+from transcoder_lab.study.rater import evidence, judge, rate_all
 
 LABELS = ["background", "citation/semicolon", "citation/year", "prose/semicolon", "caught/passive_caught"]
 SEMI, YEAR, WORD, CAUGHT = 5, 6, 7, 8
@@ -45,13 +45,6 @@ def scan():
         on(labels == 4),  # "caught" label that is one token: yes, context-free (tie)
     ]
     return scan_with(cards, tokens, labels)
-
-
-def test_label_sets_exclude_background_and_add_families():
-    sets = label_sets(LABELS, ["background"])
-    assert "background" not in sets
-    assert sets["citation/*"] == [1, 2] and sets["citation/semicolon"] == [1]
-    assert "prose/*" not in sets  # a family of one label adds nothing
 
 
 def test_ratings_follow_the_stated_rule(scan):

@@ -17,6 +17,10 @@ walks the same analysis one step a cell, calling the public step functions that 
    circuit-tracer's front-end format in its subfolder `attribution_graph/` (`write_attribution_graph`,
    `write_full_graph`), which
    `python -m transcoder_lab.circuits.circuit_tracer serve <that folder>` shows in circuit-tracer's viewer.
+   On organism profiles every transcoder feature there is labelled from the held-out corpus's
+   ground truth (`feature_labels.heldout_feature_labels`, computed once for both graphs): its clerp
+   is its best label and F1, its feature file lists its top held-out contexts. Profiles without
+   ground truth write the graphs without labels.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from transformer_lens import HookedTransformer
 
 from transcoder_lab import io
 from transcoder_lab.case_studies.common import circuit_transcoders, output_paths, settings_for
-from transcoder_lab.case_studies.feature import run_feature_study
+from transcoder_lab.case_studies.feature import heldout_tokens, run_feature_study
+from transcoder_lab.case_studies.feature_labels import FeatureLabels, heldout_feature_labels
 from transcoder_lab.case_studies.greater_than import run_greater_than
 from transcoder_lab.circuits import AttributionContext, FullGraph, full_graph, graph_summary, prune_graph
 from transcoder_lab.circuits.circuit_tracer.graph_files import (
@@ -103,13 +108,17 @@ def run_case_study(cfg: Config, name: str, write: bool = True) -> dict[str, Any]
             result["figures"] += [
                 str(path) for path in save_figure(figure, figure_dir / stem) if path.suffix == ".png"
             ]
-        write_attribution_graph(figure_dir / GRAPH_FOLDER, name, cfg.profile.name, result, model, transcoders)
+        # every feature's ground-truth label, where the profile has ground truth and a graph to show
+        heldout = heldout_tokens(cfg, model) if study_graph is not None else None
+        ground_truth = cfg.profile.study.ground_truth
+        labels = (
+            None if heldout is None else heldout_feature_labels(model, transcoders, heldout, ground_truth)
+        )
+        folder, scan = figure_dir / GRAPH_FOLDER, cfg.profile.name
+        write_attribution_graph(folder, name, scan, result, model, transcoders, labels)
         if graph is not None:
             token_ids = study_graph[0]["metadata"]["token_ids"]
-            slug = f"{name}_full"
-            write_full_graph(
-                figure_dir / GRAPH_FOLDER, slug, cfg.profile.name, graph, token_ids, model, transcoders
-            )
+            write_full_graph(folder, f"{name}_full", scan, graph, token_ids, model, transcoders, labels)
         io.write_text(json_path, json.dumps(result, indent=2) + "\n")
     result["figure_objects"] = figures
     return result
@@ -156,19 +165,22 @@ def write_attribution_graph(
     result: dict[str, Any],
     model: HookedTransformer,
     transcoders: dict[int, Dictionary],
+    labels: FeatureLabels | None = None,
 ) -> Path | None:
     """The study's graph JSON (feature studies: `circuit.graph`; greater-than: `graph.json`) in
     circuit-tracer's front-end format, slug `name`, in `folder`; each transcoder feature's file gets
-    its top and bottom output tokens (`logit_effects`). None when the result has no graph."""
+    its top and bottom output tokens (`logit_effects`) and, with `labels`, its clerp its label and
+    its file its top held-out contexts (`feature_files`). None when the result has no graph."""
     study_graph = graph_of(result)
     if study_graph is None:
         return None
     graph, label = study_graph
     cfg = model.cfg
     data = frontend_graph(
-        graph, slug=name, scan=scan, n_layers=cfg.n_layers, d_vocab=cfg.d_vocab, root_label=label
-    )
-    return write_frontend_graph(folder, data, token_predictions(data, model, transcoders))
+        graph, slug=name, scan=scan, n_layers=cfg.n_layers, d_vocab=cfg.d_vocab, root_label=label,
+        feature_labels=labels.clerps() if labels is not None else None,
+    )  # fmt: skip
+    return write_frontend_graph(folder, data, feature_files(data, model, transcoders, labels))
 
 
 @torch.no_grad()
@@ -180,9 +192,11 @@ def write_full_graph(
     token_ids: list[int],
     model: HookedTransformer,
     transcoders: dict[int, Dictionary],
+    labels: FeatureLabels | None = None,
 ) -> Path:
     """The full graph, pruned at circuit-tracer's default thresholds, in circuit-tracer's front-end
-    format beside the beam-search graph (`frontend_full_graph`), with the same feature files."""
+    format beside the beam-search graph (`frontend_full_graph`), with the same feature files and,
+    with `labels`, the same clerps."""
     decode = model.tokenizer.decode
     data = frontend_full_graph(
         graph,
@@ -193,8 +207,27 @@ def write_full_graph(
         token_ids=token_ids,
         target_tokens=[decode([t.token]) if t.token is not None else t.label for t in graph.targets],
         d_vocab=model.cfg.d_vocab,
+        feature_labels=labels.clerps() if labels is not None else None,
     )
-    return write_frontend_graph(folder, data, token_predictions(data, model, transcoders))
+    return write_frontend_graph(folder, data, feature_files(data, model, transcoders, labels))
+
+
+def feature_files(
+    data: dict[str, Any],
+    model: HookedTransformer,
+    transcoders: dict[int, Dictionary],
+    labels: FeatureLabels | None,
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """The fields of each transcoder feature's viewer file: its token predictions
+    (`token_predictions`) and, with `labels`, its top held-out contexts."""
+    files: dict[tuple[int, int], dict[str, Any]] = {key: {} for key in transcoder_features(data)}
+    for key, fields in token_predictions(data, model, transcoders).items():
+        files[key].update(fields)
+    if labels is not None:
+        decode = model.tokenizer.decode
+        for key, fields in labels.viewer_files(files, lambda t: decode([t])).items():
+            files[key].update(fields)
+    return files
 
 
 def token_predictions(

@@ -5,8 +5,10 @@ transcoder_lab.circuits.circuit_tracer serve` in a subprocess.
 
 The server and browser tests need the assets `make frontend` installs in .cache/frontend, and the
 browser tests Debian's chromium and Playwright (the `chromium` fixture of tests/conftest.py): with
-CI=true they must run, elsewhere they skip with the reason. Two graphs are opened in the browser: a
-beam-search graph (`frontend_graph`) and a pruned full graph (`frontend_full_graph`).
+CI=true they must run, elsewhere they skip with the reason. Three graphs are opened in the browser: a
+beam-search graph (`frontend_graph`), a pruned full graph (`frontend_full_graph`), and a cross-layer
+transcoder's pruned full graph whose features carry ground-truth labels and top contexts
+(`case_studies.feature_labels` on random labelled tokens).
 """
 
 import http.client
@@ -21,8 +23,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from transcoder_lab.case_studies.feature_labels import heldout_feature_labels
 from transcoder_lab.circuits import (
     EXPANDABLE_KINDS,
+    AttributionContext,
     PathFilter,
     beam_search,
     build_graph,
@@ -45,6 +49,7 @@ from transcoder_lab.circuits.circuit_tracer.assets import (
 from transcoder_lab.circuits.circuit_tracer.graph_files import (
     INDEX,
     cantor_pair,
+    examples_file,
     frontend_full_graph,
     frontend_graph,
     transcoder_features,
@@ -52,8 +57,9 @@ from transcoder_lab.circuits.circuit_tracer.graph_files import (
 )
 from transcoder_lab.circuits.circuit_tracer.screenshots import screenshots
 from transcoder_lab.circuits.circuit_tracer.server import make_server
+from transcoder_lab.config import GroundTruthRaterConfig
 
-from helpers.circuit_models import SMALL, small_context
+from helpers.circuit_models import SMALL, labelled_tokens, small_clt, small_context, small_model, small_tokens
 from helpers.local_server import free_port, start_server, unavailable
 
 # the fields of circuit-tracer 0.5.0's pydantic models (frontend/graph_models.py)
@@ -72,6 +78,14 @@ NODE_FIELDS = {
     "reverse_ctx_idx", "jsNodeId", "clerp", "influence", "activation",
 }  # fmt: skip
 N_LAYERS, D_VOCAB = SMALL["n_layers"], SMALL["d_vocab"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # much faster for these tiny products, and fair to a shared machine
+    yield
+    torch.set_num_threads(threads)
 
 
 def assets() -> Path:
@@ -132,6 +146,78 @@ def full():
         node_threshold=0.8,
     )
     return graph, pruned, data
+
+
+@pytest.fixture(scope="module")
+def clt_full():
+    """A cross-layer transcoder's full graph of the small model's prompt, pruned at circuit-tracer's
+    default thresholds, every feature labelled from random ground truth: (graph, circuit-tracer's
+    file, its features' file fields)."""
+    model, tokens, clt = small_model(), small_tokens(), small_clt()
+    graph = full_graph(AttributionContext.from_tokens(model, clt, tokens))
+    labels = heldout_feature_labels(model, clt, labelled_tokens(), GroundTruthRaterConfig())
+    data = frontend_full_graph(
+        graph,
+        prune_graph(graph, 0.8, 0.98),
+        slug="clt-full",
+        scan="small-clt",
+        prompt_tokens=[f"t{int(t)}" for t in tokens],
+        token_ids=tokens.tolist(),
+        target_tokens=[f"t{t.token}" for t in graph.targets],
+        feature_labels=labels.clerps(),
+    )
+    return graph, data, labels.viewer_files(transcoder_features(data), lambda t: f"t{t}")
+
+
+def test_every_feature_node_carries_the_callers_label(graphs, full, clt_full):
+    """With `feature_labels`, a feature node's clerp is its label (the beam-search graph keeps its
+    tc<layer>[<index>] in front); without, the beam-search graph's is tc<layer>[<index>] alone and
+    the full graph's empty, and every other node's is unchanged."""
+    ours, unlabelled = graphs["logit-diff"]
+    common = {"scan": "small", "n_layers": N_LAYERS, "d_vocab": D_VOCAB, "root_label": "1 - 2"}
+    names = {key: f"label {key[0]}.{key[1]} 0.50" for key in transcoder_features(unlabelled)}
+    labelled = frontend_graph(ours, slug="logit-diff", feature_labels=names, **common)
+    features = 0
+    for plain, node in zip(unlabelled["nodes"], labelled["nodes"], strict=True):
+        if node["feature_type"] == "cross layer transcoder":
+            layer, index = (int(part) for part in node["node_id"].split("_")[:2])
+            assert (
+                plain["clerp"] == f"tc{layer}[{index}]"
+                and node["clerp"] == f"tc{layer}[{index}] label {layer}.{index} 0.50"
+            )
+            features += 1
+        else:
+            assert node == plain
+    assert features > 0
+    graph, pruned, plain_full = full
+    assert all(n["clerp"] == "" for n in plain_full["nodes"] if n["feature_type"] == "cross layer transcoder")
+    _, data, _ = clt_full
+    feature_nodes = [n for n in data["nodes"] if n["feature_type"] == "cross layer transcoder"]
+    assert feature_nodes and all(n["clerp"] for n in feature_nodes)
+    assert any(
+        n["clerp"].split()[0] in ("citation/semicolon", "citation/year", "citation/*", "prose/semicolon")
+        for n in feature_nodes
+    )
+
+
+def test_examples_file_has_the_fields_the_feature_panel_reads():
+    examples = [(["a", "b", "c"], [0.0, 1.5, 0.25], 1), (["d"], [0.5], 0)]
+    assert examples_file(examples, "Top") == {
+        "examples_quantiles": [
+            {
+                "quantile_name": "Top",
+                "examples": [
+                    {"tokens": ["a", "b", "c"], "tokens_acts_list": [0.0, 1.5, 0.25], "train_token_ind": 1,
+                     "is_repeated_datapoint": False},
+                    {"tokens": ["d"], "tokens_acts_list": [0.5], "train_token_ind": 0,
+                     "is_repeated_datapoint": False},
+                ],
+            }
+        ],
+        "act_min": 0.0,
+        "act_max": 1.5,
+    }  # fmt: skip
+    assert examples_file([], "Top") == {"examples_quantiles": [], "act_min": 0.0, "act_max": 1.0}
 
 
 @pytest.mark.parametrize("slug", ["logit-diff", "feature-root"])
@@ -638,6 +724,73 @@ def test_full_graph_in_chromium(full, written, tmp_path, chromium):
     finally:
         stop(server)
     assert (tmp_path / "full_graph.png").stat().st_size > 0
+
+
+def test_labelled_crosslayer_graph_in_chromium(clt_full, tmp_path, chromium):
+    """A CLT's pruned full graph with its features' labels and top contexts: the viewer draws it,
+    and a clicked feature shows its label (in its connections' title and its detail), its inputs'
+    and outputs' labels, and its top held-out contexts with their tokens."""
+    from playwright.sync_api import expect
+
+    assets()
+    graph, data, files = clt_full
+    folder = tmp_path / "graphs"
+    write_frontend_graph(folder, data, files)
+    threshold = data["metadata"]["node_threshold"]
+    shown = [
+        n for n in data["nodes"] if n["feature_type"] in ("embedding", "logit") or n["influence"] <= threshold
+    ]
+    ids = {n["node_id"] for n in shown}
+    by_id = {n["node_id"]: n for n in shown}
+    links = [lk for lk in data["links"] if lk["source"] in ids and lk["target"] in ids and lk["weight"] != 0]
+    inputs = {n: [lk["source"] for lk in links if lk["target"] == n] for n in ids}
+    outputs = {n: [lk["target"] for lk in links if lk["source"] == n] for n in ids}
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}/"
+    server = start_frontend(folder, port)
+    try:
+        watched = WatchedPage(chromium)
+        page = watched.page
+        page.goto(origin + "?slug=clt-full")
+        expect(page.locator(".link-graph text.node")).to_have_count(len(shown))
+        expect(page.locator(".link-graph g.prompt-token text")).to_have_text(
+            data["metadata"]["prompt_tokens"]
+        )
+
+        def labelled(node_id: str) -> bool:
+            node = by_id[node_id]
+            return node["feature_type"] == "cross layer transcoder" and node["clerp"] not in (
+                "no label",
+                "never active",
+            )
+
+        clicked = next(
+            n for n in shown if labelled(n["node_id"]) and inputs[n["node_id"]] and outputs[n["node_id"]]
+            and files[tuple(int(p) for p in n["node_id"].split("_")[:2])]["examples_quantiles"]
+        )  # fmt: skip
+        click_node(page, clicked["node_id"])
+        connections = page.locator(".node-connections")
+        expect(connections.locator(".section-title").first).to_contain_text(clicked["clerp"])
+        detail = page.locator(".feature-detail")
+        expect(detail.locator(".pp-clerp")).to_have_text(clicked["clerp"])
+        # the labels of its inputs and outputs, in their rows
+        rows = connections.locator(".feature-row .label")
+        for neighbour in inputs[clicked["node_id"]] + outputs[clicked["node_id"]]:
+            if by_id[neighbour]["feature_type"] == "cross layer transcoder":
+                expect(rows.filter(has_text=by_id[neighbour]["clerp"]).first).to_be_visible()
+        # its top held-out contexts from its feature file, each with its tokens
+        layer, feature = (int(p) for p in clicked["node_id"].split("_")[:2])
+        (group,) = files[(layer, feature)]["examples_quantiles"]
+        examples = detail.locator(".feature-example-list .ctx-container")
+        expect(examples).to_have_count(len(group["examples"]))
+        expect(detail.locator(".feature-example-list .quantile-title")).to_contain_text(clicked["clerp"])
+        top = group["examples"][0]
+        expect(examples.first).to_contain_text(top["tokens"][top["train_token_ind"]])
+        page.screenshot(path=str(tmp_path / "clt_graph.png"))
+        watched.check(origin)
+    finally:
+        stop(server)
+    assert (tmp_path / "clt_graph.png").stat().st_size > 0
 
 
 def test_screenshot_captures_the_drawn_graph(written, tmp_path, chromium):

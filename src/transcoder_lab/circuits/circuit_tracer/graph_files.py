@@ -12,7 +12,9 @@ cannot be installed beside our pinned stack): its Python source was read for the
    (source, target, weight: source is the upstream node, as in ours). The viewer draws one row per
    layer (the embeddings at the bottom, "E"; the target row on top) and one column per token, so:
    - transcoder feature i of layer l at token t: "cross layer transcoder", node_id `l_i_t`,
-     feature = Cantor pairing of (l, i) (the viewer unpairs it into the "L l/i" label);
+     feature = Cantor pairing of (l, i) (the viewer unpairs it into the "L l/i" label), clerp
+     `tc<l>[<i>]` followed by the feature's label where the caller gives one (`feature_labels`,
+     e.g. its best ground-truth label and F1, "citation/semicolon 0.93");
    - the embedding of every prompt token t (all of them, even unconnected: the viewer writes a
      token's label under the x axis only where that token has an embedding node): layer "E",
      node_id `E_<token id>_t`, feature = t. Our `emb@t` leaves and `emb(P)` error nodes (the
@@ -36,7 +38,8 @@ cannot be installed beside our pinned stack): its Python source was read for the
    the file circuit-tracer's `create_graph_files` writes for its own pruned graph (its
    utils/create_graph_files.py and frontend/graph_models.py were read): the node mask's nodes in
    graph order, then only those with a kept edge and every embedding and logit; feature
-   `<layer>_<feature>_<pos>` (Cantor-paired feature, its activation), error `0_<layer>_<pos>`
+   `<layer>_<feature>_<pos>` (Cantor-paired feature, its activation, its clerp the caller's
+   label in `feature_labels` or none, as circuit-tracer's unlabelled features), error `0_<layer>_<pos>`
    ("mlp reconstruction error", feature -1), embedding `E_<token>_<pos>`, logit
    `<n_layers + 1>_<token>_<last pos>` (`Output "<token>" (p=...)`, the first one the target logit;
    a non-logit target gets the virtual index d_vocab + its position); influence the cumulative
@@ -49,8 +52,13 @@ cannot be installed beside our pinned stack): its Python source was read for the
 3. Writing (`write_frontend_graph`): `<folder>/<slug>.json`, a feature file per transcoder feature
    (`<folder>/features/<scan>/<feature>.json`: the viewer loads it when a feature is clicked, from
    the scan `./data/features/<scan>`, a local path, so it never asks the hub; it holds the
-   feature's top and bottom output tokens when given) and the index `<folder>/graph-metadata.json`
-   (`{"graphs": [metadata, ...]}`, one entry per slug, replaced when rewritten), each atomically.
+   feature's top and bottom output tokens and its top activating contexts when given) and the index
+   `<folder>/graph-metadata.json` (`{"graphs": [metadata, ...]}`, one entry per slug, replaced when
+   rewritten), each atomically. `examples_file` puts contexts in the fields the viewer's feature
+   panel draws (its feature_examples/*.js were read): `examples_quantiles`, a list of
+   `{quantile_name, examples}`, each example `{tokens, tokens_acts_list, train_token_ind,
+   is_repeated_datapoint}` (the token strings, their activations, the centred token), and
+   `act_min`/`act_max`, the domain of the orange colour scale behind each token.
 """
 
 from __future__ import annotations
@@ -107,10 +115,12 @@ def frontend_graph(
     token_ids: Sequence[int] | None = None,
     root_label: str | None = None,
     root_prob: float | None = None,
+    feature_labels: Mapping[tuple[int, int], str] | None = None,
 ) -> dict[str, Any]:
     """Our graph JSON (`render.graph_to_json`) in circuit-tracer's graph-file schema (module
     docstring, step 1). `token_ids` default to the metadata's `token_ids` (only node ids use them);
-    `root_label` to the root's node id; `root_prob`, the target's probability, to unknown."""
+    `root_label` to the root's node id; `root_prob`, the target's probability, to unknown;
+    `feature_labels[(layer, index)]` is appended to that feature's clerp."""
     meta = graph_json["metadata"]
     if meta.get("schema") != "transcoder_lab.circuit_graph/1":
         raise FrontendError(f"not a transcoder_lab graph (schema {meta.get('schema')!r})")
@@ -161,9 +171,11 @@ def frontend_graph(
             )  # fmt: skip
         elif kind == "transcoder":
             layer, index = int(node["layer"]), int(node["feature"])
+            label = (feature_labels or {}).get((layer, index))
             new_id[node_id] = add(
                 f"{layer}_{index}_{t}", cantor_pair(layer, index), str(layer), t, "cross layer transcoder",
-                f"tc{layer}[{index}]", js=f"{layer}_{index}-0", activation=node["activation"],
+                f"tc{layer}[{index}] {label}" if label else f"tc{layer}[{index}]", js=f"{layer}_{index}-0",
+                activation=node["activation"],
             )  # fmt: skip
         elif kind == "embedding" or (node["is_error"] and _error_kind(node_id) == "emb"):
             position = t if t is not None else ours[parent_of[node_id]]["ctx_idx"]
@@ -250,6 +262,7 @@ def frontend_full_graph(
     node_threshold: float | None = 0.8,
     prompt: str | None = None,
     d_vocab: int | None = None,
+    feature_labels: Mapping[tuple[int, int], str] | None = None,
 ) -> dict[str, Any]:
     """A full graph (`full_graph.full_graph`) pruned by `prune_graph`, in the file circuit-tracer's
     `create_graph_files` writes for its own pruned graph (module docstring, step 2).
@@ -258,7 +271,8 @@ def frontend_full_graph(
     target's label); `node_threshold` is the one `pruned` was made with (the viewer hides nodes
     whose cumulative influence is above it); `prompt` defaults to the tokens joined; `d_vocab` is
     needed only for targets that are not logits (`root_target`), which get circuit-tracer's virtual
-    vocabulary index d_vocab + their position in the target list."""
+    vocabulary index d_vocab + their position in the target list. `feature_labels[(layer, index)]`
+    is that feature's clerp (default: none)."""
     n_feat, n_pos, n_layers = graph.n_features, graph.n_pos, graph.n_layers
     if len(prompt_tokens) != n_pos or len(token_ids) != n_pos:
         raise FrontendError(
@@ -305,6 +319,7 @@ def frontend_full_graph(
                 f"{layer}_{feat}-0",
                 influence=influence,
                 activation=float(graph.activations[index]),
+                clerp=(feature_labels or {}).get((layer, feat), ""),
             )
         elif index < error_end:
             layer, pos = divmod(index - n_feat, n_pos)
@@ -379,6 +394,29 @@ def frontend_full_graph(
 # -- writing ----------------------------------------------------------------------------------------
 
 
+def examples_file(
+    examples: Sequence[tuple[Sequence[str], Sequence[float], int]], title: str
+) -> dict[str, Any]:
+    """A feature file's top activating contexts in the viewer's fields (module docstring, step 3):
+    each example (token strings, their activations, index of the centred token), in one group
+    named `title`; the colour scale runs from 0 to the largest activation shown."""
+    rows = [
+        {
+            "tokens": [str(token) for token in tokens],
+            "tokens_acts_list": [float(act) for act in acts],
+            "train_token_ind": int(center),
+            "is_repeated_datapoint": False,
+        }
+        for tokens, acts, center in examples
+    ]
+    top = max((act for row in rows for act in row["tokens_acts_list"]), default=0.0)
+    return {
+        "examples_quantiles": [{"quantile_name": title, "examples": rows}] if rows else [],
+        "act_min": 0.0,
+        "act_max": top if top > 0 else 1.0,
+    }
+
+
 def write_frontend_graph(
     folder: str | Path,
     data: Mapping[str, Any],
@@ -386,7 +424,8 @@ def write_frontend_graph(
 ) -> Path:
     """Write a `frontend_graph` result into `folder` (module docstring, step 3); returns the graph
     file. `feature_info[(layer, index)]` adds fields to that feature's file, e.g. `top_logits` and
-    `bottom_logits` (lists of token strings, shown under "Token Predictions")."""
+    `bottom_logits` (lists of token strings, shown under "Token Predictions") and the fields of
+    `examples_file` (its top activating contexts, listed under the feature)."""
     folder = Path(folder)
     meta = data["metadata"]
     path = folder / f"{check_name(meta['slug'], 'slug')}.json"
