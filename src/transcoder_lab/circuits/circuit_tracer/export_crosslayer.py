@@ -26,6 +26,24 @@ Steps:
    which is what circuit-tracer's hub loader reads beside the safetensors files. Locally:
    `load_clt(folder, feature_input_hook="ln2.hook_normalized", feature_output_hook="hook_mlp_out")`.
 export.py's caveat about centre_writing_weights holds here too.
+
+Checked against circuit-tracer 0.5.0 itself (opt-in, in its own environment:
+tests/circuits/circuit_tracer/test_export_crosslayer.py, ReLU and JumpReLU): `load_clt` (lazy and
+not) encodes and decodes as our CLT does, and its `attribute` on a ReplacementModel holding the CLT
+gives our `full_graph`'s features, activations and adjacency, to float32 rounding (~1e-6 absolute
+for features and reconstructions, ~3e-7 of the largest edge). What differs, and what to watch:
+- the hooks are not in the safetensors files: `load_clt` takes them as arguments and defaults to
+  `feature_input_hook="hook_resid_mid"` and `dtype=torch.bfloat16`. Left at those defaults it
+  would encode the un-normalised residual stream (wrong features, no error raised) in bfloat16;
+  pass our hooks (config.yaml records them) and float32;
+- no input pre-bias there: ours is folded into b_enc, exact up to float32 rounding;
+- its CLT may hold a skip term `W_skip` [n_layers, d_model, d_model]; ours has none and none is
+  written, so it loads with `skip_connection=False`, as ours computes;
+- in attribution it zeroes every feature and the error at position 0 and its embedding node lacks
+  W_pos, as for per-layer transcoders (full_graph.py's docstring); elsewhere the graphs agree;
+- its `decode` / `compute_reconstruction` sizes the output by the last position holding an active
+  feature (`pos_ids.max() + 1`), so positions after it are missing, not zero (in attribution the
+  error vectors then fail to broadcast); nothing to change on our side.
 """
 
 from __future__ import annotations
