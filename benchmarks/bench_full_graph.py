@@ -13,7 +13,15 @@ What is measured (CPU, wall time, one process per side, the same torch thread co
   ~96 per token over the 12 layers: pre-activations are ~N(0, 1), so b_enc = -Phi^-1(1 - l0 /
   d_sae) with a little noise; the measured count is printed) and a random prompt of `--n-pos`
   tokens (default 24) led by a BOS (50256). d_sae only changes the encoders' cost: the graph's
-  size is set by the number of active features.
+  size is set by the number of active features;
+  (3) the same model and prompt with one random cross-layer transcoder (CLT,
+  dictionaries/crosslayer.py) in place of the 12 transcoders: `--clt-d-sae` features per layer
+  (default 2,048: its decoders into every later MLP make it (n_layers + 1) / 2 = 6.5x a per-layer
+  set's decoder weights per feature), unit-norm random encoder columns and the same encoder-bias
+  rule (~`--l0` active per token and layer), random unit-norm concatenated decoders, small random
+  pre- and output biases. Each feature of layer l writes into MLPs l..n_layers-1, so ours records its
+  decoders into every MLP the pull-back passes and circuit-tracer injects one decoder vector per
+  (feature, output layer). `--skip-clt` leaves it out.
 - Ours: `AttributionContext.from_tokens` (the one forward pass) + `full_graph(ctx, batch_size,
   max_n_logits, desired_logit_prob)` ("attribution"), then `prune_graph(node_threshold,
   edge_threshold)` ("prune"). float64 throughout (the lab's attribution dtype).
@@ -21,7 +29,8 @@ What is measured (CPU, wall time, one process per side, the same torch thread co
   TRANSCODER_LAB_CIRCUIT_TRACER_PYTHON, running benchmarks/bench_full_graph_worker.py): the same
   processed weights (written as safetensors, loaded into a TransformerLensReplacementModel) and the
   same transcoders (written by `circuits.circuit_tracer.export.export_dictionaries`, loaded by
-  `load_transcoder_set` fully in memory: lazy_encoder=lazy_decoder=False), `attribute(tokens,
+  `load_transcoder_set` fully in memory: lazy_encoder=lazy_decoder=False; the CLT written by
+  `circuits.circuit_tracer.export_crosslayer`, loaded by `load_clt`, also in memory), `attribute(tokens,
   max_n_logits, desired_logit_prob, batch_size, max_feature_nodes=None)` ("attribution": its
   forward pass included) and its `prune_graph` ("prune"). float32 (its default).
 - Equal work. Both compute the full graph: one row per active feature and per logit target over
@@ -73,7 +82,9 @@ from safetensors.torch import load_file, save_file
 
 from transcoder_lab.circuits import AttributionContext, full_graph, prune_graph
 from transcoder_lab.circuits.circuit_tracer.export import export_dictionaries
+from transcoder_lab.circuits.circuit_tracer.export_crosslayer import export_crosslayer
 from transcoder_lab.dictionaries import Dictionary, DictionarySpec
+from transcoder_lab.dictionaries.crosslayer import CrossLayerSpec, CrossLayerTranscoder
 from transcoder_lab.sources.models import build_processed_model, parameter_state_dict
 from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
@@ -110,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--organism-case", default="walkthrough", help="case study whose prompt is used")
     parser.add_argument("--skip-organism", action="store_true")
     parser.add_argument("--skip-gpt2", action="store_true")
+    parser.add_argument("--skip-clt", action="store_true", help="leave out the cross-layer transcoder case")
+    parser.add_argument("--clt-d-sae", type=int, default=2048, help="CLT features per layer")
     parser.add_argument("--n-layers", type=int, default=12)
     parser.add_argument("--d-sae", type=int, default=6144)
     parser.add_argument("--l0", type=float, default=8.0, help="target active features per token and layer")
@@ -139,7 +152,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Case:
     name: str
     model: object
-    transcoders: dict[int, Dictionary]
+    transcoders: dict[int, Dictionary] | CrossLayerTranscoder
     tokens: torch.Tensor
     ours: dict = field(default_factory=dict)
     theirs: dict | None = None
@@ -170,13 +183,18 @@ def organism_case(args: argparse.Namespace) -> Case | None:
     return Case(f"organism ({args.organism_case})", model, circuit_transcoders(cfg), tokens)
 
 
+def encoder_bias(l0: float, d_sae: int) -> float:
+    """The encoder bias at which ~l0 of d_sae features fire on N(0, 1) pre-activations."""
+    return -float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(1.0 - l0 / d_sae)))
+
+
 def gpt2_case(args: argparse.Namespace) -> Case:
     config = gpt2_shaped_config(seed=args.seed, n_layers=args.n_layers)
     torch.manual_seed(args.seed)
     model = build_processed_model(config)
     g = torch.Generator().manual_seed(args.seed + 1)
     d_model = config.d_model
-    bias = -float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(1.0 - args.l0 / args.d_sae)))
+    bias = encoder_bias(args.l0, args.d_sae)
     transcoders = {}
     for layer in range(args.n_layers):
         spec = DictionarySpec("transcoder", layer, d_model, args.d_sae, d_model, "relu", None, False)
@@ -190,6 +208,24 @@ def gpt2_case(args: argparse.Namespace) -> Case:
     tokens[0] = config.d_vocab - 1  # GPT-2's BOS
     name = f"GPT-2-shaped random ({args.n_layers} layers, d_sae {args.d_sae})"
     return Case(name, model, transcoders, tokens)
+
+
+def clt_case(args: argparse.Namespace, base: Case | None) -> Case:
+    """Case (3): a random CLT on the GPT-2-shaped case's model and prompt (built here if it was skipped)."""
+    base = base or gpt2_case(args)
+    cfg = base.model.cfg
+    g = torch.Generator().manual_seed(args.seed + 2)
+    spec = CrossLayerSpec(cfg.n_layers, cfg.d_model, cfg.d_model, args.clt_d_sae, model_name="bench")
+    clt = CrossLayerTranscoder.initialise(spec, generator=g)
+    with torch.no_grad():
+        # as gpt2_case: unit encoder columns on LN2(x) of norm ~sqrt(d_model), so p ~ N(0, 1) + b_enc
+        clt.b_enc.copy_(
+            encoder_bias(args.l0, args.clt_d_sae) + 0.1 * torch.randn(clt.b_enc.shape, generator=g)
+        )
+        clt.b_dec.copy_(0.1 * torch.randn(clt.b_dec.shape, generator=g))
+        clt.b_dec_out.copy_(0.1 * torch.randn(clt.b_dec_out.shape, generator=g))
+    name = f"GPT-2-shaped random CLT ({cfg.n_layers} layers, d_sae {args.clt_d_sae} per layer)"
+    return Case(name, base.model, clt, base.tokens)
 
 
 # -- our side ---------------------------------------------------------------------------------------
@@ -245,8 +281,12 @@ def write_case(case: Case, args: argparse.Namespace, folder: Path) -> None:
     save_file(
         {k: v.contiguous() for k, v in parameter_state_dict(case.model).items()}, folder / "model.safetensors"
     )
-    export_dictionaries(case.transcoders, folder / "transcoders", model_name="bench")
+    if isinstance(case.transcoders, CrossLayerTranscoder):
+        export_crosslayer(case.transcoders, folder / "transcoders", model_name="bench")
+    else:
+        export_dictionaries(case.transcoders, folder / "transcoders", model_name="bench")
     case_json = {
+        "transcoder_kind": "clt" if isinstance(case.transcoders, CrossLayerTranscoder) else "per_layer",
         "model_config": model_config,
         "token_ids": case.tokens.tolist(),
         "warmup_token_ids": case.tokens[: args.warmup_tokens].tolist(),
@@ -355,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     cases = []
     if not args.skip_organism and (case := organism_case(args)) is not None:
         cases.append(case)
-    if not args.skip_gpt2:
-        cases.append(gpt2_case(args))
+    gpt2 = None if args.skip_gpt2 else gpt2_case(args)
+    if gpt2 is not None:
+        cases.append(gpt2)
+    if not args.skip_clt:
+        cases.append(clt_case(args, gpt2))
     failed = False
     for case in cases:
         print(f"\n== {case.name}: {case.tokens.numel()} tokens")
@@ -368,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{graph.n_targets} logit targets, {graph.n_nodes} nodes; "
             f"attribution {case.ours['attribution_s']:.2f} s, prune {case.ours['prune_s']:.2f} s"
         )
+        if isinstance(case.transcoders, CrossLayerTranscoder) and gpt2 is not None and gpt2.ours:
+            print(
+                "ours, CLT / per-layer transcoders on the same model and prompt: "
+                f"{case.ours['attribution_s'] / gpt2.ours['attribution_s']:.2f}x the attribution time"
+            )
         if python is None:
             continue
         theirs = run_theirs(case, args, python)

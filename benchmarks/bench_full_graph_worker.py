@@ -9,11 +9,12 @@ bench_full_graph.py imports only `OtherCpu` from it.
 The case folder (written by bench_full_graph.py) holds `case.json` (the processed model's config,
 the prompt's token ids, thresholds, batch size, logit options, thread count, repeats),
 `model.safetensors` (the processed model's parameters) and `transcoders/` (written by
-`circuits.circuit_tracer.export`). Steps: set torch's thread count; build a
-TransformerLensReplacementModel the way its `from_config` does, with our weights loaded before the
-replacement is configured (`from_config` offers no hook for weights); load the transcoders with
-`load_transcoder_set`, fully in memory (lazy_encoder=lazy_decoder=False: ours are in memory too);
-run `attribute()` (+ circuit-tracer's `prune_graph`) `warmup` times on the prompt's first tokens
+`circuits.circuit_tracer.export`, or by `export_crosslayer` when case.json's `transcoder_kind` is
+"clt"). Steps: set torch's thread count; build a TransformerLensReplacementModel the way its
+`from_config` does, with our weights loaded before the replacement is configured (`from_config`
+offers no hook for weights); load the transcoders with `load_transcoder_set` (a CLT with
+`load_clt`), fully in memory (lazy_encoder=lazy_decoder=False: ours are in memory too); run
+`attribute()` (+ circuit-tracer's `prune_graph`) `warmup` times on the prompt's first tokens
 (untimed), then `repeats` times on the prompt; write `timings.json` and the last graph's tensors
 (`graph.safetensors`: adjacency, active features, selected features, logit targets, probabilities,
 node mask).
@@ -79,6 +80,7 @@ def main(case_dir: str, out_dir: str) -> int:
         TransformerLensReplacementModel,
     )
     from circuit_tracer.transcoder import load_transcoder_set
+    from circuit_tracer.transcoder.cross_layer_transcoder import load_clt
     from safetensors.torch import load_file, save_file
     from transformer_lens import HookedTransformerConfig
 
@@ -92,17 +94,13 @@ def main(case_dir: str, out_dir: str) -> int:
     if unexpected or set(missing) - buffers:
         raise SystemExit(f"weights do not fit: missing {missing}, unexpected {unexpected}")
     export = case_dir_p / "transcoders"
-    paths = {layer: str(export / f"layer_{layer}.safetensors") for layer in range(config.n_layers)}
-    transcoders = load_transcoder_set(
-        paths,
-        "transcoder_lab/bench",
-        "ln2.hook_normalized",
-        "hook_mlp_out",
-        device=torch.device("cpu"),
-        dtype=torch.float32,
-        lazy_encoder=False,
-        lazy_decoder=False,
-    )
+    hooks = ("ln2.hook_normalized", "hook_mlp_out")
+    in_memory = dict(device=torch.device("cpu"), dtype=torch.float32, lazy_encoder=False, lazy_decoder=False)
+    if case.get("transcoder_kind", "per_layer") == "clt":
+        transcoders = load_clt(str(export), *hooks, scan="transcoder_lab/bench-clt", **in_memory)
+    else:
+        paths = {layer: str(export / f"layer_{layer}.safetensors") for layer in range(config.n_layers)}
+        transcoders = load_transcoder_set(paths, "transcoder_lab/bench", *hooks, **in_memory)
     model._configure_replacement_model(transcoders)  # what from_config does after cls(config)
     tokens = torch.tensor(case["token_ids"])
     model.tokenizer = StubTokenizer(int(tokens[0]), config.d_vocab)
