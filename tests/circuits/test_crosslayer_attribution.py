@@ -35,7 +35,7 @@ from transcoder_lab.dictionaries.crosslayer import CrossLayerSpec, CrossLayerTra
 from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 from transcoder_lab.standins.gpt2 import gpt2_shaped_config
 
-from helpers.circuit_models import SMALL, random_processed_model, random_transcoder
+from helpers.circuit_models import SMALL, crosslayer_from, random_processed_model, random_transcoder
 
 N_LAYERS, D_MODEL = SMALL["n_layers"], SMALL["d_model"]
 D_SAE, N_POS = 32, 8
@@ -66,26 +66,6 @@ def per_layer_transcoders():
     }
 
 
-def clt_from(tcs, cross_scale: float, recipe: str = "l1_decoder_norm") -> CrossLayerTranscoder:
-    """A CLT whose encoders, biases and own-layer decoders are the transcoders' and whose cross-layer
-    decoders are random rows of norm ~cross_scale (zero for cross_scale = 0)."""
-    spec = CrossLayerSpec(n_layers=N_LAYERS, d_in=D_MODEL, d_out=D_MODEL, d_sae=D_SAE, recipe=recipe)
-    clt = CrossLayerTranscoder(spec, dtype=torch.float64)
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for layer, tc in tcs.items():
-            clt.W_enc[layer] = tc.W_enc
-            clt.b_enc[layer], clt.b_dec[layer], clt.b_dec_out[layer] = tc.b_enc, tc.b_dec, tc.b_dec_out
-            clt.W_dec[layer][:, 0] = tc.W_dec
-            cross = torch.randn(D_SAE, N_LAYERS - layer - 1, D_MODEL, generator=g, dtype=torch.float64)
-            clt.W_dec[layer][:, 1:] = cross_scale * cross / D_MODEL**0.5
-        if clt.log_threshold is not None:  # JumpReLU thresholds exp(t) around 0.1
-            clt.log_threshold.copy_(
-                -2.3 + 0.3 * torch.randn(N_LAYERS, D_SAE, generator=g, dtype=torch.float64)
-            )
-    return clt
-
-
 @pytest.fixture(scope="module")
 def model():
     return f64_model()
@@ -93,7 +73,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def clt():
-    return clt_from(per_layer_transcoders(), cross_scale=1.0)
+    return crosslayer_from(per_layer_transcoders(), cross_scale=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +96,7 @@ def computed_rows(graph: FullGraph) -> list[int]:
 def test_a_clt_without_cross_layer_decoders_gives_the_per_layer_graph(model):
     tcs = per_layer_transcoders()
     per_layer = AttributionContext.from_tokens(model, tcs, prompt())
-    crosslayer = AttributionContext.from_tokens(model, clt_from(tcs, cross_scale=0.0), prompt())
+    crosslayer = AttributionContext.from_tokens(model, crosslayer_from(tcs, cross_scale=0.0), prompt())
     for layer in range(N_LAYERS):
         torch.testing.assert_close(crosslayer.feature_acts[layer], per_layer.feature_acts[layer], **TIGHT)
         torch.testing.assert_close(crosslayer.tc_errors[layer], per_layer.tc_errors[layer], **TIGHT)
@@ -175,7 +155,7 @@ def test_completeness_holds_with_cross_layer_decoders(clt_graph):
 
 @pytest.mark.parametrize("recipe", ["l1_decoder_norm", "tanh_jumprelu"])
 def test_attribute_is_complete_with_cross_layer_decoders(model, recipe):
-    clt = clt_from(per_layer_transcoders(), cross_scale=1.0, recipe=recipe)
+    clt = crosslayer_from(per_layer_transcoders(), cross_scale=1.0, recipe=recipe)
     ctx = AttributionContext.from_tokens(model, clt, prompt())
     assert all(isinstance(tc, CrossLayerSlice) for tc in ctx.transcoders.values())
     top = int((ctx.feature_acts[3][-1] != 0).nonzero()[0, 0])
@@ -399,7 +379,7 @@ def test_clt_ablations_are_the_decoded_writes_taken_off_every_later_mlp(model, c
     assert last and all(
         n["actual_change_frozen"] == pytest.approx(-n["attribution"], abs=1e-9 * scale) for n in last
     )
-    without_cross = clt_from(per_layer_transcoders(), cross_scale=0.0)
+    without_cross = crosslayer_from(per_layer_transcoders(), cross_scale=0.0)
     plain = circuit_faithfulness(model, without_cross, tokens, root, [], means, n_random=2, batch_size=256)
     plain_change = {
         (n["layer"], n["position"], n["feature"]): n["actual_change_frozen"] for n in plain["nodes"]

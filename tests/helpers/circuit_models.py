@@ -87,6 +87,29 @@ def small_clt(d_sae: int = 32, seed: int = 7) -> CrossLayerTranscoder:
     return clt
 
 
+def crosslayer_from(
+    transcoders: dict[int, Dictionary], cross_scale: float, recipe: str = "l1_decoder_norm"
+) -> CrossLayerTranscoder:
+    """A CLT over the transcoders' layers (0..n-1) whose encoders, biases and own-layer decoders are
+    theirs and whose cross-layer decoders are random rows of norm ~cross_scale (zero for 0), in their
+    dtype: with cross_scale 0 it computes exactly what the transcoders compute."""
+    first = transcoders[0].spec
+    n_layers, d_model, d_sae, dtype = len(transcoders), first.d_in, first.d_sae, transcoders[0].W_enc.dtype
+    spec = CrossLayerSpec(n_layers=n_layers, d_in=d_model, d_out=d_model, d_sae=d_sae, recipe=recipe)
+    clt = CrossLayerTranscoder(spec, dtype=dtype)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for layer, tc in transcoders.items():
+            clt.W_enc[layer] = tc.W_enc
+            clt.b_enc[layer], clt.b_dec[layer], clt.b_dec_out[layer] = tc.b_enc, tc.b_dec, tc.b_dec_out
+            clt.W_dec[layer][:, 0] = tc.W_dec
+            cross = torch.randn(d_sae, n_layers - layer - 1, d_model, generator=g, dtype=dtype)
+            clt.W_dec[layer][:, 1:] = cross_scale * cross / d_model**0.5
+        if clt.log_threshold is not None:  # JumpReLU thresholds exp(t) around 0.1
+            clt.log_threshold.copy_(-2.3 + 0.3 * torch.randn(n_layers, d_sae, generator=g, dtype=dtype))
+    return clt
+
+
 LABEL_NAMES = ("background", "citation/semicolon", "citation/year", "prose/semicolon")
 
 
@@ -106,6 +129,7 @@ __all__ = [
     "LABEL_NAMES",
     "N_POS",
     "SMALL",
+    "crosslayer_from",
     "labelled_tokens",
     "random_processed_model",
     "random_transcoder",

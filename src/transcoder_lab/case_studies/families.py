@@ -53,7 +53,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ MEASURES = (
 class FamiliesConfig:
     """A profile's `families:` block (config.py keeps it as a plain dict; `families_config` checks it)."""
 
-    mechanisms: list[str]  # case studies whose organism settings name target and context labels
+    mechanisms: list[str] = field(default_factory=list)  # case studies with target and context labels
     n_prompts: int = 8  # per mechanism
     window: int = 16  # tokens of context before each prompt's last token
     swap_layer: int = 2  # the layer where skip and TopK transcoders are trained
@@ -119,9 +119,10 @@ class FamiliesConfig:
 
 
 def families_config(cfg: Config) -> FamiliesConfig | None:
-    """`cfg.profile.families` checked against FamiliesConfig (None: the profile compares none)."""
+    """`cfg.profile.families` checked against FamiliesConfig (None: the profile compares none, as
+    the paper profiles, whose `mechanisms` list is empty)."""
     raw = cfg.profile.families
-    if not raw:
+    if not raw or not raw.get("mechanisms"):
         return None
     try:
         checked = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FamiliesConfig), raw))
