@@ -8,7 +8,8 @@ organism outputs, on another checkout's, or on the tiny profile the tests build.
 
 `execute_notebooks(cfg)`:
 1. picks the notebooks that apply to the profile (`notebooks_for`): organism.py on organism-source
-   profiles; each configured case study's notebook where the study has settings for the profile;
+   profiles; families.py where the profile compares dictionary families (`profile.families`); each
+   configured case study's notebook where the study has settings for the profile;
    the case-study template where its config has settings for the profile;
 2. for each, converts the script to a notebook (jupytext) and executes it with nbclient in a
    kernel named "python3", which jupyter_client starts with the Python running this code (the
@@ -63,6 +64,7 @@ ROOT_VARIABLE = "TRANSCODER_LAB_ROOT"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 ORGANISM_NOTEBOOK = "organism"
 TEMPLATE_NOTEBOOK = "case_study_template"
+FAMILIES_NOTEBOOK = "families"
 KERNEL_NAME = "python3"  # ipykernel's spec; jupyter_client runs it with this process's Python
 CELL_TIMEOUT_S = 3600
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -130,6 +132,8 @@ def notebooks_for(cfg: Config, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     chosen = set()
     if cfg.profile.corpus is not None:
         chosen.add(notebook_dir / f"{ORGANISM_NOTEBOOK}.py")
+    if cfg.profile.families.get("mechanisms"):  # the dictionary families' comparison
+        chosen.add(notebook_dir / f"{FAMILIES_NOTEBOOK}.py")
     for study in cfg.case_study.values():
         if study.notebook and _has_settings(study.profiles, cfg):
             chosen.add(notebook_dir / Path(study.notebook).name)
