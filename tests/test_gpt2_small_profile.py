@@ -241,6 +241,28 @@ def test_offline_rerun_reads_the_filled_cache(paper_run, stand_in_hub):
     assert digests() == files_before
 
 
+def test_a_crosslayer_transcoder_trains_on_the_streamed_text_offline(paper_run):
+    """gpt2_small lists no CLT, but its crosslayer stage trains one when asked (as `dvc exp run -S
+    'profile.crosslayer.l1_coefficients=[0.001]'` would): on the smoke budget, from the cache the
+    run filled, streaming the stand-in's text through all 12 layers, at 768 features a layer."""
+    repo, env, cfg, _ = paper_run
+    offline = {**env, "HF_HUB_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        "experiments/crosslayer.py",
+        "profile.crosslayer.l1_coefficients=[0.001]",
+        "profile.crosslayer.expansion_factor=1",
+    ]
+    result = subprocess.run(command, cwd=repo, env=offline, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    saved = repo / "dictionaries" / PROFILE / "clt" / "l1_0.001"
+    metrics = json.loads((saved / "heldout_metrics.json").read_text())
+    n_layers = cfg.profile.model.n_layers
+    assert len(metrics["by_layer"]) == n_layers and all(math.isfinite(m["fvu"]) for m in metrics["by_layer"])
+    config = json.loads((saved / "cfg.json").read_text())["transcoder_lab"]
+    assert len(config["hooks_in"]) == n_layers and config["spec"]["d_sae"] == cfg.profile.model.d_model
+
+
 def test_import_stage_has_one_instance_per_published_layer():
     cfg = load_config(compose(["profile=gpt2_small"]))
     assert cfg.profile.published_transcoder_layers == list(range(12))
