@@ -89,6 +89,21 @@ def test_flop_formulas_equal_a_hand_count():
     assert evaluate.dictionary_flops == 3 * heldout * forward_per_token  # 98,304
 
 
+def test_crosslayer_formulas_equal_a_hand_count():
+    """A CLT over the 3 layers at 2 x 16 = 32 features a layer, 5 steps of the 8-row batches."""
+    cfg = tiny_stream_config()
+    cfg.profile.crosslayer = {"l1_coefficients": [1e-3], "expansion_factor": 2, "training": {"n_steps": 5}}
+    estimator = Estimator(cfg, Settings(vocab=10))
+    stage = estimator.estimate("crosslayer", "crosslayer@0.001")
+    encoders, decoders = 3 * 16 * 32, (3 + 2 + 1) * 32 * 16  # layer l writes to layers l..2
+    tokens, heldout = 5 * 8, 2 * 4
+    assert stage.dictionary_flops == tokens * 6 * (encoders + decoders) + heldout * 2 * (encoders + decoders)
+    # a pass through all 3 blocks per harvested token: 3 x 2 x 2048 + 2 x 3 x 4 x 16
+    assert stage.model_flops == (tokens + heldout) * (3 * 2 * 2048 + 2 * 3 * 4 * 16)
+    assert "checkpoint" in stage.io
+    assert "nothing to compare" in estimator.estimate("families", "families").dominant
+
+
 def test_shuffle_buffer_copies_equal_a_hand_count():
     # capacity 16 rows, batches of 8 rows in and out, 3 batches in, 1 byte a row:
     # in 1: size 8 (listed, no copy); in 2: size 16, full: gathered (cat: 16), permuted (16), half

@@ -24,6 +24,7 @@ from transcoder_lab.config import (
     SpliceAllSource,
     parse_cell,
 )
+from transcoder_lab.dictionaries.crosslayer import crosslayer_config
 from transcoder_lab.dictionaries.published import PUBLISHED_REPO
 from transcoder_lab.estimates.formulas import (
     ACTIVATION_COPIES,
@@ -36,6 +37,7 @@ from transcoder_lab.estimates.formulas import (
     PROBE_TOKENS,
     SPLICED_BYTES_PER_FEATURE,
     TRAINING_BUFFER_COPIES,
+    CrossLayerShape,
     DictShape,
     buffer_copy_bytes,
     cell_hooks,
@@ -244,6 +246,37 @@ class Estimator:
             f"saves {saved / GB:.2f} GB",
         )  # fmt: skip
 
+    def stage_crosslayer(self, name: str, l1_coefficient: str) -> Stage:
+        """One CLT: training on the per-layer transcoders' batches (every layer's hooks at once; in
+        stream mode harvested by a pass through every block) and its held-out metrics."""
+        settings, grid, shape = crosslayer_config(self.cfg), self.cfg.profile.dictionaries, self.shape
+        n_layers, d = shape.n_layers, shape.d_model
+        clt = CrossLayerShape(n_layers, d, settings.expansion_factor * d, d)
+        batch = grid.training.batch_size
+        tokens, heldout, hooks = settings.training.n_steps * batch, self.heldout_tokens(), 2 * n_layers
+        parts = {
+            "CLT training": tokens * clt.train_flops_per_token,
+            "held-out metrics": heldout * clt.forward_flops_per_token,
+        }
+        model = {}
+        if self.stream:
+            per_token = model_pass_flops(shape, n_layers, self.context, False)
+            model = {"harvesting": tokens * per_token, "held-out harvest": heldout * per_token}
+        device = (
+            (self.model_bytes + self._pass_bytes() if self.stream else 0)
+            + clt.training_bytes
+            + ACTIVATION_COPIES * batch * n_layers * clt.d_sae * FLOAT32
+            + batch * hooks * d * FLOAT32
+        )
+        buffer = TRAINING_BUFFER_COPIES * grid.harvest.buffer_tokens * hooks * d * FLOAT32
+        host = max(self.load_bytes if self.stream else 0, buffer + heldout * hooks * d * FLOAT32)
+        return Stage(
+            name, model_flops=sum(model.values()), dictionary_flops=sum(parts.values()),
+            device_bytes=device, host_bytes=host, autocast=grid.harvest.autocast_dtype is not None,
+            dominant=_dominant(parts | model), parts=parts | model,
+            io=f"checkpoint {3 * clt.params * FLOAT32 / GB:.1f} GB, saves {clt.params * FLOAT32 / GB:.2f} GB",
+        )  # fmt: skip
+
     def stage_import_transcoders(self, name: str, layer: str) -> Stage:
         dictionary = published_dictionary(self.cfg)
         size = 2 * dictionary.d_in * dictionary.d_sae * FLOAT32
@@ -424,6 +457,11 @@ class Estimator:
         return parts
 
     # -- the rest --------------------------------------------------------------------------------
+
+    def stage_families(self, name: str) -> Stage:
+        if not self.cfg.profile.families.get("mechanisms"):
+            return Stage(name, dominant="nothing to compare (no families block: organism profiles only)")
+        return Stage(name, dominant="full graphs of every prompt and family (organism scale; not estimated)")
 
     def stage_report(self, name: str) -> Stage:
         return Stage(name, dominant="writes REPORT.md (no model work)")

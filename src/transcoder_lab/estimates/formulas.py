@@ -142,6 +142,44 @@ class DictShape:
         return 4 * self.params * FLOAT32
 
 
+@dataclass
+class CrossLayerShape:
+    """A CLT over n layers: n encoders d_in x d_sae and n(n+1)/2 decoders d_sae x d_out (layer l
+    writes to every layer from l on), with their biases."""
+
+    n_layers: int
+    d_in: int
+    d_sae: int
+    d_out: int
+
+    @property
+    def encoder_params(self) -> int:
+        return self.n_layers * self.d_in * self.d_sae
+
+    @property
+    def decoder_params(self) -> int:
+        return self.n_layers * (self.n_layers + 1) // 2 * self.d_sae * self.d_out
+
+    @property
+    def params(self) -> int:
+        biases = self.n_layers * (self.d_sae + self.d_in + self.d_out)
+        return self.encoder_params + self.decoder_params + biases
+
+    @property
+    def train_flops_per_token(self) -> float:
+        """A token (one position, every layer): forward 2 x (encoders + decoders), backward twice it."""
+        return 6 * (self.encoder_params + self.decoder_params)
+
+    @property
+    def forward_flops_per_token(self) -> float:
+        return 2 * (self.encoder_params + self.decoder_params)
+
+    @property
+    def training_bytes(self) -> float:
+        """Weights, gradients and Adam's two moments, float32."""
+        return 4 * self.params * FLOAT32
+
+
 def grid_dictionary(cfg: Config, arm: str) -> DictShape:
     grid, d = cfg.profile.dictionaries, cfg.profile.model.d_model
     transcoder = ARMS[arm].kind is DictionaryKind.transcoder
