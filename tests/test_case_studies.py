@@ -15,7 +15,14 @@ from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
 import transcoder_lab.case_studies as case_studies
-from transcoder_lab.case_studies.common import Prompt, auroc, corpus_prompts, labelled_heldout, select_feature
+from transcoder_lab.case_studies.common import (
+    Prompt,
+    auroc,
+    context_positions,
+    corpus_prompts,
+    labelled_heldout,
+    select_feature,
+)
 from transcoder_lab.case_studies.feature import (
     StudyRoot,
     blind_hypothesis,
@@ -79,6 +86,14 @@ def test_selected_feature_is_the_most_selective_one(tiny_pipeline):
     assert float(torch.minimum(vs_rest, vs_contrast).max()) == pytest.approx(
         min(chosen.auroc_vs_rest, chosen.auroc_vs_contrast), abs=1e-6
     )
+
+
+def test_context_positions_skip_bos_and_the_last_token():
+    # labels: BOS, 3, 5, 3, 7, 3 (the last token, which the root reads, is never its own context)
+    prompt = Prompt(torch.arange(6), torch.tensor([-1, 3, 5, 3, 7, 3]))
+    assert context_positions(prompt, torch.tensor([3])) == [1, 3]
+    assert context_positions(prompt, torch.tensor([3, 7])) == [1, 3, 4]
+    assert context_positions(prompt, torch.tensor([9])) == []
 
 
 def test_feature_pre_activation_is_one_column_of_all_of_them():

@@ -259,6 +259,14 @@ def corpus_prompts(tokens: LabelledTokens, labels: list[str], n: int, window: in
     return prompts
 
 
+def context_positions(prompt: Prompt, context_ids: Tensor) -> list[int]:
+    """The positions before the prompt's last token (BOS excluded) whose ground-truth label is one of
+    `context_ids`: where a root's planted context sits."""
+    assert prompt.labels is not None, "context positions need prompts cut from the corpus"
+    last = len(prompt.tokens) - 1
+    return [p for p in range(1, last) if bool(torch.isin(prompt.labels[p], context_ids))]
+
+
 def text_prompts(model: HookedTransformer, texts: list[str]) -> list[Prompt]:
     return [Prompt(model.to_tokens(text)[0].cpu(), None) for text in texts]
 

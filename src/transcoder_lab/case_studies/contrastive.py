@@ -39,7 +39,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from transcoder_lab.case_studies.common import LabelledTokens, Prompt
+from transcoder_lab.case_studies.common import LabelledTokens, Prompt, context_positions
 from transcoder_lab.circuits import AttributionContext, attribute, feature_root
 from transcoder_lab.circuits.faithfulness import summarise
 from transcoder_lab.config import FaithfulnessConfig
@@ -54,9 +54,7 @@ def matched_pair(
     prompt: Prompt, context_ids: Tensor, neutral_token: int
 ) -> tuple[Int[Tensor, " pos"], list[int]] | None:
     """Step 1: the neutral prompt and the context positions (before the last token), or None."""
-    assert prompt.labels is not None, "matched pairs need prompts cut from the corpus"
-    t = len(prompt.tokens) - 1
-    context = [s for s in range(1, t) if bool(torch.isin(prompt.labels[s], context_ids))]
+    context = context_positions(prompt, context_ids)
     if not context:
         return None
     neutral = prompt.tokens.clone()

@@ -43,7 +43,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from transcoder_lab.case_studies.common import LabelledTokens, Prompt, layer_activations
+from transcoder_lab.case_studies.common import LabelledTokens, Prompt, context_positions, layer_activations
 from transcoder_lab.case_studies.contrastive import describe_contrastive
 from transcoder_lab.circuits import (
     AttributionContext,
@@ -234,9 +234,8 @@ def ground_truth_check(
     transcoder = transcoders[root_layer]
     shares, knocked, swapped, n_used = [], [], [], 0
     for prompt in prompts:
-        assert prompt.labels is not None, "the ground-truth check needs prompts cut from the corpus"
         t = len(prompt.tokens) - 1
-        sources = [s for s in range(1, t) if bool(torch.isin(prompt.labels[s], context_ids))]
+        sources = context_positions(prompt, context_ids)
         if not sources:
             continue
         n_used += 1

@@ -71,6 +71,7 @@ from transcoder_lab import io
 from transcoder_lab.case_studies.common import (
     LabelledTokens,
     Prompt,
+    context_positions,
     corpus_prompts,
     labelled_heldout,
     settings_for,
@@ -320,12 +321,7 @@ def mechanism_prompts(
         )
     prompts = corpus_prompts(heldout, study.target_labels, settings.n_prompts, settings.window)
     context_ids = torch.tensor(heldout.label_ids(study.context_labels))
-    contexts = []
-    for prompt in prompts:
-        assert prompt.labels is not None
-        last = len(prompt.tokens) - 1
-        contexts.append([p for p in range(1, last) if bool(torch.isin(prompt.labels[p], context_ids))])
-    return prompts, contexts
+    return prompts, [context_positions(prompt, context_ids) for prompt in prompts]
 
 
 def summarise(values: np.ndarray, settings: FamiliesConfig) -> dict[str, Any]:

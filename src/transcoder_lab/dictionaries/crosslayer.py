@@ -64,19 +64,24 @@ import torch
 from jaxtyping import Float
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from safetensors import safe_open
 from torch import nn
 
-from transcoder_lab import io
 from transcoder_lab.config import Config, ConfigError
+from transcoder_lab.dictionaries.dictionary import (
+    CFG_FILENAME,
+    SPARSITY_FILENAME,
+    SPARSITY_TENSOR,
+    read_sparsity,
+    read_tensors,
+    require_file,
+    write_weight_files,
+)
 from transcoder_lab.sources.hooks import mlp_in_hook, mlp_out_hook
 
-CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "clt_weights.safetensors"
-SPARSITY_FILENAME = "sparsity.safetensors"
-SPARSITY_TENSOR = "sparsity"
 OUR_SECTION = "transcoder_lab"
 ARCHITECTURE = "crosslayer_transcoder"
+WHAT = "cross-layer transcoder"  # in the errors naming a missing file
 FORMAT_VERSION = 1
 
 
@@ -407,26 +412,12 @@ def save_crosslayer(
                 f"log10_frequency has shape {tuple(frequency.shape)}; expected "
                 f"({spec.n_layers}, {spec.d_sae}), one value per layer and feature"
             )
-    path.mkdir(parents=True, exist_ok=True)
-    (path / CFG_FILENAME).unlink(missing_ok=True)  # incomplete until the new cfg.json is written
-    io.write_safetensors(path / WEIGHTS_FILENAME, _file_tensors(clt), metadata={"format": "pt"})
-    if frequency is not None:
-        io.write_safetensors(path / SPARSITY_FILENAME, {SPARSITY_TENSOR: frequency}, {"format": "pt"})
-    else:
-        (path / SPARSITY_FILENAME).unlink(missing_ok=True)
-    io.write_text(path / CFG_FILENAME, cfg_text)
-    return path
-
-
-def _require_file(path: Path) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"cross-layer transcoder file {path.name} is missing from {path.parent}")
-    return path
+    return write_weight_files(path, WEIGHTS_FILENAME, _file_tensors(clt), frequency, cfg_text)
 
 
 def read_crosslayer_config(path: str | Path) -> dict[str, Any]:
     """Our section of a saved CLT's cfg.json, after checking it is one, in a format we read."""
-    cfg_path = _require_file(Path(path) / CFG_FILENAME)
+    cfg_path = require_file(Path(path) / CFG_FILENAME, WHAT)
     cfg = json.loads(cfg_path.read_text())
     if cfg.get("architecture") != ARCHITECTURE or OUR_SECTION not in cfg:
         raise ValueError(f"{cfg_path} does not describe a cross-layer transcoder written by save_crosslayer")
@@ -436,17 +427,12 @@ def read_crosslayer_config(path: str | Path) -> dict[str, Any]:
     return ours
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(_require_file(path)), framework="pt", device="cpu") as handle:
-        return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-
-
 def load_crosslayer(path: str | Path, device: str | torch.device = "cpu") -> CrossLayerTranscoder:
     """Load a directory written by `save_crosslayer` (safetensors and JSON only, never a pickle)."""
     path = Path(path)
     spec = CrossLayerSpec(**read_crosslayer_config(path)["spec"])
     weights = path / WEIGHTS_FILENAME
-    tensors = _read_tensors(weights)
+    tensors = read_tensors(weights, WHAT)
     expected = expected_shapes(spec)
     missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -475,12 +461,7 @@ def load_crosslayer_log10_frequency(path: str | Path) -> Float[torch.Tensor, "n_
     """The per-layer, per-feature log10 firing frequency saved beside a CLT (-10 marks dead ones)."""
     path = Path(path)
     spec = CrossLayerSpec(**read_crosslayer_config(path)["spec"])
-    tensors = _read_tensors(path / SPARSITY_FILENAME)
-    if SPARSITY_TENSOR not in tensors:
-        raise ValueError(
-            f"{path / SPARSITY_FILENAME} has no tensor '{SPARSITY_TENSOR}' (it holds {sorted(tensors)})"
-        )
-    frequency = tensors[SPARSITY_TENSOR]
+    frequency = read_sparsity(path, WHAT)
     if tuple(frequency.shape) != (spec.n_layers, spec.d_sae):
         raise ValueError(
             f"{path / SPARSITY_FILENAME}: tensor '{SPARSITY_TENSOR}' has shape {tuple(frequency.shape)}, "

@@ -41,7 +41,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from transcoder_lab import io
-from transcoder_lab.dictionaries import crosslayer
+from transcoder_lab.dictionaries import crosslayer, training
 from transcoder_lab.dictionaries.activations import Batch, batch_to_device
 from transcoder_lab.dictionaries.crosslayer import (
     CrossLayerSpec,
@@ -49,7 +49,13 @@ from transcoder_lab.dictionaries.crosslayer import (
     CrossLayerTranscoder,
     save_crosslayer,
 )
-from transcoder_lab.dictionaries.training import DEAD_LOG10_FREQUENCY, TrainingDivergedError, normalised_mse
+from transcoder_lab.dictionaries.training import (
+    DEAD_LOG10_FREQUENCY,
+    TrainingDivergedError,
+    normalised_mse,
+    read_checkpoint,
+    replayed_steps,
+)
 
 CHECKPOINT = "crosslayer_checkpoint.pt"
 
@@ -188,9 +194,11 @@ def crosslayer_fingerprint(
     spec: CrossLayerSpec, cfg: CrossLayerTrainingConfig, out_dir: Path, data_id: str
 ) -> str:
     """What a checkpoint must match to be resumed: spec, settings (bar checkpoint_every), output,
-    the data's identity and the code that trains (this module, crosslayer.py, torch's version)."""
+    the data's identity and the code that trains (this module, crosslayer.py, the stream replay of
+    training.py, torch's version)."""
     settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
-    code = [io.sha256_file(__file__), io.sha256_file(crosslayer.__file__), torch.__version__]
+    sources = [__file__, crosslayer.__file__, training.__file__]
+    code = [io.sha256_file(path) for path in sources] + [torch.__version__]
     payload = [spec.to_json(), settings, str(out_dir), data_id, code]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -216,26 +224,15 @@ def train_crosslayer(
     trainer = CrossLayerTrainer(spec, cfg, device)
     fingerprint = crosslayer_fingerprint(spec, cfg, out_dir, data_id)
     start_step = 0
-    if checkpoint_path.exists():
-        state = io.read_torch(checkpoint_path)
-        if state["fingerprint"] == fingerprint:
-            trainer.load(state["trainer"])
-            start_step = state["step"]
-            print(f"resuming the cross-layer transcoder from {checkpoint_path} at step {start_step}")
+    state = read_checkpoint(checkpoint_path, fingerprint)
+    if state is not None:
+        trainer.load(state["trainer"])
+        start_step = state["step"]
+        print(f"resuming the cross-layer transcoder from {checkpoint_path} at step {start_step}")
 
-    stream = batches()
     progress = tqdm(total=cfg.n_steps, initial=start_step, desc=f"CLT x{spec.n_layers} layers")
     done = start_step
-    for step in range(cfg.n_steps):
-        try:
-            batch = next(stream)
-        except StopIteration:
-            raise ValueError(
-                f"the activation stream ended after {step} batches but n_steps is {cfg.n_steps}: "
-                "harvest more tokens or lower n_steps"
-            ) from None
-        if step < start_step:
-            continue  # replaying the stream up to the checkpoint
+    for step, batch in replayed_steps(batches, cfg.n_steps, start_step):
         x, y = stack_layers(batch_to_device(batch, device), spec)
         if step == 0:
             trainer.initialise_biases(x, y)

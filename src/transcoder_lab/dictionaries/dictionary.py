@@ -29,8 +29,9 @@ A dictionary reads an activation x at `hook_in` and predicts the activation y at
      ReLU transcoder with different outputs; `load_dictionary` here loads them.
    Our own fields (kind, layer, architecture, k, skip, model name, and any extra metadata such
    as the L1 coefficient) go in a top-level "transcoder_lab" section of cfg.json, which
-   sae-lens ignores. Every file is written atomically (transcoder_lab.io); cfg.json is written
-   last, so a directory holding a cfg.json is complete.
+   sae-lens ignores. Every file is written atomically (transcoder_lab.io); an old cfg.json is
+   removed first and the new one written last (`write_weight_files`, which the cross-layer
+   transcoders' files share), so a directory holding a cfg.json is complete.
 6. Loading (`load_dictionary`) reads cfg.json and the safetensors files (never a pickle) and
    checks every tensor's name and shape. A folded transcoder loads back with b_dec = 0 and the
    folded b_enc: different parameters, identical outputs; saving it again is exact.
@@ -361,9 +362,7 @@ def save_dictionary(
     }
     # Serialise before writing anything, so unserialisable metadata leaves no partial directory.
     cfg_text = json.dumps(cfg, indent=2) + "\n"
-
-    path.mkdir(parents=True, exist_ok=True)
-    io.write_safetensors(path / WEIGHTS_FILENAME, weights, metadata={"format": "pt"})
+    frequency = None
     if log10_frequency is not None:
         frequency = log10_frequency.detach().float().cpu().reshape(-1)
         if frequency.shape != (spec.d_sae,):
@@ -371,6 +370,25 @@ def save_dictionary(
                 f"log10_frequency has shape {tuple(log10_frequency.shape)}; "
                 f"expected ({spec.d_sae},), one value per feature"
             )
+    return write_weight_files(path, WEIGHTS_FILENAME, weights, frequency, cfg_text)
+
+
+def write_weight_files(
+    path: str | Path,
+    weights_name: str,
+    weights: dict[str, torch.Tensor],
+    frequency: torch.Tensor | None,
+    cfg_text: str,
+) -> Path:
+    """A saved dictionary's (or cross-layer transcoder's) files, in this order: any old cfg.json
+    removed, the weights, the sparsity file (without `frequency`, an old one is removed, so it cannot
+    describe other weights), cfg.json last; each written atomically, so a directory that holds a
+    cfg.json is complete."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CFG_FILENAME).unlink(missing_ok=True)
+    io.write_safetensors(path / weights_name, weights, metadata={"format": "pt"})
+    if frequency is not None:
         io.write_safetensors(path / SPARSITY_FILENAME, {SPARSITY_TENSOR: frequency}, {"format": "pt"})
     else:
         (path / SPARSITY_FILENAME).unlink(missing_ok=True)
@@ -378,15 +396,15 @@ def save_dictionary(
     return path
 
 
-def _require_file(path: Path) -> Path:
+def require_file(path: Path, what: str = "dictionary") -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"dictionary file {path.name} is missing from {path.parent} ({path})")
+        raise FileNotFoundError(f"{what} file {path.name} is missing from {path.parent} ({path})")
     return path
 
 
 def read_dictionary_config(path: str | Path) -> dict[str, Any]:
     """The full cfg.json of a saved dictionary (sae-lens fields plus our 'transcoder_lab' section)."""
-    cfg_path = _require_file(Path(path) / CFG_FILENAME)
+    cfg_path = require_file(Path(path) / CFG_FILENAME)
     cfg = json.loads(cfg_path.read_text())
     if OUR_SECTION not in cfg:
         raise ValueError(
@@ -405,9 +423,20 @@ def load_dictionary_metadata(path: str | Path) -> dict[str, Any]:
     return read_dictionary_config(path)[OUR_SECTION]["metadata"]
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(_require_file(path)), framework="pt", device="cpu") as handle:
+def read_tensors(path: Path, what: str = "dictionary") -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file (never a pickle); a missing file is named."""
+    with safe_open(str(require_file(path, what)), framework="pt", device="cpu") as handle:
         return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+
+
+def read_sparsity(path: Path, what: str = "dictionary") -> torch.Tensor:
+    """The log10 firing frequencies of a sparsity file, after checking it holds them."""
+    tensors = read_tensors(path / SPARSITY_FILENAME, what)
+    if SPARSITY_TENSOR not in tensors:
+        raise ValueError(
+            f"{path / SPARSITY_FILENAME} has no tensor '{SPARSITY_TENSOR}' (it holds {sorted(tensors)})"
+        )
+    return tensors[SPARSITY_TENSOR]
 
 
 def load_dictionary(path: str | Path, device: str | torch.device = "cpu") -> Dictionary:
@@ -425,7 +454,7 @@ def load_dictionary(path: str | Path, device: str | torch.device = "cpu") -> Dic
                 f"{path / CFG_FILENAME}: sae-lens field '{field}' is {cfg.get(field)!r}, "
                 f"but the '{OUR_SECTION}' spec implies {value!r}"
             )
-    tensors = _read_tensors(path / WEIGHTS_FILENAME)
+    tensors = read_tensors(path / WEIGHTS_FILENAME)
 
     d_in, d_sae, d_out = spec.d_in, spec.d_sae, spec.d_out
     expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_out), "b_dec": (d_out,)}
@@ -464,12 +493,7 @@ def load_dictionary(path: str | Path, device: str | torch.device = "cpu") -> Dic
 def load_log10_frequency(path: str | Path) -> Float[torch.Tensor, " d_sae"]:
     """The per-feature log10 firing frequency saved beside a dictionary (-10 marks dead ones)."""
     path = Path(path)
-    tensors = _read_tensors(path / SPARSITY_FILENAME)
-    if SPARSITY_TENSOR not in tensors:
-        raise ValueError(
-            f"{path / SPARSITY_FILENAME} has no tensor '{SPARSITY_TENSOR}' (it holds {sorted(tensors)})"
-        )
-    frequency = tensors[SPARSITY_TENSOR]
+    frequency = read_sparsity(path)
     cfg_path = path / CFG_FILENAME
     if cfg_path.is_file():
         d_sae = json.loads(cfg_path.read_text()).get("d_sae")

@@ -407,6 +407,34 @@ def matmul_precision(precision: str) -> Iterator[None]:
         torch.set_float32_matmul_precision(before)
 
 
+def read_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """A checkpoint's state (on the CPU) when `path` holds one with this fingerprint, else None:
+    a checkpoint of other settings, data or code is ignored and the run starts afresh."""
+    if not path.exists():
+        return None
+    state = io.read_torch(path)
+    return state if state["fingerprint"] == fingerprint else None
+
+
+def replayed_steps(
+    batches: Callable[[], Iterator[Batch]], n_steps: int, start_step: int
+) -> Iterator[tuple[int, Batch]]:
+    """(step, batch) for steps start_step..n_steps-1. The stream is read from its start, so a resumed
+    run trains on the batches an uninterrupted one would; a stream that ends early is an error that
+    says what to change."""
+    stream = batches()
+    for step in range(n_steps):
+        try:
+            batch = next(stream)
+        except StopIteration:
+            raise ValueError(
+                f"the activation stream ended after {step} batches but n_steps is {n_steps}: "
+                "harvest more tokens or lower n_steps"
+            ) from None
+        if step >= start_step:  # before it: replaying the stream up to the checkpoint
+            yield step, batch
+
+
 def _train_dictionaries(
     jobs: list[DictionaryJob],
     batches: Callable[[], Iterator[Batch]],
@@ -422,31 +450,20 @@ def _train_dictionaries(
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT
     fingerprint = jobs_fingerprint(jobs, cfg, data_id)
     start_step = 0
-    if checkpoint_path.exists():
-        state = io.read_torch(checkpoint_path)
-        if state["fingerprint"] == fingerprint:
-            for trainer, trainer_state in zip(trainers, state["trainers"], strict=True):
-                trainer.load(trainer_state)
-            start_step = state["step"]
-            print(f"resuming {len(jobs)} dictionaries from {checkpoint_path} at step {start_step}")
+    state = read_checkpoint(checkpoint_path, fingerprint)
+    if state is not None:
+        for trainer, trainer_state in zip(trainers, state["trainers"], strict=True):
+            trainer.load(trainer_state)
+        start_step = state["step"]
+        print(f"resuming {len(jobs)} dictionaries from {checkpoint_path} at step {start_step}")
 
     def save_checkpoint(step: int) -> None:
         state = {"fingerprint": fingerprint, "step": step, "trainers": [t.state() for t in trainers]}
         io.write_torch(checkpoint_path, state)
 
-    stream = batches()
     progress = tqdm(total=cfg.n_steps, initial=start_step, desc=f"{len(jobs)} dictionaries")
     done = start_step
-    for step in range(cfg.n_steps):
-        try:
-            batch = next(stream)
-        except StopIteration:
-            raise ValueError(
-                f"the activation stream ended after {step} batches but n_steps is {cfg.n_steps}: "
-                "harvest more tokens or lower n_steps"
-            ) from None
-        if step < start_step:
-            continue  # replaying the stream up to the checkpoint
+    for step, batch in replayed_steps(batches, cfg.n_steps, start_step):
         batch = batch_to_device(batch, device)  # once per step, shared by every dictionary
         if step == 0:
             for trainer in trainers:
