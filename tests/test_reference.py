@@ -88,7 +88,7 @@ def _frozen(tmp_path: Path, results: Path) -> dict:
 def test_every_headline_number_has_a_tolerance_and_the_same_run_agrees(tmp_path, run_copy):
     reference = _frozen(tmp_path, run_copy)
     keys = set(reference["values"])
-    for prefix in ("behaviour.", "pareto_gap.", "splice_all.", "study.", "case_study."):
+    for prefix in ("behaviour.", "pareto_gap.", "splice_all.", "study.", "case_study.", "families."):
         assert any(key.startswith(prefix) for key in keys), prefix
     for study in ("caught", "citation", "local_context", "walkthrough"):
         measures = ("root_label", "auroc_vs_contrast", "median_sufficiency", "median_necessity")
@@ -128,6 +128,12 @@ def test_numbers_outside_their_tolerance_and_other_root_labels_differ(tmp_path, 
     caught = run_copy / "case_studies" / "caught.json"
     _edit(caught, lambda study: study["dashboard"].update(top_labels={"prose/other": 20}))
     assert rows()["case_study.caught.root_label"] == DIFFERS
+
+    def flip_hops(families):  # the hop claim coming out the other way is a different result
+        families["verdicts"]["hops"]["verdict"] = "BELOW"
+
+    _edit(run_copy / "families.json", flip_hops)
+    assert rows()["families.hops_verdict"] == DIFFERS
 
 
 def test_report_sets_each_number_beside_the_reference_with_a_verdict(tmp_path, run_copy):

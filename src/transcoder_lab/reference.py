@@ -2,9 +2,10 @@
 
 1. Headline numbers (`headline_values`), read from a profile's result files: each mechanism's
    behaviour, every matched-L0 gap of pareto_gaps.json, the splice-all CE and loss recovered, the
-   blind study's primary difference, and per case study its root's ground-truth label and AUROC
+   blind study's primary difference, per case study its root's ground-truth label and AUROC
    (feature studies), the planted-task share (greater-than) and the median sufficiency and
-   necessity over its prompts (live model).
+   necessity over its prompts (live model), and the dictionary families' CLT-minus-PLT features
+   per path, each family's planted-context share and the hop verdict.
 2. Freezing (`python -m transcoder_lab.reference freeze <profile>`) writes them to
    `references/<profile>.yaml` with a tolerance each, the commit and the environment: that run
    becomes the reference. The `report` stage sets every later run's numbers beside it (`compare`):
@@ -25,7 +26,8 @@
      - an AUROC over n1 target and n2 contrast tokens: Hanley and McNeil (1982);
      - a median over n prompts: `1.2533 * (IQR / 1.349) / sqrt(n)` (the median's asymptotic SE,
        sigma estimated from the IQR);
-     - the blind study's primary difference: its bootstrap interval's half-width / 1.96;
+     - the blind study's primary difference and the families' pooled means: their bootstrap
+       interval's half-width / 1.96;
      and never below one unit's worth (range / n), so one prompt or feature flipping is not a
      difference. These see only sampling over units: a rerun elsewhere also retrains its
      dictionaries, whose seed spread (where measured, at layer 2: 0.3x to 3x the unit SE) comes on
@@ -189,6 +191,32 @@ def _study(summary: dict[str, Any]) -> dict[str, Headline]:
     }
 
 
+def _families(result: dict[str, Any]) -> dict[str, Headline]:
+    """The dictionary families' pooled numbers (case_studies.families): the CLT's difference from the
+    per-layer transcoders in features per path, each family's planted-context share, and the hop
+    verdict, which a rerun must reproduce."""
+    if not result.get("compared"):
+        return {}
+    out: dict[str, Headline] = {}
+    basis = "prompts: paired bootstrap interval"
+
+    def headline(entry: dict[str, float], n: int) -> Headline:
+        se = (entry["high"] - entry["low"]) / (2 * Z95)
+        return Headline(entry["mean"], two_runs(se, 1 / n), basis, n)
+
+    hops = result["pooled"]["mean_features_per_path"]
+    n = int(hops["n_prompts"])
+    if "CLT" in hops:
+        out["families.CLT_minus_PLT_features_per_path"] = headline(hops["CLT"]["minus_PLT"], n)
+    shares = result["pooled"]["context_share"]
+    for family in ("PLT", "CLT", "skip", "TopK"):
+        if family in shares:
+            out[f"families.{family}.context_share"] = headline(shares[family], int(shares["n_prompts"]))
+    verdict = result["verdicts"]["hops"]["verdict"]
+    out["families.hops_verdict"] = Headline(verdict, None, "label: equal or not")
+    return out
+
+
 def root_label(study: dict[str, Any]) -> str | None:
     """The root's ground-truth label: the most frequent label among its top activations."""
     labels = (study.get("dashboard") or {}).get("top_labels") or {}
@@ -239,6 +267,8 @@ def headline_values(results: Path, splice_all_l1: float | None = None) -> dict[s
         out |= _study(summary)
     for path in sorted((results / "case_studies").glob("*.json")):
         out |= _case_study(json.loads(path.read_text()))
+    if (families := _read(results / "families.json")) is not None:
+        out |= _families(families)
     return out
 
 
