@@ -55,7 +55,11 @@ def test_jobs_are_every_cell_at_every_sparsity_of_its_arm_in_config_order(tmp_pa
 
 def test_a_topk_cell_needs_its_k_values(tmp_path):
     with pytest.raises(ConfigError, match="topk_k"):
-        load_profile("tiny", tmp_path, ["profile.dictionaries.cells=[L1_topk_transcoder]"])
+        load_profile(
+            "tiny",
+            tmp_path,
+            ["profile.dictionaries.cells=[L1_topk_transcoder]", "profile.dictionaries.topk_k=[]"],
+        )
 
 
 def test_an_unknown_arm_names_the_arms(tmp_path):

@@ -42,11 +42,16 @@ def test_evaluate_profile_writes_a_row_per_dictionary_the_clt_rows_and_the_splic
     evaluated = evaluate_profile(cfg)
 
     grid, out = cfg.profile.dictionaries, results_dir(cfg)
-    cells = [(layer, kind, l1) for layer, kind in grid.parsed_cells for l1 in grid.l1_coefficients]
+    cells = [(layer, kind, s) for layer, kind in grid.parsed_cells for s in grid.sweep(kind)]
     pareto = evaluated["pareto"]
     assert list(pareto.columns) == PARETO_COLUMNS
     on_grid = pareto[pareto["layer"].notna()]
-    assert list(zip(on_grid["layer"], on_grid["kind"], on_grid["l1_coefficient"], strict=True)) == cells
+    rows = zip(on_grid["layer"], on_grid["kind"], on_grid["l1_coefficient"], on_grid["k"], strict=True)
+    expected = [
+        (layer, kind, None if s.k else s.l1_coefficient, s.k) for layer, kind, s in cells
+    ]  # TopK: no L1
+    plain = lambda value: None if pd.isna(value) else value  # noqa: E731
+    assert [(lay, kind, plain(l1), plain(k)) for lay, kind, l1, k in rows] == expected
     assert set(pareto["seed"]) == {0}  # the tiny grid trains no seed replicas
     written = pd.read_csv(out / "pareto.csv")
     assert list(written.columns) == PARETO_COLUMNS and len(written) == len(pareto)
@@ -56,7 +61,7 @@ def test_evaluate_profile_writes_a_row_per_dictionary_the_clt_rows_and_the_splic
         if column not in ("profile", "kind", "l0_by_layer", "fvu_by_layer")
     ]
     pd.testing.assert_frame_equal(written[numbers], pareto[numbers], check_dtype=False, rtol=1e-5)
-    names = [f"{kind}@L{layer} l1={l1:g}" for layer, kind, l1 in cells]
+    names = [f"{kind}@L{layer} {s.setting}" for layer, kind, s in cells]
     clt_l1s = cfg.profile.crosslayer["l1_coefficients"]
     every_layer = [f"splice_all l1={l1:g}" for l1 in grid.l1_coefficients] + [
         f"clt l1={l1:g}" for l1 in clt_l1s
@@ -158,7 +163,9 @@ def test_seed_replicas_get_their_own_rows_per_context_losses_and_gap_intervals(t
 
     gaps = json.loads((results_dir(cfg) / "pareto_gaps.json").read_text())
     by_arm = {(row["layer"], row["arm"]): row for row in gaps["gaps"]}
-    assert set(by_arm) == {(1, "sae_mlp_out"), (1, "sae_mlp_in")}  # layer 0 has no other arm
+    assert set(by_arm) == {
+        (1, arm) for arm in ("sae_mlp_out", "sae_mlp_in", "skip_transcoder", "topk_transcoder")
+    }
     replicated = by_arm[(1, "sae_mlp_in")]
     assert replicated["seeds"] == [0, 1] and replicated["per_seed"]["0"] == replicated["per_seed"]["1"]
     assert replicated["seed_spread"]["sd"] == 0.0 and replicated["seed_spread"]["n"] == 2
